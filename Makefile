@@ -1,0 +1,53 @@
+# ckb-libbpf: build, demo and test entry points.
+# Every target installs what it needs on a fresh Debian/Ubuntu machine (`deps`).
+
+CARGO       ?= cargo
+PREFIX      ?= /usr/local
+DEMO_SECS   ?= 10
+APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace
+WORKLOAD    := target/release/examples/rocksdb_workload
+TOOL        := target/release/ckb-libbpf
+
+.PHONY: all deps build workload demo test vmlinux install lint clean
+
+all: build
+
+# System packages: clang builds the BPF objects, libelf/zlib link libbpf,
+# libclang-dev runs bindgen for RocksDB; bpftool/bpftrace are used by tests.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
+
+build: deps
+	$(CARGO) build --release --bin ckb-libbpf
+
+workload: deps
+	$(CARGO) build --release --example rocksdb_workload
+
+# The embedded default: start the bundled RocksDB workload, trace it for
+# DEMO_SECS seconds, stop it.
+demo: build workload
+	@scripts/demo.sh $(DEMO_SECS)
+
+# Real BPF in the real kernel: must run as root. A test that cannot load BPF
+# fails here instead of skipping.
+test: deps
+	CKB_LIBBPF_REQUIRE_BPF=1 $(CARGO) test --release -- --test-threads=2
+
+# Regenerate src/bpf/vmlinux.h from this machine's kernel BTF.
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > src/bpf/vmlinux.h
+
+install: build
+	install -D -m 0755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/ckb-libbpf
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

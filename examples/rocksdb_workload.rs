@@ -1,0 +1,324 @@
+//! The bundled RocksDB workload: the embedded default target of `make demo`
+//! and the ground truth of the integration tests.
+//!
+//! It opens an OptimisticTransactionDB with two column families through the
+//! `ckb-rocksdb` crate (RocksDB 9.10 linked statically, exactly as CKB does),
+//! then runs a scripted round of RocksDB C API calls whose number, bytes and
+//! misses are known exactly, and prints them as one JSON line per run.
+//!
+//! ```text
+//! rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS]
+//!                  [--slow-batch ENTRIES] [--wait-stdin]
+//! ```
+//! `--wait-stdin`: print `READY <pid>`, wait for a line on stdin, run, print
+//! the counts, then wait for a second line (or EOF) before exiting, so a tracer
+//! can attach before and read after. `--secs S` repeats rounds for S seconds
+//! (0 = until killed) instead of `--rounds`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write as _};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ckb_rocksdb::prelude::*;
+use ckb_rocksdb::{
+    ColumnFamilyDescriptor, OptimisticTransactionDB, OptimisticTransactionOptions, WriteBatch,
+};
+
+const CF: &str = "cells";
+const KEYS: usize = 100;
+const VAL: usize = 100;
+const TXN_VAL: usize = 200;
+const BATCH_VAL: usize = 64;
+
+/// What the workload did, counted per RocksDB C function.
+#[derive(Default)]
+struct Counts {
+    calls: BTreeMap<&'static str, u64>,
+    put_bytes: u64,
+    get_bytes: u64,
+    get_misses: u64,
+}
+
+impl Counts {
+    fn call(&mut self, func: &'static str) {
+        *self.calls.entry(func).or_default() += 1;
+    }
+    fn put(&mut self, func: &'static str, key: &[u8], val: &[u8]) {
+        self.call(func);
+        self.put_bytes += (key.len() + val.len()) as u64;
+    }
+    fn get(&mut self, func: &'static str, found: Option<usize>) {
+        self.call(func);
+        match found {
+            Some(n) => self.get_bytes += n as u64,
+            None => self.get_misses += 1,
+        }
+    }
+    fn json(&self, rounds: u64) -> String {
+        let calls: Vec<String> = self
+            .calls
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":{v}"))
+            .collect();
+        format!(
+            "{{\"pid\":{},\"rounds\":{rounds},\"calls\":{{{}}},\"put_bytes\":{},\"get_bytes\":{},\"get_misses\":{}}}",
+            std::process::id(),
+            calls.join(","),
+            self.put_bytes,
+            self.get_bytes,
+            self.get_misses
+        )
+    }
+}
+
+fn key(round: u64, kind: &str, i: usize) -> Vec<u8> {
+    format!("{kind}-{round:08}-{i:05}").into_bytes()
+}
+
+fn check<T>(r: Result<T, ckb_rocksdb::Error>) -> T {
+    r.unwrap_or_else(|e| {
+        eprintln!("rocksdb_workload: rocksdb error: {e}");
+        std::process::exit(1)
+    })
+}
+
+/// One scripted round. Every call is counted where it is made.
+fn round(db: &OptimisticTransactionDB, r: u64, c: &mut Counts) {
+    let cf = db.cf_handle(CF).expect("column family opened above");
+    let val = vec![b'v'; VAL];
+    let tval = vec![b't'; TXN_VAL];
+
+    for i in 0..KEYS {
+        let k = key(r, "d", i);
+        check(db.put(&k, &val));
+        c.put("rocksdb_put", &k, &val);
+        let k = key(r, "c", i);
+        check(db.put_cf(cf, &k, &val));
+        c.put("rocksdb_put_cf", &k, &val);
+    }
+
+    // Point reads: hits then misses, on each C entry point CKB can reach.
+    for i in 0..KEYS {
+        let v = check(db.get_pinned_cf(cf, key(r, "c", i)));
+        c.get("rocksdb_get_pinned_cf", v.map(|v| v.len()));
+    }
+    for i in 0..20 {
+        let v = check(db.get_pinned_cf(cf, key(r, "missing", i)));
+        c.get("rocksdb_get_pinned_cf", v.map(|v| v.len()));
+    }
+    for i in 0..60 {
+        let k = if i < 50 {
+            key(r, "d", i)
+        } else {
+            key(r, "nope", i)
+        };
+        let v = check(db.get_pinned(k));
+        c.get("rocksdb_get_pinned", v.map(|v| v.len()));
+    }
+    for i in 0..25 {
+        let k = if i < 20 {
+            key(r, "d", i)
+        } else {
+            key(r, "nope", i)
+        };
+        let v = check(db.get(k));
+        c.get("rocksdb_get", v.map(|v| v.len()));
+    }
+    for i in 0..25 {
+        let k = if i < 20 {
+            key(r, "c", i)
+        } else {
+            key(r, "nope", i)
+        };
+        let v = check(db.get_cf(cf, k));
+        c.get("rocksdb_get_cf", v.map(|v| v.len()));
+    }
+
+    // Optimistic transactions, the way CKB's store writes blocks.
+    let wopts = WriteOptions::default();
+    let topts = OptimisticTransactionOptions::new();
+    for t in 0..10 {
+        let txn = db.transaction(&wopts, &topts);
+        c.call("rocksdb_optimistictransaction_begin");
+        for i in 0..10 {
+            let k = key(r, &format!("t{t}"), i);
+            check(txn.put_cf(cf, &k, &tval));
+            c.put("rocksdb_transaction_put_cf", &k, &tval);
+        }
+        for i in 0..6 {
+            // five reads of the transaction's own writes, one miss
+            let k = if i < 5 {
+                key(r, &format!("t{t}"), i)
+            } else {
+                key(r, "nope", i)
+            };
+            let v = check(txn.get_pinned_cf(cf, k));
+            c.get("rocksdb_transaction_get_pinned_cf", v.map(|v| v.len()));
+        }
+        for i in 0..2 {
+            let v = check(txn.get_for_update_cf(cf, key(r, "c", 50 + i)));
+            c.get("rocksdb_transaction_get_for_update_cf", v.map(|v| v.len()));
+        }
+        check(txn.delete_cf(cf, key(r, &format!("t{t}"), 9)));
+        c.call("rocksdb_transaction_delete_cf");
+        check(txn.commit());
+        c.call("rocksdb_transaction_commit");
+    }
+
+    for i in 0..10 {
+        check(db.delete_cf(cf, key(r, "c", 90 + i)));
+        c.call("rocksdb_delete_cf");
+        check(db.delete(key(r, "d", 90 + i)));
+        c.call("rocksdb_delete");
+    }
+
+    for b in 0..5 {
+        let mut batch = WriteBatch::default();
+        for i in 0..20 {
+            check(batch.put_cf(cf, key(r, &format!("b{b}"), i), vec![b'b'; BATCH_VAL]));
+        }
+        check(db.write(&batch));
+        c.call("rocksdb_write");
+    }
+
+    // Range scans: create, seek, then walk while valid.
+    let ropts = ReadOptions::default();
+    for s in 0..10 {
+        let mut it = check(db.get_raw_iter_cf(cf, &ropts));
+        c.call("rocksdb_create_iterator_cf");
+        it.seek(key(r, "c", s * 5));
+        c.call("rocksdb_iter_seek");
+        for _ in 0..20 {
+            if !it.valid() {
+                break;
+            }
+            it.next();
+            c.call("rocksdb_iter_next");
+        }
+    }
+    for _ in 0..5 {
+        let mut it = db.get_raw_iter(&ropts);
+        c.call("rocksdb_create_iterator");
+        it.seek_to_first();
+        c.call("rocksdb_iter_seek_to_first");
+    }
+}
+
+fn slow_batch(db: &OptimisticTransactionDB, entries: usize, c: &mut Counts) {
+    let cf = db.cf_handle(CF).expect("column family opened above");
+    let mut batch = WriteBatch::default();
+    let v = vec![b's'; 1024];
+    for i in 0..entries {
+        check(batch.put_cf(cf, format!("slow-{i:09}"), &v));
+    }
+    check(db.write(&batch));
+    c.call("rocksdb_write");
+}
+
+struct Args {
+    db: Option<PathBuf>,
+    rounds: u64,
+    secs: Option<u64>,
+    pause_ms: u64,
+    slow_batch: usize,
+    wait_stdin: bool,
+}
+
+fn num(it: &mut impl Iterator<Item = String>, name: &str) -> u64 {
+    it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        eprintln!("rocksdb_workload: {name} needs a number");
+        std::process::exit(2)
+    })
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        db: None,
+        rounds: 1,
+        secs: None,
+        pause_ms: 0,
+        slow_batch: 0,
+        wait_stdin: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--db" => {
+                a.db = Some(PathBuf::from(it.next().unwrap_or_else(|| {
+                    eprintln!("rocksdb_workload: --db needs a directory");
+                    std::process::exit(2)
+                })))
+            }
+            "--rounds" => a.rounds = num(&mut it, "--rounds"),
+            "--secs" => a.secs = Some(num(&mut it, "--secs")),
+            "--pause-ms" => a.pause_ms = num(&mut it, "--pause-ms"),
+            "--slow-batch" => a.slow_batch = num(&mut it, "--slow-batch") as usize,
+            "--wait-stdin" => a.wait_stdin = true,
+            "-h" | "--help" => {
+                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--slow-batch ENTRIES] [--wait-stdin]");
+                std::process::exit(0)
+            }
+            other => {
+                eprintln!("rocksdb_workload: unknown argument {other}");
+                std::process::exit(2)
+            }
+        }
+    }
+    a
+}
+
+fn main() {
+    let args = parse_args();
+    let dir = args.db.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ckb-libbpf-workload-{}", std::process::id()))
+    });
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    let cfs = vec![
+        ColumnFamilyDescriptor::new("default", Options::default()),
+        ColumnFamilyDescriptor::new(CF, Options::default()),
+    ];
+    let db: OptimisticTransactionDB = check(OptimisticTransactionDB::open_cf_descriptors(
+        &opts, &dir, cfs,
+    ));
+
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if args.wait_stdin {
+        println!("READY {}", std::process::id());
+        let _ = std::io::stdout().flush();
+        let _ = stdin.lock().read_line(&mut line);
+    }
+
+    let mut counts = Counts::default();
+    let mut rounds = 0u64;
+    let start = Instant::now();
+    loop {
+        match args.secs {
+            Some(s) if s > 0 && start.elapsed() >= Duration::from_secs(s) => break,
+            None if rounds >= args.rounds => break,
+            _ => {}
+        }
+        round(&db, rounds, &mut counts);
+        rounds += 1;
+        if args.pause_ms > 0 {
+            std::thread::sleep(Duration::from_millis(args.pause_ms));
+        }
+    }
+    if args.slow_batch > 0 {
+        slow_batch(&db, args.slow_batch, &mut counts);
+    }
+    println!("{}", counts.json(rounds));
+    let _ = std::io::stdout().flush();
+
+    if args.wait_stdin {
+        line.clear();
+        let _ = stdin.lock().read_line(&mut line);
+    }
+    drop(db);
+    if args.db.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Every layout shared between the BPF programs and userspace lives here and
+ * nowhere else. Userspace reads these structs through the generated skeleton
+ * types (or #[repr(C)] mirrors whose size is checked by a unit test).
+ */
+#ifndef __CKB_LIBBPF_H
+#define __CKB_LIBBPF_H
+
+#define TASK_COMM_LEN 16
+
+/*
+ * Latency histograms are log-linear: each power of two is split into
+ * LAT_SUBS sub-buckets, so a percentile interpolated inside one bucket errs
+ * by at most 1/LAT_SUBS of the value instead of the ±50 % of plain log2.
+ * Slot s < LAT_SUBS holds the value s exactly; slot s >= LAT_SUBS covers
+ * [(LAT_SUBS + s % LAT_SUBS) << (s / LAT_SUBS - 1), +1 << (s / LAT_SUBS - 1)).
+ * Values are nanoseconds; the last slot also takes everything above ~18 min.
+ */
+#define LAT_SUB_BITS 2
+#define LAT_SUBS (1 << LAT_SUB_BITS)
+#define LAT_POWERS 40
+#define LAT_SLOTS (LAT_POWERS * LAT_SUBS)
+
+/* ------------------------------------------------------------------ */
+/* RocksDB layer                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Operation classes, in the order userspace prints them. */
+enum rdb_op {
+	RDB_GET = 0,
+	RDB_PUT,
+	RDB_DELETE,
+	RDB_WRITE,
+	RDB_ITER_SEEK,
+	RDB_ITER_CREATE,
+	RDB_ITER_NEXT,
+	RDB_TXN_BEGIN,
+	RDB_TXN_COMMIT,
+	RDB_OP_MAX,
+};
+
+/* What a function returns that the return probe can read. */
+enum rdb_ret {
+	RDB_RET_NONE = 0,
+	RDB_RET_PINNABLE,	/* rocksdb_pinnableslice_t *: NULL = miss, size at +8 */
+	RDB_RET_VLEN_PTR,	/* char *: NULL = miss, size in *arg[vptr_arg] */
+	RDB_RET_HANDLE,		/* returns a new iterator/txn owned by the db in arg 1 */
+};
+
+/* What the first argument of a function is. */
+enum rdb_arg1 {
+	RDB_ARG1_DB = 0,	/* rocksdb_t * or an optimistic-txn db */
+	RDB_ARG1_HANDLE,	/* a txn or iterator: its db is looked up in `handles` */
+};
+
+/*
+ * Per-function description, passed to both programs as the BPF cookie
+ * (exactly 8 bytes). Argument indices are 1-based, 0 = none; arguments 7 and
+ * 8 are read from the user stack on x86_64.
+ */
+struct rdb_spec {
+	__u8 op;	/* enum rdb_op */
+	__u8 func;	/* index into userspace's function table */
+	__u8 klen_arg;	/* key length argument, counted in bytes */
+	__u8 vlen_arg;	/* value length argument, counted in bytes */
+	__u8 vptr_arg;	/* size_t *vallen argument, read at return */
+	__u8 ret;	/* enum rdb_ret */
+	__u8 arg1;	/* enum rdb_arg1 */
+	__u8 pad;
+};
+
+union rdb_cookie {
+	struct rdb_spec spec;
+	__u64 raw;
+};
+
+/* Aggregation key: one row per (process, database handle, function). */
+struct rdb_key {
+	__u64 db;
+	__u32 tgid;
+	__u32 func;
+};
+
+/*
+ * Per-CPU aggregate. Counters are cumulative (userspace differences them);
+ * max_ns[i] holds the maximum seen while the control epoch had parity i, and
+ * max_epoch[i] says which epoch that was, so userspace gets an exact
+ * per-interval maximum without ever writing to this map.
+ */
+struct rdb_stats {
+	__u64 count;
+	__u64 total_ns;
+	__u64 bytes;
+	__u64 misses;
+	__u64 max_ns[2];
+	__u64 max_epoch[2];
+	__u64 hist[LAT_SLOTS];
+};
+
+/* One operation over the --slow threshold, sent through the ring buffer. */
+struct rdb_event {
+	__u64 ts_ns;	/* CLOCK_MONOTONIC at return */
+	__u64 lat_ns;
+	__u64 bytes;
+	__u64 db;
+	__u32 tgid;
+	__u32 tid;
+	__u8 op;
+	__u8 func;
+	__u8 miss;
+	__u8 pad[5];
+	char comm[TASK_COMM_LEN];
+};
+
+/* Reasons an observation was not fully recorded; indices of `drops`. */
+enum drop_reason {
+	DROP_RINGBUF = 0,	/* ring buffer full: slow event lost */
+	DROP_STATS_FULL,	/* aggregation map full: call not counted */
+	DROP_STARTS_FULL,	/* per-thread entry map full: call not timed */
+	DROP_MAX,
+};
+
+#endif /* __CKB_LIBBPF_H */

@@ -1,0 +1,142 @@
+//! Subcommands: wiring only (target + probe + collect + render). What every
+//! capturing subcommand shares lives here: signals, deadlines, output.
+
+pub mod rocksdb;
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use crossbeam_channel::{bounded, Receiver};
+
+/// Why a capture ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The requested duration elapsed.
+    Deadline,
+    /// SIGINT, SIGTERM or SIGHUP.
+    Signal,
+    /// The traced process exited (or its PID now names another process).
+    TargetExited,
+    /// Standard output was closed (e.g. piped into `head`).
+    OutputClosed,
+}
+
+/// A channel that receives one message per SIGINT/SIGTERM/SIGHUP. The
+/// handler only sends; the main loop detaches and prints.
+pub fn signals() -> Result<Receiver<()>> {
+    let (tx, rx) = bounded(4);
+    ctrlc::set_handler(move || {
+        let _ = tx.try_send(());
+    })?;
+    Ok(rx)
+}
+
+/// Parses a capture duration: "30s", "5m", "1h30m", or a bare number of
+/// seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs > 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err(format!("`{s}`: the duration must be positive"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (try 30s, 5m, 1h)"))
+}
+
+/// Wall-clock time as RFC 3339 (UTC, milliseconds).
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Converts CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) to wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    offset_ns: i128,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let mono = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        Clock {
+            offset_ns: real - mono,
+        }
+    }
+
+    pub fn wall(&self, mono_ns: u64) -> SystemTime {
+        let ns = (mono_ns as i128 + self.offset_ns).max(0) as u64;
+        UNIX_EPOCH + Duration::from_nanos(ns)
+    }
+}
+
+/// Standard output that reports a closed pipe instead of panicking.
+pub struct Out {
+    inner: std::io::Stdout,
+}
+
+impl Out {
+    pub fn new() -> Out {
+        Out {
+            inner: std::io::stdout(),
+        }
+    }
+
+    /// Writes `text` (a line is added if missing); Err(Stop) if the reader
+    /// went away.
+    pub fn print(&mut self, text: &str) -> std::result::Result<(), Stop> {
+        let mut lock = self.inner.lock();
+        let r = if text.ends_with('\n') {
+            lock.write_all(text.as_bytes())
+        } else {
+            lock.write_all(text.as_bytes())
+                .and_then(|()| lock.write_all(b"\n"))
+        };
+        r.and_then(|()| lock.flush())
+            .map_err(|_| Stop::OutputClosed)
+    }
+}
+
+/// A status line for the operator, on stderr so stdout stays data.
+pub fn note(msg: impl AsRef<str>) {
+    eprintln!("ckb-libbpf: {}", msg.as_ref());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn monotonic_to_wall() {
+        let c = Clock::new();
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        let skew = SystemTime::now()
+            .duration_since(c.wall(now))
+            .unwrap_or_else(|e| e.duration());
+        assert!(skew < Duration::from_secs(1));
+    }
+}

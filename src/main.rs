@@ -1,0 +1,102 @@
+//! ckb-libbpf: eBPF deep observability for CKB full nodes.
+
+mod cmd;
+mod collect;
+mod error;
+mod model;
+mod probe;
+mod render;
+mod target;
+
+use clap::{Parser, Subcommand};
+
+use error::{exit_code, remedy};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  capture finished, or ended by Ctrl-C / SIGTERM
+  1  runtime error, or the traced process exited
+  2  bad arguments: unknown PID, not an ELF file, no RocksDB symbols...
+  3  environment: not root / missing CAP_BPF+CAP_PERFMON, kernel lacks a BPF feature
+
+Examples:
+  sudo ckb-libbpf rocksdb 30s                  # the `ckb` process, 30 s
+  sudo ckb-libbpf rocksdb --pid 4242 --json    # JSON Lines until Ctrl-C
+  sudo ckb-libbpf rocksdb --slow --threshold 500
+  sudo ckb-libbpf rocksdb --binary /usr/lib/x86_64-linux-gnu/librocksdb.so.7.8";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ckb-libbpf",
+    version,
+    about = "eBPF deep observability for CKB full nodes",
+    long_about = "ckb-libbpf traces a live CKB node with eBPF (uprobes, tracepoints) and \
+                  reports in the node's own terms: RocksDB operation latency, throughput \
+                  and hit ratio, aggregated in the kernel.",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    /// Show libbpf's own diagnostics.
+    #[arg(long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// RocksDB C API operations of a live node: count, QPS, latency
+    /// percentiles, bytes, hit ratio.
+    #[command(after_help = AFTER_HELP)]
+    Rocksdb(cmd::rocksdb::RocksdbArgs),
+}
+
+fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
+    if level != libbpf_rs::PrintLevel::Debug {
+        eprint!("libbpf: {msg}");
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.verbose {
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Info, libbpf_print)));
+    } else {
+        libbpf_rs::set_print(None);
+    }
+    let result = match cli.cmd {
+        Command::Rocksdb(args) => cmd::rocksdb::run(args),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ckb-libbpf: error: {err:#}");
+            if let Some(r) = remedy(&err) {
+                eprintln!("ckb-libbpf: hint: {r}");
+            }
+            exit_code(&err)
+        }
+    };
+    std::process::exit(code as i32);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use error::Exit;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exit_code_enum_matches_the_help() {
+        assert_eq!(Exit::Ok as i32, 0);
+        assert_eq!(Exit::Runtime as i32, 1);
+        assert_eq!(Exit::Usage as i32, 2);
+        assert_eq!(Exit::Environment as i32, 3);
+        assert!(AFTER_HELP.contains("3  environment"));
+    }
+}

@@ -1,0 +1,8 @@
+//! Plain data: what a capture measured, independent of BPF and of any view.
+//! Nothing here touches libbpf or the terminal.
+
+pub mod hist;
+pub mod report;
+
+pub use hist::Histogram;
+pub use report::{OpStats, Report, Row, SlowEvent};

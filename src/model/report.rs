@@ -1,0 +1,159 @@
+//! Counters per operation, and the report every renderer prints.
+
+use super::Histogram;
+
+/// Counters of one row (an operation class or one C function). Within a
+/// capture they are cumulative; `minus` gives an interval.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpStats {
+    pub count: u64,
+    pub total_ns: u64,
+    pub bytes: u64,
+    pub misses: u64,
+    /// Exact maximum latency over the span these counters cover.
+    pub max_ns: u64,
+    pub hist: Histogram,
+}
+
+impl OpStats {
+    pub fn add(&mut self, o: &OpStats) {
+        self.count += o.count;
+        self.total_ns += o.total_ns;
+        self.bytes += o.bytes;
+        self.misses += o.misses;
+        self.max_ns = self.max_ns.max(o.max_ns);
+        self.hist.add(&o.hist);
+    }
+
+    /// Counters accumulated since `earlier`. `max_ns` is not differenced:
+    /// the caller sets the interval maximum it measured.
+    pub fn minus(&self, earlier: &OpStats) -> OpStats {
+        OpStats {
+            count: self.count.saturating_sub(earlier.count),
+            total_ns: self.total_ns.saturating_sub(earlier.total_ns),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            misses: self.misses.saturating_sub(earlier.misses),
+            max_ns: self.max_ns,
+            hist: self.hist.minus(&earlier.hist),
+        }
+    }
+
+    /// The figures a view prints, over a span of `secs` seconds.
+    pub fn row(&self, name: &str, secs: f64, reads: bool, has_bytes: bool) -> Row {
+        let max = (self.count > 0).then_some(self.max_ns);
+        let us = |ns: f64| ns / 1000.0;
+        Row {
+            name: name.to_string(),
+            count: self.count,
+            qps: if secs > 0.0 {
+                self.count as f64 / secs
+            } else {
+                0.0
+            },
+            avg_us: (self.count > 0).then(|| us(self.total_ns as f64 / self.count as f64)),
+            p50_us: self.hist.quantile(0.50, max).map(us),
+            p99_us: self.hist.quantile(0.99, max).map(us),
+            max_us: max.map(|m| us(m as f64)),
+            bytes: has_bytes.then_some(self.bytes),
+            bytes_per_sec: has_bytes.then(|| {
+                if secs > 0.0 {
+                    self.bytes as f64 / secs
+                } else {
+                    0.0
+                }
+            }),
+            hit_ratio: (reads && self.count > 0)
+                .then(|| (self.count - self.misses) as f64 / self.count as f64),
+            misses: reads.then_some(self.misses),
+            hist: self.hist.clone(),
+        }
+    }
+}
+
+/// One printed line: an operation class or a C function over one span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub count: u64,
+    pub qps: f64,
+    pub avg_us: Option<f64>,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub max_us: Option<f64>,
+    pub bytes: Option<u64>,
+    pub bytes_per_sec: Option<f64>,
+    pub hit_ratio: Option<f64>,
+    pub misses: Option<u64>,
+    pub hist: Histogram,
+}
+
+/// What one interval (or, with `is_final`, the whole capture) measured.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub layer: &'static str,
+    /// Wall-clock time of the report, RFC 3339.
+    pub timestamp: String,
+    pub pid: Option<u32>,
+    pub interval_secs: f64,
+    pub elapsed_secs: f64,
+    pub is_final: bool,
+    pub rows: Vec<Row>,
+    /// Per C function, filled with --by-function.
+    pub functions: Vec<Row>,
+    pub lost_events: u64,
+    pub slow_events: u64,
+    /// Observations the kernel side could not record (maps full).
+    pub dropped: u64,
+}
+
+/// One operation over the --slow threshold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlowEvent {
+    /// Wall-clock time, RFC 3339 with milliseconds.
+    pub time: String,
+    pub pid: u32,
+    pub tid: u32,
+    pub thread: String,
+    pub op: &'static str,
+    pub function: &'static str,
+    pub latency_us: f64,
+    pub bytes: u64,
+    pub miss: bool,
+    pub db: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_figures() {
+        let mut s = OpStats::default();
+        for ns in [1_000u64, 2_000, 3_000, 10_000] {
+            s.count += 1;
+            s.total_ns += ns;
+            s.hist.record(ns);
+        }
+        s.bytes = 4096;
+        s.misses = 1;
+        s.max_ns = 10_000;
+        let r = s.row("GET", 2.0, true, true);
+        assert_eq!(r.count, 4);
+        assert_eq!(r.qps, 2.0);
+        assert_eq!(r.avg_us, Some(4.0));
+        assert_eq!(r.max_us, Some(10.0));
+        assert_eq!(r.bytes_per_sec, Some(2048.0));
+        assert_eq!(r.hit_ratio, Some(0.75));
+        assert!(r.p99_us.unwrap() <= 10.0);
+        assert!(r.p50_us.unwrap() >= 1.0 && r.p50_us.unwrap() <= 3.0);
+    }
+
+    #[test]
+    fn empty_row_has_no_latency() {
+        let r = OpStats::default().row("PUT", 1.0, false, true);
+        assert_eq!(
+            (r.avg_us, r.p50_us, r.max_us, r.hit_ratio),
+            (None, None, None, None)
+        );
+    }
+}

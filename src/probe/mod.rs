@@ -1,0 +1,102 @@
+//! Loading and attaching BPF programs: one module per layer wraps its
+//! generated skeleton (rodata knobs, attach plan, map readers); this file
+//! holds what every layer shares.
+
+pub mod rocksdb;
+
+use anyhow::Result;
+
+use crate::error::{Exit, Failure};
+
+/// Linux capability numbers we need besides root.
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Effective capability set of this process, from /proc/self/status.
+pub fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Capabilities missing for loading BPF and creating probes, by name.
+pub fn missing_caps(caps: u64) -> Vec<&'static str> {
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return Vec::new();
+    }
+    let mut missing = Vec::new();
+    if !has(CAP_BPF) {
+        missing.push("CAP_BPF");
+    }
+    if !has(CAP_PERFMON) {
+        missing.push("CAP_PERFMON");
+    }
+    missing
+}
+
+/// Fails early, with the remedy, when we cannot load BPF programs.
+pub fn require_privileges() -> Result<()> {
+    let missing = missing_caps(effective_caps());
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Exit::Environment,
+        format!("insufficient privileges to load BPF programs (missing {})", missing.join(", ")),
+    )
+    .hint("run as root (sudo ckb-libbpf ...) or grant CAP_BPF and CAP_PERFMON: setcap cap_bpf,cap_perfmon+ep $(which ckb-libbpf)")
+    .into())
+}
+
+/// Detaches `links`. Each uprobe unregistration waits for an RCU grace
+/// period (~0.1 s here), so 40 links dropped one by one hold an exiting tool
+/// for seconds; dropping them from a few threads lets the waits overlap.
+pub fn detach(links: Vec<libbpf_rs::Link>) {
+    const THREADS: usize = 8;
+    let per = links.len().div_ceil(THREADS).max(1);
+    let mut links = links;
+    std::thread::scope(|s| {
+        while !links.is_empty() {
+            let chunk: Vec<libbpf_rs::Link> = links.drain(..per.min(links.len())).collect();
+            s.spawn(move || drop(chunk));
+        }
+    });
+}
+
+/// Turns a libbpf load/attach error into a failure with a remedy.
+pub fn bpf_failure(what: String, err: libbpf_rs::Error) -> anyhow::Error {
+    use libbpf_rs::ErrorKind;
+    let (code, hint) = match err.kind() {
+        ErrorKind::PermissionDenied => (
+            Exit::Environment,
+            "run as root, or grant CAP_BPF and CAP_PERFMON; check kernel.unprivileged_bpf_disabled and lockdown",
+        ),
+        ErrorKind::Unsupported => (
+            Exit::Environment,
+            "this kernel lacks a BPF feature the tool needs; `ckb-libbpf check` says which",
+        ),
+        ErrorKind::NotFound => (Exit::Runtime, "the target file or process disappeared while attaching"),
+        _ => (Exit::Runtime, "run `ckb-libbpf check` to see what this kernel supports"),
+    };
+    anyhow::Error::new(Failure::new(code, format!("{what}: {err}")).hint(hint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_arithmetic() {
+        assert!(missing_caps(1 << CAP_SYS_ADMIN).is_empty());
+        assert!(missing_caps((1 << CAP_BPF) | (1 << CAP_PERFMON)).is_empty());
+        assert_eq!(missing_caps(1 << CAP_BPF), vec!["CAP_PERFMON"]);
+        assert_eq!(missing_caps(0), vec!["CAP_BPF", "CAP_PERFMON"]);
+    }
+}

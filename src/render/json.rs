@@ -1,0 +1,115 @@
+//! JSON Lines: one compact object per report or slow event. The field names
+//! are an API (README "JSON output"); change them deliberately.
+
+use serde_json::{json, Map, Value};
+
+use crate::model::{Report, Row, SlowEvent};
+
+fn row(r: &Row) -> Value {
+    json!({
+        "count": r.count,
+        "qps": r.qps,
+        "avg_us": r.avg_us,
+        "p50_us": r.p50_us,
+        "p99_us": r.p99_us,
+        "max_us": r.max_us,
+        "bytes": r.bytes,
+        "bytes_per_sec": r.bytes_per_sec,
+        "hit_ratio": r.hit_ratio,
+        "misses": r.misses,
+    })
+}
+
+fn rows(rs: &[Row]) -> Value {
+    let mut m = Map::new();
+    for r in rs {
+        m.insert(r.name.clone(), row(r));
+    }
+    Value::Object(m)
+}
+
+/// One report as one line.
+pub fn report(r: &Report) -> String {
+    let mut v = json!({
+        "type": "report",
+        "layer": r.layer,
+        "timestamp": r.timestamp,
+        "pid": r.pid,
+        "interval_secs": r.interval_secs,
+        "elapsed_secs": r.elapsed_secs,
+        "final": r.is_final,
+        "operations": rows(&r.rows),
+        "lost_events": r.lost_events,
+        "uncounted_calls": r.dropped,
+        "slow_events": r.slow_events,
+    });
+    if !r.functions.is_empty() {
+        v["functions"] = rows(&r.functions);
+    }
+    v.to_string()
+}
+
+pub fn slow_event(e: &SlowEvent) -> String {
+    json!({
+        "type": "slow",
+        "time": e.time,
+        "pid": e.pid,
+        "tid": e.tid,
+        "thread": e.thread,
+        "op": e.op,
+        "function": e.function,
+        "latency_us": e.latency_us,
+        "bytes": e.bytes,
+        "miss": e.miss,
+        "db": format!("{:#x}", e.db),
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OpStats;
+
+    #[test]
+    fn report_is_one_line_with_the_documented_fields() {
+        let mut s = OpStats::default();
+        s.count = 2;
+        s.total_ns = 3000;
+        s.hist.record(1000);
+        s.hist.record(2000);
+        s.max_ns = 2000;
+        s.bytes = 10;
+        let r = Report {
+            layer: "rocksdb",
+            timestamp: "2026-11-23T12:00:01Z".into(),
+            pid: Some(9),
+            interval_secs: 1.0,
+            is_final: true,
+            rows: vec![s.row("PUT", 1.0, false, true)],
+            ..Default::default()
+        };
+        let line = report(&r);
+        assert!(!line.contains('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["final"], true);
+        assert_eq!(v["pid"], 9);
+        let put = &v["operations"]["PUT"];
+        for k in [
+            "count",
+            "qps",
+            "avg_us",
+            "p50_us",
+            "p99_us",
+            "max_us",
+            "bytes",
+            "bytes_per_sec",
+            "hit_ratio",
+        ] {
+            assert!(put.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(put["count"], 2);
+        assert_eq!(put["avg_us"], 1.5);
+        assert_eq!(put["hit_ratio"], Value::Null);
+    }
+}

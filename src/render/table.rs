@@ -1,0 +1,212 @@
+//! Human views: the per-operation table, biolatency-style histograms and
+//! the slow-operation log.
+
+use std::fmt::Write as _;
+
+use super::{bytes, duration_ns, micros, thousands};
+use crate::model::{Report, Row, SlowEvent};
+
+fn header(r: &Report) -> String {
+    let pid = r
+        .pid
+        .map(|p| format!("pid {p}"))
+        .unwrap_or_else(|| "all processes".into());
+    let time = r.timestamp.get(11..19).unwrap_or(&r.timestamp);
+    if r.is_final {
+        format!(
+            "=== {} summary: {pid}, {:.1} s captured ===",
+            r.layer, r.elapsed_secs
+        )
+    } else {
+        format!(
+            "{time}  {} {pid}  interval {:.1}s  elapsed {:.0}s",
+            r.layer, r.interval_secs, r.elapsed_secs
+        )
+    }
+}
+
+fn row_line(out: &mut String, r: &Row, width: usize) {
+    let _ = writeln!(
+        out,
+        "{:<width$} {:>10} {:>9} {:>8} {:>8} {:>8} {:>9} {:>11} {:>6}",
+        r.name,
+        thousands(r.count),
+        format!("{:.1}", r.qps),
+        micros(r.avg_us),
+        micros(r.p50_us),
+        micros(r.p99_us),
+        micros(r.max_us),
+        r.bytes_per_sec
+            .map(|b| format!("{}/s", bytes(b)))
+            .unwrap_or_else(|| "-".into()),
+        r.hit_ratio
+            .map(|h| format!("{:.1}", h * 100.0))
+            .unwrap_or_else(|| "-".into()),
+    );
+}
+
+/// The table: one row per operation class (then per function, if any).
+pub fn table(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", header(r));
+    let width = r
+        .rows
+        .iter()
+        .chain(&r.functions)
+        .map(|x| x.name.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    let _ = writeln!(
+        out,
+        "{:<width$} {:>10} {:>9} {:>8} {:>8} {:>8} {:>9} {:>11} {:>6}",
+        "OP", "COUNT", "QPS", "AVG(us)", "P50(us)", "P99(us)", "MAX(us)", "BYTES/s", "HIT%"
+    );
+    for row in &r.rows {
+        row_line(&mut out, row, width);
+    }
+    if !r.functions.is_empty() {
+        let _ = writeln!(out, "{:-<width$}", "by function ");
+        for row in &r.functions {
+            row_line(&mut out, row, width);
+        }
+    }
+    if r.lost_events > 0 || r.dropped > 0 {
+        let _ = writeln!(
+            out,
+            "lost events: {} (ring buffer or channel full), uncounted calls: {} (kernel maps full)",
+            r.lost_events, r.dropped
+        );
+    }
+    out
+}
+
+/// Log2 latency distributions, one per row with calls (like biolatency).
+pub fn histograms(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", header(r));
+    for row in r.rows.iter().chain(&r.functions).filter(|x| x.count > 0) {
+        let _ = writeln!(
+            out,
+            "{}: {} calls, avg {} us, p99 {} us",
+            row.name,
+            thousands(row.count),
+            micros(row.avg_us),
+            micros(row.p99_us)
+        );
+        let rows = row.hist.log2_rows();
+        let peak = rows.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
+        let _ = writeln!(
+            out,
+            "{:>22} : {:<10} {}",
+            "latency", "count", "distribution"
+        );
+        for (p, n) in rows {
+            let lo = duration_ns((1u64 << p) as f64);
+            let hi = duration_ns((1u64 << (p + 1)) as f64);
+            let stars = (n * 40).div_ceil(peak) as usize;
+            let _ = writeln!(
+                out,
+                "{:>10} -> {:<9} : {:<10} |{:<40}|",
+                lo,
+                hi,
+                n,
+                "*".repeat(if n > 0 { stars.max(1) } else { 0 })
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn slow_header(threshold_us: u64) -> String {
+    format!(
+        "Tracing operations slower than {threshold_us} µs... Ctrl-C to end.\n{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9}",
+        "TIME", "TID", "THREAD", "OP", "FUNCTION", "LAT(us)", "BYTES"
+    )
+}
+
+pub fn slow_line(e: &SlowEvent) -> String {
+    let time = e.time.get(11..23).unwrap_or(&e.time);
+    format!(
+        "{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9}{}",
+        time,
+        e.tid,
+        e.thread,
+        e.op,
+        e.function,
+        micros(Some(e.latency_us)),
+        e.bytes,
+        if e.miss { " miss" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OpStats;
+
+    fn report() -> Report {
+        let mut s = OpStats::default();
+        for ns in [1_500u64, 2_500, 40_000] {
+            s.count += 1;
+            s.total_ns += ns;
+            s.hist.record(ns);
+        }
+        s.max_ns = 40_000;
+        Report {
+            layer: "rocksdb",
+            timestamp: "2026-11-23T12:00:01.000Z".into(),
+            pid: Some(42),
+            interval_secs: 1.0,
+            elapsed_secs: 5.0,
+            rows: vec![
+                s.row("GET", 1.0, true, true),
+                OpStats::default().row("PUT", 1.0, false, true),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn table_shows_every_class() {
+        let t = table(&report());
+        assert!(t.starts_with("12:00:01  rocksdb pid 42"), "{t}");
+        assert!(t.lines().nth(1).unwrap().contains("P99(us)"));
+        let get = t.lines().find(|l| l.starts_with("GET")).unwrap();
+        assert!(get.contains("100.0"), "{get}"); // hit ratio
+        assert!(get.contains("40.0"), "{get}"); // max
+        assert!(t.lines().any(|l| l.starts_with("PUT")));
+    }
+
+    #[test]
+    fn histogram_rows_cover_the_range() {
+        let h = histograms(&report());
+        assert!(h.contains("GET: 3 calls"), "{h}");
+        assert!(h.contains("1.0µs -> 2.0µs"), "{h}");
+        assert!(h.contains("32.8µs -> 65.5µs"), "{h}");
+        assert!(!h.contains("PUT:"), "empty rows are not drawn");
+    }
+
+    #[test]
+    fn slow_lines_name_thread_and_function() {
+        let e = SlowEvent {
+            time: "2026-11-23T12:00:01.234Z".into(),
+            pid: 1,
+            tid: 7,
+            thread: "rocksdb:low0".into(),
+            op: "WRITE",
+            function: "rocksdb_write",
+            latency_us: 8912.0,
+            bytes: 0,
+            miss: false,
+            db: 0,
+        };
+        let l = slow_line(&e);
+        assert!(l.starts_with("12:00:01.234"), "{l}");
+        assert!(
+            l.contains("rocksdb:low0") && l.contains("rocksdb_write") && l.contains("8912"),
+            "{l}"
+        );
+    }
+}

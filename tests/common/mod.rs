@@ -1,0 +1,279 @@
+//! Shared by the root integration tests: the bundled workload as ground
+//! truth, the tool as a child process, and leak checks on the kernel.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn tool() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ckb-libbpf"))
+}
+
+/// `cargo test` builds examples next to the binaries' deps.
+pub fn workload_bin() -> PathBuf {
+    let p = tool()
+        .parent()
+        .expect("binary has a directory")
+        .join("examples/rocksdb_workload");
+    assert!(
+        p.exists(),
+        "{} missing: cargo test builds examples; run `cargo build --examples`",
+        p.display()
+    );
+    p
+}
+
+/// True when this machine can run BPF tests. Without root or BTF a test may
+/// skip, loudly; with CKB_LIBBPF_REQUIRE_BPF=1 (make test, CI) it fails.
+pub fn bpf_available() -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    if root && btf {
+        return true;
+    }
+    let why = format!("root={root}, BTF={btf}");
+    if std::env::var("CKB_LIBBPF_REQUIRE_BPF").as_deref() == Ok("1") {
+        panic!("BPF tests cannot run here ({why}) and CKB_LIBBPF_REQUIRE_BPF=1");
+    }
+    eprintln!(
+        "\n!!!!!!!! SKIPPED: BPF integration test needs root and kernel BTF ({why}) !!!!!!!!\n"
+    );
+    false
+}
+
+/// The bundled RocksDB workload, paused before its first call.
+pub struct Workload {
+    pub child: Child,
+    pub pid: u32,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    dir: PathBuf,
+}
+
+impl Workload {
+    pub fn start(args: &[&str]) -> Workload {
+        Workload::start_bin(&workload_bin(), args)
+    }
+
+    /// Runs `bin` (a copy of the workload) instead of the shared one.
+    pub fn start_bin(bin: &std::path::Path, args: &[&str]) -> Workload {
+        let dir = std::env::temp_dir().join(format!(
+            "ckb-libbpf-test-{}-{:x}",
+            std::process::id(),
+            rand_u64()
+        ));
+        let mut child = Command::new(bin)
+            .arg("--db")
+            .arg(&dir)
+            .arg("--wait-stdin")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the workload");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let pid = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("workload said {line:?}"));
+        Workload {
+            child,
+            pid,
+            stdin,
+            stdout,
+            dir,
+        }
+    }
+
+    /// Runs the scripted operations; returns the workload's own counts.
+    pub fn run(&mut self) -> Value {
+        self.stdin.write_all(b"go\n").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("workload counts {line:?}: {e}"))
+    }
+
+    /// Lets the workload exit.
+    pub fn finish(mut self) {
+        let _ = self.stdin.write_all(b"done\n");
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private copy of the workload binary, so file-wide probes on it see only
+/// the processes a test starts from it (tests run in parallel).
+pub fn private_workload_copy() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-bin-{:x}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("rocksdb_workload");
+    std::fs::copy(workload_bin(), &p).unwrap();
+    p
+}
+
+pub fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    u64::from_ne_bytes(b)
+}
+
+/// The tool as a child: stdout collected, stderr watched for the attach note.
+pub struct Tool {
+    pub child: Child,
+    stdout_rx: mpsc::Receiver<String>,
+    stderr_rx: mpsc::Receiver<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Tool {
+    pub fn start(args: &[&str]) -> Tool {
+        let mut child = Command::new(tool())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting ckb-libbpf");
+        let (otx, stdout_rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = otx.send(l);
+            }
+        });
+        let (etx, stderr_rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = etx.send(l);
+            }
+        });
+        Tool {
+            child,
+            stdout_rx,
+            stderr_rx,
+            stderr: Vec::new(),
+        }
+    }
+
+    /// Waits until the tool says its probes are attached.
+    pub fn wait_attached(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(l) = self.stderr_rx.recv_timeout(Duration::from_millis(100)) {
+                let done = l.contains("attached ");
+                self.stderr.push(l);
+                if done {
+                    return;
+                }
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.drain_stderr();
+                panic!("ckb-libbpf exited early ({st}): {:#?}", self.stderr);
+            }
+        }
+        panic!("ckb-libbpf did not attach within 60 s: {:#?}", self.stderr);
+    }
+
+    fn drain_stderr(&mut self) {
+        while let Ok(l) = self.stderr_rx.recv_timeout(Duration::from_millis(200)) {
+            self.stderr.push(l);
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for exit (at most 60 s); returns status and stdout lines.
+    pub fn wait(mut self) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("ckb-libbpf did not exit within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut out = Vec::new();
+        while let Ok(l) = self.stdout_rx.recv_timeout(Duration::from_millis(500)) {
+            out.push(l);
+        }
+        self.drain_stderr();
+        (status, out, self.stderr)
+    }
+}
+
+/// Runs the tool to completion with `args`; returns (exit code, stdout, stderr).
+pub fn run_tool(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(tool())
+        .args(args)
+        .output()
+        .expect("running ckb-libbpf");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// BPF programs of ours (by name) still held by process `pid`, per bpftool;
+/// and programs of ours held by nobody (pinned or leaked).
+pub fn leftover_progs(names: &[&str], pid: u32) -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .expect("bpftool is installed by `make deps`");
+    assert!(out.status.success(), "bpftool prog show failed");
+    let progs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut left = Vec::new();
+    for p in progs.as_array().unwrap() {
+        let name = p["name"].as_str().unwrap_or("");
+        if !names.contains(&name) {
+            continue;
+        }
+        let holders: Vec<u64> = p["pids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["pid"].as_u64()).collect())
+            .unwrap_or_default();
+        if holders.is_empty() || holders.contains(&(pid as u64)) {
+            left.push(format!("{name} id {} held by {holders:?}", p["id"]));
+        }
+    }
+    left
+}
+
+/// Legacy (tracefs) uprobe events libbpf created for process `pid`.
+pub fn leftover_uprobe_events(pid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+        if let Ok(s) = std::fs::read_to_string(format!("{dir}/uprobe_events")) {
+            out.extend(
+                s.lines()
+                    .filter(|l| l.contains(&format!("libbpf_{pid}_")))
+                    .map(String::from),
+            );
+        }
+    }
+    out
+}
+
+/// The last JSON object of a run whose "final" is true.
+pub fn final_report(lines: &[String]) -> Value {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "report" && v["final"] == true)
+        .last()
+        .unwrap_or_else(|| panic!("no final report in {lines:#?}"))
+}

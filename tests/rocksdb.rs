@@ -1,0 +1,403 @@
+//! `ckb-libbpf rocksdb` against the bundled workload, in the real kernel:
+//! the tool's figures must equal what the workload says it did.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use serde_json::Value;
+
+const CLASSES: &[(&str, &[&str])] = &[
+    (
+        "GET",
+        &[
+            "rocksdb_get",
+            "rocksdb_get_cf",
+            "rocksdb_get_pinned",
+            "rocksdb_get_pinned_cf",
+            "rocksdb_transaction_get_pinned_cf",
+            "rocksdb_transaction_get_for_update_cf",
+        ],
+    ),
+    (
+        "PUT",
+        &[
+            "rocksdb_put",
+            "rocksdb_put_cf",
+            "rocksdb_transaction_put_cf",
+        ],
+    ),
+    (
+        "DELETE",
+        &[
+            "rocksdb_delete",
+            "rocksdb_delete_cf",
+            "rocksdb_transaction_delete_cf",
+        ],
+    ),
+    ("WRITE", &["rocksdb_write"]),
+    (
+        "ITER_SEEK",
+        &["rocksdb_iter_seek", "rocksdb_iter_seek_to_first"],
+    ),
+    (
+        "ITER_CREATE",
+        &["rocksdb_create_iterator", "rocksdb_create_iterator_cf"],
+    ),
+    ("ITER_NEXT", &["rocksdb_iter_next"]),
+    ("TXN_BEGIN", &["rocksdb_optimistictransaction_begin"]),
+    ("TXN_COMMIT", &["rocksdb_transaction_commit"]),
+];
+
+fn calls(counts: &Value) -> BTreeMap<String, u64> {
+    counts["calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
+}
+
+/// Attaches with `args`, runs `rounds` workload rounds, stops the tool with
+/// SIGINT; returns (workload counts, tool stdout, tool stderr, tool pid).
+fn capture(
+    rounds: &str,
+    extra_workload: &[&str],
+    args: &[&str],
+) -> (Value, Vec<String>, Vec<String>, u32) {
+    let mut wl_args = vec!["--rounds", rounds];
+    wl_args.extend_from_slice(extra_workload);
+    let mut wl = Workload::start(&wl_args);
+    let pid = wl.pid.to_string();
+    let mut tool_args = vec!["rocksdb", "--pid", &pid, "--interval", "0.2"];
+    tool_args.extend_from_slice(args);
+    let mut tool = Tool::start(&tool_args);
+    tool.wait_attached();
+    let counts = wl.run();
+    // Let one interval pass so the live output shows the calls too.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let tool_pid = tool.child.id();
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    wl.finish();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGINT ends a capture with 0; stderr: {err:#?}"
+    );
+    (counts, out, err, tool_pid)
+}
+
+#[test]
+fn json_counts_bytes_and_hits_equal_the_workload() {
+    if !bpf_available() {
+        return;
+    }
+    let (counts, out, err, tool_pid) =
+        capture("3", &[], &["--json", "--by-function", "--ops", "all"]);
+    let fin = final_report(&out);
+    let want = calls(&counts);
+
+    // Every line is one compact JSON object.
+    for l in &out {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+        assert_eq!(v["type"], "report");
+    }
+    assert!(out.len() >= 2, "interval reports precede the final one");
+
+    // Per function, exactly.
+    let funcs = fin["functions"].as_object().expect("--by-function rows");
+    for (name, n) in &want {
+        assert_eq!(
+            funcs[name.as_str()]["count"].as_u64(),
+            Some(*n),
+            "{name}: {err:#?}"
+        );
+    }
+    // Per class, exactly.
+    for (class, members) in CLASSES {
+        let n: u64 = members
+            .iter()
+            .map(|m| want.get(*m).copied().unwrap_or(0))
+            .sum();
+        assert_eq!(
+            fin["operations"][*class]["count"].as_u64(),
+            Some(n),
+            "{class}"
+        );
+    }
+    // Bytes: PUT key+value exactly; GET value sizes of hits exactly.
+    assert_eq!(fin["operations"]["PUT"]["bytes"], counts["put_bytes"]);
+    assert_eq!(fin["operations"]["GET"]["bytes"], counts["get_bytes"]);
+    assert_eq!(fin["operations"]["GET"]["misses"], counts["get_misses"]);
+    let gets = fin["operations"]["GET"]["count"].as_f64().unwrap();
+    let misses = counts["get_misses"].as_f64().unwrap();
+    let hit = fin["operations"]["GET"]["hit_ratio"].as_f64().unwrap();
+    assert!((hit - (gets - misses) / gets).abs() < 1e-9);
+    // Latency figures are ordered and present.
+    let get = &fin["operations"]["GET"];
+    let (p50, p99, max) = (
+        get["p50_us"].as_f64().unwrap(),
+        get["p99_us"].as_f64().unwrap(),
+        get["max_us"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{get}");
+    assert_eq!(fin["pid"].as_u64(), Some(counts["pid"].as_u64().unwrap()));
+    assert_eq!(fin["lost_events"], 0);
+
+    // The interval reports add up to the final one.
+    let summed: u64 = out
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["final"] == false)
+        .map(|v| v["operations"]["PUT"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(summed, fin["operations"]["PUT"]["count"].as_u64().unwrap());
+
+    assert!(leftover_progs(&["rdb_enter", "rdb_exit"], tool_pid).is_empty());
+    assert!(leftover_uprobe_events(tool_pid).is_empty());
+}
+
+#[test]
+fn table_summary_agrees_with_the_workload() {
+    if !bpf_available() {
+        return;
+    }
+    let (counts, out, _err, _) = capture("2", &[], &["--ops", "all"]);
+    let want = calls(&counts);
+    let summary_at = out
+        .iter()
+        .position(|l| l.starts_with("=== rocksdb summary"))
+        .unwrap_or_else(|| panic!("no summary in {out:#?}"));
+    for (class, members) in CLASSES {
+        let n: u64 = members
+            .iter()
+            .map(|m| want.get(*m).copied().unwrap_or(0))
+            .sum();
+        let line = out[summary_at..]
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(class))
+            .unwrap_or_else(|| panic!("no {class} row"));
+        let count: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        assert_eq!(count, n, "{class}: {line}");
+    }
+}
+
+#[test]
+fn slow_log_shows_the_deliberately_slow_batch() {
+    if !bpf_available() {
+        return;
+    }
+    // One 40 MB batch takes far longer than 20 ms; scripted ops do not.
+    let (_counts, out, _err, _) = capture(
+        "1",
+        &["--slow-batch", "40000"],
+        &["--slow", "--threshold", "20000"],
+    );
+    let slow: Vec<&String> = out
+        .iter()
+        .filter(|l| l.contains(" WRITE ") && l.contains("rocksdb_write"))
+        .collect();
+    assert!(!slow.is_empty(), "no slow WRITE in {out:#?}");
+    let lat: f64 = slow[0]
+        .split_whitespace()
+        .nth(5)
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    assert!(lat >= 20_000.0, "{}", slow[0]);
+    assert!(
+        out.iter().any(|l| l.starts_with("=== rocksdb summary")),
+        "final summary follows the log"
+    );
+}
+
+#[test]
+fn single_stepped_functions_are_left_out_by_default() {
+    if !bpf_available() {
+        return;
+    }
+    let (counts, out, err, _) = capture("1", &[], &["--json", "--by-function"]);
+    let fin = final_report(&out);
+    let funcs = fin["functions"].as_object().unwrap();
+    let left_out: Vec<&str> = err
+        .iter()
+        .filter_map(|l| l.strip_prefix("ckb-libbpf: left out "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for (name, n) in calls(&counts) {
+        if left_out.contains(&name.as_str()) {
+            assert!(!funcs.contains_key(&name), "{name} was left out but traced");
+            assert!(err
+                .iter()
+                .any(|l| l.contains(&format!("opt in with --ops {name}"))));
+        } else {
+            assert_eq!(funcs[&name]["count"].as_u64(), Some(n), "{name}");
+        }
+    }
+}
+
+#[test]
+fn target_exit_ends_the_capture_with_code_1() {
+    if !bpf_available() {
+        return;
+    }
+    let mut wl = Workload::start(&["--rounds", "1"]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--interval", "0.2", "--json"]);
+    tool.wait_attached();
+    let counts = wl.run();
+    let tool_pid = tool.child.id();
+    wl.finish();
+    let (status, out, err) = tool.wait();
+    assert_eq!(status.code(), Some(1), "{err:#?}");
+    assert!(
+        err.iter()
+            .any(|l| l.contains(&format!("target process {pid} exited"))),
+        "{err:#?}"
+    );
+    // The summary still covers what happened before the exit.
+    let fin = final_report(&out);
+    let puts: u64 = [
+        "rocksdb_put",
+        "rocksdb_put_cf",
+        "rocksdb_transaction_put_cf",
+    ]
+    .iter()
+    .map(|f| calls(&counts)[*f])
+    .sum();
+    assert_eq!(fin["operations"]["PUT"]["count"].as_u64(), Some(puts));
+    assert!(leftover_progs(&["rdb_enter", "rdb_exit"], tool_pid).is_empty());
+}
+
+#[test]
+fn binary_mode_traces_every_process_of_the_file() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_workload_copy();
+    let mut tool = Tool::start(&[
+        "rocksdb",
+        "--binary",
+        bin.to_str().unwrap(),
+        "--json",
+        "--interval",
+        "0.2",
+        "--ops",
+        "PUT",
+    ]);
+    tool.wait_attached();
+    // Two processes started after the attach are both counted.
+    let mut a = Workload::start_bin(&bin, &["--rounds", "1"]);
+    let mut b = Workload::start_bin(&bin, &["--rounds", "1"]);
+    let ca = a.run();
+    let cb = b.run();
+    a.finish();
+    b.finish();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    tool.signal(libc::SIGTERM);
+    let (status, out, _) = tool.wait();
+    assert_eq!(status.code(), Some(0));
+    let fin = final_report(&out);
+    let puts = |c: &Value| -> u64 {
+        [
+            "rocksdb_put",
+            "rocksdb_put_cf",
+            "rocksdb_transaction_put_cf",
+        ]
+        .iter()
+        .map(|f| calls(c)[*f])
+        .sum()
+    };
+    assert_eq!(
+        fin["operations"]["PUT"]["count"].as_u64(),
+        Some(puts(&ca) + puts(&cb))
+    );
+    assert_eq!(fin["pid"], Value::Null);
+    assert!(
+        fin["operations"].get("GET").is_none(),
+        "--ops PUT traces PUT only"
+    );
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}
+
+#[test]
+fn bad_input_gets_a_message_and_exit_code() {
+    // No BPF needed: these fail before anything is loaded (or at the
+    // privilege check, which then must say so).
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["rocksdb", "--pid", "999999999"],
+            2,
+            "no process with PID 999999999",
+        ),
+        (
+            &["rocksdb", "--binary", "/etc/hostname"],
+            2,
+            "not a valid ELF file",
+        ),
+        (&["rocksdb", "--binary", "/tmp"], 2, "is a directory"),
+        (
+            &["rocksdb", "--binary", "/nonexistent/ckb"],
+            2,
+            "cannot read /nonexistent/ckb",
+        ),
+        (
+            &["rocksdb", "--ops", "FROB", "--binary", "/bin/true"],
+            2,
+            "unknown operation `FROB`",
+        ),
+        (
+            &["rocksdb", "--binary", "/bin/true"],
+            2,
+            "no RocksDB C API symbols",
+        ),
+        (&["rocksdb", "--interval", "0"], 2, "positive"),
+        (&["rocksdb", "soon"], 2, "try 30s"),
+        (&["rocksdb", "--threshold", "5"], 2, "--slow"),
+    ];
+    let root = unsafe { libc::geteuid() } == 0;
+    for (args, code, msg) in cases {
+        let (got, _out, err) = run_tool(args);
+        if !root && got == 3 {
+            assert!(err.contains("insufficient privileges"), "{err}");
+            continue;
+        }
+        assert_eq!(got, *code, "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: expected {msg:?} in {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn unprivileged_user_is_told_what_to_do() {
+    if unsafe { libc::geteuid() } != 0 {
+        return; // already unprivileged: covered by bad_input_gets_a_message_and_exit_code
+    }
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(tool())
+        .args(["rocksdb", "--pid", "1"])
+        .output()
+        .expect("setpriv (util-linux) runs the tool as nobody");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("insufficient privileges") && err.contains("CAP_BPF"),
+        "{err}"
+    );
+    assert!(err.contains("hint: run as root"), "{err}");
+}
