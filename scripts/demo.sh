@@ -12,7 +12,7 @@ db=$(mktemp -d /tmp/ckb-libbpf-demo.XXXXXX)
 # Rounds of ~900 RocksDB calls each, paced so a second shows a few thousand.
 "$workload" --db "$db/db" --secs $((secs + 5)) --pause-ms 20 > "$db/workload.out" &
 wl=$!
-trap 'kill $wl 2>/dev/null; wait $wl 2>/dev/null; rm -rf "$db"' EXIT
+trap 'kill $wl 2>/dev/null; wait $wl 2>/dev/null || true; rm -rf "$db"' EXIT
 sleep 1
 echo "+ $tool rocksdb ${secs}s --pid $wl" >&2
 "$tool" rocksdb "${secs}s" --pid "$wl"
