@@ -1,16 +1,8 @@
 //! ckb-libbpf: eBPF deep observability for CKB full nodes.
 
-mod cmd;
-mod collect;
-mod error;
-mod model;
-mod probe;
-mod render;
-mod target;
-
+use ckb_libbpf::cmd;
+use ckb_libbpf::error::{exit_code, remedy};
 use clap::{Parser, Subcommand};
-
-use error::{exit_code, remedy};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -49,6 +41,13 @@ enum Command {
     /// percentiles, bytes, hit ratio.
     #[command(after_help = AFTER_HELP)]
     Rocksdb(cmd::rocksdb::RocksdbArgs),
+    /// Will it work here? Kernel, privileges, BPF features probed for real,
+    /// backends per layer; with --binary its symbols, with --pid a live test.
+    #[command(after_help = AFTER_HELP)]
+    Check(cmd::check::CheckArgs),
+    /// Tiered report of what a CKB binary (or librocksdb.so) offers to probe.
+    #[command(after_help = AFTER_HELP)]
+    Symbols(cmd::symbols::SymbolsArgs),
 }
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
@@ -66,6 +65,8 @@ fn main() {
     }
     let result = match cli.cmd {
         Command::Rocksdb(args) => cmd::rocksdb::run(args),
+        Command::Symbols(args) => cmd::symbols::run(args),
+        Command::Check(args) => cmd::check::run(args),
     };
     let code = match result {
         Ok(code) => code,
@@ -83,8 +84,8 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ckb_libbpf::error::Exit;
     use clap::CommandFactory;
-    use error::Exit;
 
     #[test]
     fn cli_is_consistent() {

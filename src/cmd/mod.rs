@@ -1,7 +1,9 @@
 //! Subcommands: wiring only (target + probe + collect + render). What every
 //! capturing subcommand shares lives here: signals, deadlines, output.
 
+pub mod check;
 pub mod rocksdb;
+pub mod symbols;
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -76,6 +78,18 @@ impl Clock {
     pub fn wall(&self, mono_ns: u64) -> SystemTime {
         let ns = (mono_ns as i128 + self.offset_ns).max(0) as u64;
         UNIX_EPOCH + Duration::from_nanos(ns)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Out::new()
     }
 }
 

@@ -73,9 +73,9 @@ fn positive_secs(s: &str) -> std::result::Result<f64, String> {
 }
 
 /// What to attach to, and which process to watch.
-struct Target {
-    files: Vec<ProbeFile>,
-    proc: Option<Proc>,
+pub(crate) struct Target {
+    pub files: Vec<ProbeFile>,
+    pub proc: Option<Proc>,
 }
 
 fn target(sel: &Selector) -> Result<Target> {
@@ -104,7 +104,7 @@ fn target(sel: &Selector) -> Result<Target> {
     }
 }
 
-fn process_target(proc: Proc) -> Result<Target> {
+pub(crate) fn process_target(proc: Proc) -> Result<Target> {
     let exe = PathBuf::from(format!("/proc/{}/exe", proc.pid));
     let mut files = vec![ProbeFile {
         attach_path: exe.clone(),
@@ -338,7 +338,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     let clock = Clock::new();
     let drain = args
         .slow
-        .then(|| RingDrain::spawn(events, 65536, move |d| RdbEvent::parse(d)));
+        .then(|| RingDrain::spawn(events, 65536, RdbEvent::parse));
 
     let mut agg = Aggregator::new(&plan, args.by_function, target.proc.as_ref().map(|p| p.pid));
     let mut out = Out::new();

@@ -143,11 +143,51 @@ impl Elf {
             .unwrap_or(false)
     }
 
+    /// The GNU build-id, hex.
+    pub fn build_id(&self) -> Option<String> {
+        let f = self.parse().ok()?;
+        let id = f.build_id().ok()??;
+        Some(id.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The file named by .gnu_debuglink (separate debug symbols), if any.
+    pub fn debuglink(&self) -> Option<String> {
+        let f = self.parse().ok()?;
+        let (name, _crc) = f.gnu_debuglink().ok()??;
+        Some(String::from_utf8_lossy(name).into_owned())
+    }
+
+    /// A printable string in the read-only data that starts with `prefix`
+    /// (used to find version strings).
+    pub fn find_string(&self, prefix: &[u8], max_len: usize) -> Option<String> {
+        let f = self.parse().ok()?;
+        let sec = f.section_by_name(".rodata")?;
+        let data = object::ObjectSection::data(&sec).ok()?;
+        let at = data.windows(prefix.len()).position(|w| w == prefix)?;
+        let tail = &data[at..data.len().min(at + max_len)];
+        let end = tail
+            .iter()
+            .position(|&c| !(0x20..0x7f).contains(&c))
+            .unwrap_or(tail.len());
+        Some(String::from_utf8_lossy(&tail[..end]).into_owned())
+    }
+
+    /// Every defined function symbol (.symtab and .dynsym, deduplicated by
+    /// name), in no particular order.
+    pub fn all_functions(&self) -> Result<Vec<FuncSym>> {
+        self.collect_functions(|_| true)
+            .map(|m| m.into_values().collect())
+    }
+
     /// Resolves the defined functions among `names`, from .symtab then
     /// .dynsym. Only exact names match, so `foo.cold` clones never do.
     pub fn functions(&self, names: &[&str]) -> Result<HashMap<String, FuncSym>> {
-        let f = self.parse()?;
         let wanted: std::collections::HashSet<&str> = names.iter().copied().collect();
+        self.collect_functions(|n| wanted.contains(n))
+    }
+
+    fn collect_functions(&self, keep: impl Fn(&str) -> bool) -> Result<HashMap<String, FuncSym>> {
+        let f = self.parse()?;
         let mut out = HashMap::new();
         let segments: Vec<(u64, u64, u64)> = f
             .segments()
@@ -161,7 +201,7 @@ impl Elf {
                 continue;
             }
             let Ok(name) = sym.name() else { continue };
-            if !wanted.contains(name) || out.contains_key(name) {
+            if !keep(name) || out.contains_key(name) {
                 continue;
             }
             let vaddr = sym.address();

@@ -3,6 +3,7 @@
 
 pub mod elf;
 pub mod insn;
+pub mod symbols;
 
 use std::path::{Path, PathBuf};
 
