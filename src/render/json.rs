@@ -73,9 +73,11 @@ mod tests {
 
     #[test]
     fn report_is_one_line_with_the_documented_fields() {
-        let mut s = OpStats::default();
-        s.count = 2;
-        s.total_ns = 3000;
+        let mut s = OpStats {
+            count: 2,
+            total_ns: 3000,
+            ..Default::default()
+        };
         s.hist.record(1000);
         s.hist.record(2000);
         s.max_ns = 2000;

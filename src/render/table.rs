@@ -96,11 +96,7 @@ pub fn histograms(r: &Report) -> String {
         );
         let rows = row.hist.log2_rows();
         let peak = rows.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
-        let _ = writeln!(
-            out,
-            "{:>22} : {:<10} {}",
-            "latency", "count", "distribution"
-        );
+        let _ = writeln!(out, "{:>22} : {:<10} distribution", "latency", "count");
         for (p, n) in rows {
             let lo = duration_ns((1u64 << p) as f64);
             let hi = duration_ns((1u64 << (p + 1)) as f64);

@@ -272,7 +272,7 @@ mod tests {
         let elf = Elf::open(&exe).unwrap();
         let funcs = elf.functions(&["ckb_libbpf_elf_selftest_fn"]).unwrap();
         let f = &funcs["ckb_libbpf_elf_selftest_fn"];
-        let runtime = ckb_libbpf_elf_selftest_fn as usize as *const u8;
+        let runtime = ckb_libbpf_elf_selftest_fn as *const () as *const u8;
         // SAFETY: reading the first bytes of a function of this very binary.
         let live = unsafe { std::slice::from_raw_parts(runtime, f.head.len()) };
         assert_eq!(live, &f.head[..]);
