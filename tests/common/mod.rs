@@ -273,6 +273,6 @@ pub fn final_report(lines: &[String]) -> Value {
     lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .rfind(|v| v["type"] == "report" \&\& v["final"] == true)
+        .rfind(|v| v["type"] == "report" && v["final"] == true)
         .unwrap_or_else(|| panic!("no final report in {lines:#?}"))
 }
