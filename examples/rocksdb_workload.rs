@@ -55,15 +55,16 @@ impl Counts {
             None => self.get_misses += 1,
         }
     }
-    fn json(&self, rounds: u64) -> String {
+    fn json(&self, rounds: u64, elapsed: Duration) -> String {
         let calls: Vec<String> = self
             .calls
             .iter()
             .map(|(k, v)| format!("\"{k}\":{v}"))
             .collect();
         format!(
-            "{{\"pid\":{},\"rounds\":{rounds},\"calls\":{{{}}},\"put_bytes\":{},\"get_bytes\":{},\"get_misses\":{}}}",
+            "{{\"pid\":{},\"rounds\":{rounds},\"elapsed_us\":{},\"calls\":{{{}}},\"put_bytes\":{},\"get_bytes\":{},\"get_misses\":{}}}",
             std::process::id(),
+            elapsed.as_micros(),
             calls.join(","),
             self.put_bytes,
             self.get_bytes,
@@ -310,7 +311,7 @@ fn main() {
     if args.slow_batch > 0 {
         slow_batch(&db, args.slow_batch, &mut counts);
     }
-    println!("{}", counts.json(rounds));
+    println!("{}", counts.json(rounds, start.elapsed()));
     let _ = std::io::stdout().flush();
 
     if args.wait_stdin {

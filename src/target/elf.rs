@@ -34,10 +34,26 @@ pub enum ElfKind {
     Other,
 }
 
-/// A mapped ELF file.
+/// The bytes of an ELF file: mapped from disk, or owned (fuzzing, tests).
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// An ELF file, validated on creation.
 pub struct Elf {
     pub path: PathBuf,
-    map: Mmap,
+    map: Bytes,
 }
 
 impl Elf {
@@ -71,7 +87,17 @@ impl Elf {
         })?;
         let elf = Elf {
             path: path.to_path_buf(),
-            map,
+            map: Bytes::Mapped(map),
+        };
+        elf.parse()?;
+        Ok(elf)
+    }
+
+    /// An ELF image already in memory, under a display name.
+    pub fn from_bytes(name: &str, data: Vec<u8>) -> Result<Elf> {
+        let elf = Elf {
+            path: PathBuf::from(name),
+            map: Bytes::Owned(data),
         };
         elf.parse()?;
         Ok(elf)
