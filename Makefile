@@ -8,7 +8,7 @@ APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq 
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 
-.PHONY: all deps build workload demo test vmlinux install lint clean
+.PHONY: all deps build workload demo test vmlinux install lint clean e2e-ckb fuzz
 
 all: build
 
@@ -51,3 +51,10 @@ lint:
 
 clean:
 	$(CARGO) clean
+
+# Against a real CKB node (builds CKB if CKB_BIN is not set; ~20 min). Not in CI.
+e2e-ckb: build
+	scripts/e2e-ckb.sh $(E2E_BLOCKS)
+
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECS)

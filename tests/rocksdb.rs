@@ -233,6 +233,16 @@ fn single_stepped_functions_are_left_out_by_default() {
         .filter_map(|l| l.strip_prefix("ckb-libbpf: left out "))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
+    let json_left: Vec<&str> = fin["left_out"]
+        .as_array()
+        .expect("final report lists left-out functions")
+        .iter()
+        .map(|l| l["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        json_left, left_out,
+        "JSON and stderr name the same functions"
+    );
     for (name, n) in calls(&counts) {
         if left_out.contains(&name.as_str()) {
             assert!(!funcs.contains_key(&name), "{name} was left out but traced");

@@ -13,7 +13,7 @@ use crossbeam_channel::{after, never, select};
 use super::{note, rfc3339, signals, Clock, Out, Stop};
 use crate::collect::{Poller, RingDrain};
 use crate::error::{Exit, Failure};
-use crate::model::{OpStats, Report, Row, SlowEvent};
+use crate::model::{LeftOut, OpStats, Report, Row, SlowEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
 use crate::target::{self, elf::Elf, ProbeFile, Proc, Selector};
@@ -163,12 +163,26 @@ pub struct Aggregator {
     ring_lost: u64,
     user_lost: u64,
     slow_events: u64,
+    left_out: Vec<LeftOut>,
 }
 
 impl Aggregator {
     pub fn new(plan: &Plan, by_function: bool, pid: Option<u32>) -> Aggregator {
         let ops: BTreeSet<Op> = plan.attach.iter().map(|p| p.def.op).collect();
         let funcs: BTreeSet<usize> = plan.attach.iter().map(|p| p.id).collect();
+        let left_out = plan
+            .expensive
+            .iter()
+            .map(|p| LeftOut {
+                function: p.def.name.to_string(),
+                op: p.def.op.name().to_string(),
+                reason: format!(
+                    "first instruction `{}` is single-stepped (~20 µs a call); opt in with --ops {}",
+                    p.cost.insn(),
+                    p.def.name
+                ),
+            })
+            .collect();
         let now = Instant::now();
         Aggregator {
             prev: HashMap::new(),
@@ -182,6 +196,7 @@ impl Aggregator {
             ring_lost: 0,
             user_lost: 0,
             slow_events: 0,
+            left_out,
         }
     }
 
@@ -227,6 +242,11 @@ impl Aggregator {
             lost_events: drops[0] + self.user_lost,
             slow_events: self.slow_events,
             dropped: drops[1] + drops[2],
+            left_out: if is_final {
+                self.left_out.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 

@@ -104,6 +104,16 @@ pub struct Report {
     pub slow_events: u64,
     /// Observations the kernel side could not record (maps full).
     pub dropped: u64,
+    /// Functions present in the target but not traced, with the reason.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// A function the capture deliberately did not trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeftOut {
+    pub function: String,
+    pub op: String,
+    pub reason: String,
 }
 
 /// One operation over the --slow threshold.

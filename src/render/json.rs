@@ -46,6 +46,13 @@ pub fn report(r: &Report) -> String {
     if !r.functions.is_empty() {
         v["functions"] = rows(&r.functions);
     }
+    if r.is_final {
+        v["left_out"] = r
+            .left_out
+            .iter()
+            .map(|l| json!({"function": l.function, "op": l.op, "reason": l.reason}))
+            .collect();
+    }
     v.to_string()
 }
 

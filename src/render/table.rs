@@ -71,6 +71,11 @@ pub fn table(r: &Report) -> String {
             row_line(&mut out, row, width);
         }
     }
+    if r.is_final {
+        for l in &r.left_out {
+            let _ = writeln!(out, "not traced: {} ({}): {}", l.function, l.op, l.reason);
+        }
+    }
     if r.lost_events > 0 || r.dropped > 0 {
         let _ = writeln!(
             out,
