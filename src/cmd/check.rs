@@ -321,12 +321,7 @@ fn binary_lines(path: &std::path::Path) -> Vec<Line> {
             "not a CKB node nor a librocksdb.so? `ckb-libbpf symbols PATH` shows what it has"
         }),
     ));
-    let steps: Vec<&str> = r
-        .tier1
-        .iter()
-        .filter(|t| t.file.is_some() && t.cost.is_single_step())
-        .map(|t| t.name)
-        .collect();
+    let steps = r.single_stepped();
     if !steps.is_empty() {
         out.push(line(
             "probe cost",

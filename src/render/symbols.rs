@@ -75,12 +75,7 @@ pub fn text(r: &SymbolReport, tier: Option<u8>) -> String {
                 }
             }
         }
-        let steps: Vec<&str> = r
-            .tier1
-            .iter()
-            .filter(|t| t.file.is_some() && t.cost.is_single_step())
-            .map(|t| t.name)
-            .collect();
+        let steps = r.single_stepped();
         if !steps.is_empty() {
             let _ = writeln!(
                 o,
