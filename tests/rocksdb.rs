@@ -155,7 +155,11 @@ fn json_counts_bytes_and_hits_equal_the_workload() {
         .sum();
     assert_eq!(summed, fin["operations"]["PUT"]["count"].as_u64().unwrap());
 
-    assert!(leftover_progs(&["rdb_enter", "rdb_exit"], tool_pid).is_empty());
+    assert!(leftover_progs(
+        &["rdb_enter_m", "rdb_exit_m", "rdb_enter", "rdb_exit"],
+        tool_pid
+    )
+    .is_empty());
     assert!(leftover_uprobe_events(tool_pid).is_empty());
 }
 
@@ -285,7 +289,11 @@ fn target_exit_ends_the_capture_with_code_1() {
     .map(|f| calls(&counts)[*f])
     .sum();
     assert_eq!(fin["operations"]["PUT"]["count"].as_u64(), Some(puts));
-    assert!(leftover_progs(&["rdb_enter", "rdb_exit"], tool_pid).is_empty());
+    assert!(leftover_progs(
+        &["rdb_enter_m", "rdb_exit_m", "rdb_enter", "rdb_exit"],
+        tool_pid
+    )
+    .is_empty());
 }
 
 #[test]
@@ -410,4 +418,47 @@ fn unprivileged_user_is_told_what_to_do() {
         "{err}"
     );
     assert!(err.contains("hint: run as root"), "{err}");
+}
+
+#[test]
+fn sigkill_leaves_nothing_behind() {
+    if !bpf_available() {
+        return;
+    }
+    let mut wl = Workload::start(&["--rounds", "1"]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--slow", "--threshold", "0"]);
+    tool.wait_attached();
+    let tool_pid = tool.child.id();
+    assert!(
+        !leftover_progs(
+            &["rdb_enter_m", "rdb_exit_m", "rdb_enter", "rdb_exit"],
+            tool_pid
+        )
+        .is_empty(),
+        "the probes are live while the tool runs"
+    );
+    wl.run();
+    tool.signal(libc::SIGKILL);
+    let (status, _, _) = tool.wait();
+    assert_eq!(status.code(), None, "killed by a signal");
+    wl.finish();
+    // Links and programs live in the tool's file descriptors: the kernel
+    // frees them once the process is gone (release may lag a grace period).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = leftover_progs(
+            &["rdb_enter_m", "rdb_exit_m", "rdb_enter", "rdb_exit"],
+            tool_pid,
+        );
+        let events = leftover_uprobe_events(tool_pid);
+        if left.is_empty() && events.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {left:?} {events:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -14,17 +14,30 @@ pub fn tool() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ckb-libbpf"))
 }
 
-/// `cargo test` builds examples next to the binaries' deps.
+/// The bundled workload. A full `cargo test` builds examples; a filtered
+/// run (`cargo test --test rocksdb`) does not, so build it on demand.
 pub fn workload_bin() -> PathBuf {
-    let p = tool()
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let dir = tool()
         .parent()
         .expect("binary has a directory")
-        .join("examples/rocksdb_workload");
-    assert!(
-        p.exists(),
-        "{} missing: cargo test builds examples; run `cargo build --examples`",
-        p.display()
-    );
+        .to_path_buf();
+    let p = dir.join("examples/rocksdb_workload");
+    BUILD.call_once(|| {
+        if p.exists() {
+            return;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", "rocksdb_workload"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("running cargo to build the workload");
+        assert!(st.success(), "building examples/rocksdb_workload failed");
+    });
+    assert!(p.exists(), "{} missing", p.display());
     p
 }
 
