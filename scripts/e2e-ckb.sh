@@ -36,7 +36,7 @@ trap cleanup EXIT
 log "dev chain in $chain"
 "$ckb" init -C "$chain" --chain dev --ba-arg 0xc8328aabcd9b9e8e64fbc566c4385c3bdeb219d7 --force >/dev/null
 sed -i 's#^listen_addresses = .*#listen_addresses = ["/ip4/127.0.0.1/tcp/18115"]#; s#^listen_address = .*#listen_address = "127.0.0.1:18114"#' "$chain/ckb.toml"
-sed -i 's/^value = .*/value = 20/' "$chain/ckb-miner.toml"
+sed -i "s/^value = .*/value = 20/; s#127.0.0.1:8114#127.0.0.1:18114#" "$chain/ckb-miner.toml"
 tip() { curl -s -X POST -H 'content-type: application/json' -d '{"id":1,"jsonrpc":"2.0","method":"get_tip_block_number","params":[]}' http://127.0.0.1:18114 | jq -r '.result // "0x0"'; }
 
 "$ckb" run -C "$chain" > "$out/node.log" 2>&1 & node=$!; pids+=("$node")

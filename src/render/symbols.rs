@@ -91,8 +91,9 @@ pub fn text(r: &SymbolReport, tier: Option<u8>) -> String {
         let internals = r.tier2.len() - r.tentacle_count();
         let _ = writeln!(
             o,
-            "\nTier 2: version-dependent ({internals} RocksDB internals, {} tentacle protocol handlers)",
-            r.tentacle_count()
+            "\nTier 2: version-dependent ({internals} RocksDB internals, {} CKB tentacle protocol handlers; {} tentacle functions in all)",
+            r.tentacle_count(),
+            r.tentacle_functions
         );
         for t in &r.tier2 {
             let _ = writeln!(o, "  {:<18} {:<11} {}", t.group, t.cost.label(), t.name);
@@ -132,6 +133,7 @@ pub fn json(r: &SymbolReport, tier: Option<u8>) -> String {
         "functions": r.functions,
         "tier1_present": r.tier1_present(),
         "tier2_tentacle": r.tentacle_count(),
+        "tentacle_functions": r.tentacle_functions,
         "tier3_count": r.tier3,
     });
     if show(1) {
