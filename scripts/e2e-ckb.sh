@@ -77,7 +77,7 @@ probes=$(for f in $funcs; do printf 'uprobe:%s:%s,' "$real" "$f"; done | sed 's/
 rprobes=$(for f in $funcs; do printf 'uretprobe:%s:%s,' "$real" "$f"; done | sed 's/,$//')
 
 log "exact comparison over one import: ckb-libbpf vs bpftrace on $(echo "$funcs" | wc -l) functions"
-bpftrace -e "$probes { @[func] = count(); }" > "$out/bpftrace.txt" 2>&1 & bt=$!
+bpftrace -e "$probes { @[probe] = count(); }" > "$out/bpftrace.txt" 2>&1 & bt=$!
 sleep 8
 "$tool" rocksdb --binary "$real" --json --by-function --interval 3600 > "$out/import.jsonl" 2> "$out/import.err" & tp=$!
 until grep -q attached "$out/import.err"; do sleep 0.2; done
@@ -85,7 +85,7 @@ t_tool=$(import both)
 kill -INT "$tp"; wait "$tp" || true
 kill -INT "$bt"; wait "$bt" || true
 tail -1 "$out/import.jsonl" | jq -r '.functions | to_entries[] | select(.value.count > 0) | "\(.key) \(.value.count)"' | sort > "$out/ours.txt"
-sed -n 's/^@\[\(.*\)\]: \([0-9]*\)$/\1 \2/p' "$out/bpftrace.txt" | sort > "$out/theirs.txt"
+sed -n 's/^@\[uprobe:.*:\(rocksdb_[a-z_]*\)\]: \([0-9]*\)$/\1 \2/p' "$out/bpftrace.txt" | sort > "$out/theirs.txt"
 join -a1 -a2 -e0 -o 0,1.2,2.2 "$out/ours.txt" "$out/theirs.txt" | awk '{d = ($3 ? ($2-$3)/$3*100 : 0); printf "%-42s ours %9d  bpftrace %9d  diff %+.3f%%\n", $1, $2, $3, d}' | tee "$out/compare.txt"
 
 log "import cost: bare / empty probes (bpftrace floor) / ckb-libbpf, alternating"

@@ -321,7 +321,13 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     // the load or the attach, and we fall back to one link per function.
     let mut obj_multi = MaybeUninit::uninit();
     let mut obj_single = MaybeUninit::uninit();
-    let multi = rdb::load(&mut obj_multi, &cfg, Backend::Multi)
+    // CKB_LIBBPF_BACKEND=single forces classic uprobes (for comparisons).
+    let forced_single = std::env::var("CKB_LIBBPF_BACKEND").as_deref() == Ok("single");
+    let multi = if forced_single {
+        Err(anyhow::anyhow!("CKB_LIBBPF_BACKEND=single"))
+    } else {
+        rdb::load(&mut obj_multi, &cfg, Backend::Multi)
+    }
         .and_then(|skel| rdb::attach(&skel, &plan, Backend::Multi).map(|links| (skel, links)));
     let (skel, links, backend) = match multi {
         Ok((skel, links)) => (skel, links, Backend::Multi),
