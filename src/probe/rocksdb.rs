@@ -590,6 +590,7 @@ pub fn describe_files(plan: &Plan) -> String {
         .iter()
         .map(|p| p.file.display.display().to_string())
         .collect();
+    files.sort();
     files.dedup();
     files.join(", ")
 }
