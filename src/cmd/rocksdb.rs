@@ -327,8 +327,8 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         Err(anyhow::anyhow!("CKB_LIBBPF_BACKEND=single"))
     } else {
         rdb::load(&mut obj_multi, &cfg, Backend::Multi)
-    }
-        .and_then(|skel| rdb::attach(&skel, &plan, Backend::Multi).map(|links| (skel, links)));
+            .and_then(|skel| rdb::attach(&skel, &plan, Backend::Multi).map(|links| (skel, links)))
+    };
     let (skel, links, backend) = match multi {
         Ok((skel, links)) => (skel, links, Backend::Multi),
         Err(e) => {
