@@ -60,12 +60,13 @@ fn calls(counts: &Value) -> BTreeMap<String, u64> {
 }
 
 /// Attaches with `args`, runs `rounds` workload rounds, stops the tool with
-/// SIGINT; returns (workload counts, tool stdout, tool stderr, tool pid).
+/// SIGINT; returns (workload counts, tool stdout, tool stderr, and the IDs of
+/// the BPF programs the tool held while running).
 fn capture(
     rounds: &str,
     extra_workload: &[&str],
     args: &[&str],
-) -> (Value, Vec<String>, Vec<String>, u32) {
+) -> (Value, Vec<String>, Vec<String>, Vec<u64>) {
     let mut wl_args = vec!["--rounds", rounds];
     wl_args.extend_from_slice(extra_workload);
     let mut wl = Workload::start(&wl_args);
@@ -74,10 +75,10 @@ fn capture(
     tool_args.extend_from_slice(args);
     let mut tool = Tool::start(&tool_args);
     tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
     let counts = wl.run();
     // Let one interval pass so the live output shows the calls too.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let tool_pid = tool.child.id();
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     wl.finish();
@@ -86,7 +87,7 @@ fn capture(
         Some(0),
         "SIGINT ends a capture with 0; stderr: {err:#?}"
     );
-    (counts, out, err, tool_pid)
+    (counts, out, err, progs)
 }
 
 #[test]
@@ -94,8 +95,7 @@ fn json_counts_bytes_and_hits_equal_the_workload() {
     if !bpf_available() {
         return;
     }
-    let (counts, out, err, tool_pid) =
-        capture("3", &[], &["--json", "--by-function", "--ops", "all"]);
+    let (counts, out, err, progs) = capture("3", &[], &["--json", "--by-function", "--ops", "all"]);
     let fin = final_report(&out);
     let want = calls(&counts);
 
@@ -155,12 +155,8 @@ fn json_counts_bytes_and_hits_equal_the_workload() {
         .sum();
     assert_eq!(summed, fin["operations"]["PUT"]["count"].as_u64().unwrap());
 
-    assert!(leftover_progs(
-        &["rdb_enter_m", "rdb_exit_m", "rdb_enter", "rdb_exit"],
-        tool_pid
-    )
-    .is_empty());
-    assert!(leftover_uprobe_events(tool_pid).is_empty());
+    assert_eq!(progs.len(), 2, "entry and return programs while running");
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
 }
 
 #[test]
@@ -268,8 +264,8 @@ fn target_exit_ends_the_capture_with_code_1() {
     let pid = wl.pid.to_string();
     let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--interval", "0.2", "--json"]);
     tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
     let counts = wl.run();
-    let tool_pid = tool.child.id();
     wl.finish();
     let (status, out, err) = tool.wait();
     assert_eq!(status.code(), Some(1), "{err:#?}");
@@ -289,11 +285,8 @@ fn target_exit_ends_the_capture_with_code_1() {
     .map(|f| calls(&counts)[*f])
     .sum();
     assert_eq!(fin["operations"]["PUT"]["count"].as_u64(), Some(puts));
-    assert!(leftover_progs(
-        &["rdb_enter_m", "rdb_exit_m", "rdb_enter", "rdb_exit"],
-        tool_pid
-    )
-    .is_empty());
+    assert!(!progs.is_empty());
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
 }
 
 #[test]
@@ -430,35 +423,15 @@ fn sigkill_leaves_nothing_behind() {
     let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--slow", "--threshold", "0"]);
     tool.wait_attached();
     let tool_pid = tool.child.id();
-    assert!(
-        !leftover_progs(
-            &["rdb_enter_m", "rdb_exit_m", "rdb_enter", "rdb_exit"],
-            tool_pid
-        )
-        .is_empty(),
-        "the probes are live while the tool runs"
-    );
+    let progs = progs_held_by(tool_pid);
+    assert_eq!(progs.len(), 2, "the probes are live while the tool runs");
     wl.run();
     tool.signal(libc::SIGKILL);
     let (status, _, _) = tool.wait();
     assert_eq!(status.code(), None, "killed by a signal");
     wl.finish();
     // Links and programs live in the tool's file descriptors: the kernel
-    // frees them once the process is gone (release may lag a grace period).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let left = leftover_progs(
-            &["rdb_enter_m", "rdb_exit_m", "rdb_enter", "rdb_exit"],
-            tool_pid,
-        );
-        let events = leftover_uprobe_events(tool_pid);
-        if left.is_empty() && events.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "left behind: {left:?} {events:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // frees them once the process is gone (after a grace period).
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after SIGKILL");
+    assert!(leftover_uprobe_events(tool_pid).is_empty());
 }

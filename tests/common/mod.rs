@@ -240,30 +240,52 @@ pub fn run_tool(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// BPF programs of ours (by name) still held by process `pid`, per bpftool;
-/// and programs of ours held by nobody (pinned or leaked).
-pub fn leftover_progs(names: &[&str], pid: u32) -> Vec<String> {
+fn bpftool_progs() -> Vec<Value> {
     let out = Command::new("bpftool")
         .args(["prog", "show", "--json"])
         .output()
         .expect("bpftool is installed by `make deps`");
     assert!(out.status.success(), "bpftool prog show failed");
-    let progs: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut left = Vec::new();
-    for p in progs.as_array().unwrap() {
-        let name = p["name"].as_str().unwrap_or("");
-        if !names.contains(&name) {
-            continue;
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// IDs of the BPF programs process `pid` holds: every BPF program and link
+/// file descriptor shows `prog_id:` in /proc/PID/fdinfo.
+pub fn progs_held_by(pid: u32) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter_map(|info| {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix("prog_id:"))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Of `ids`, the programs that still exist after up to 5 s (the kernel frees
+/// a program once its last fd and link are gone, after a grace period).
+pub fn progs_left(ids: &[u64]) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let live: Vec<u64> = bpftool_progs()
+            .iter()
+            .filter_map(|p| p["id"].as_u64())
+            .collect();
+        let left: Vec<u64> = ids.iter().copied().filter(|i| live.contains(i)).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
         }
-        let holders: Vec<u64> = p["pids"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x["pid"].as_u64()).collect())
-            .unwrap_or_default();
-        if holders.is_empty() || holders.contains(&(pid as u64)) {
-            left.push(format!("{name} id {} held by {holders:?}", p["id"]));
-        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    left
 }
 
 /// Legacy (tracefs) uprobe events libbpf created for process `pid`.
