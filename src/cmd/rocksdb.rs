@@ -133,14 +133,8 @@ fn describe_plan(plan: &Plan, proc: Option<&Proc>, backend: Backend) {
         },
         rdb::describe_files(plan)
     ));
-    for p in &plan.expensive {
-        note(format!(
-            "left out {} ({}): its first instruction `{}` is single-stepped, ~20 µs per call instead of ~1 µs; opt in with --ops {}",
-            p.def.name,
-            p.def.op.name(),
-            p.cost.insn(),
-            p.def.name
-        ));
+    for l in plan.left_out() {
+        note(format!("left out {} ({}): {}", l.function, l.op, l.reason));
     }
     if !plan.absent.is_empty() {
         note(format!(
@@ -160,7 +154,6 @@ pub struct Aggregator {
     pid: Option<u32>,
     start: Instant,
     last: Instant,
-    ring_lost: u64,
     user_lost: u64,
     slow_events: u64,
     left_out: Vec<LeftOut>,
@@ -170,19 +163,6 @@ impl Aggregator {
     pub fn new(plan: &Plan, by_function: bool, pid: Option<u32>) -> Aggregator {
         let ops: BTreeSet<Op> = plan.attach.iter().map(|p| p.def.op).collect();
         let funcs: BTreeSet<usize> = plan.attach.iter().map(|p| p.id).collect();
-        let left_out = plan
-            .expensive
-            .iter()
-            .map(|p| LeftOut {
-                function: p.def.name.to_string(),
-                op: p.def.op.name().to_string(),
-                reason: format!(
-                    "first instruction `{}` is single-stepped (~20 µs a call); opt in with --ops {}",
-                    p.cost.insn(),
-                    p.def.name
-                ),
-            })
-            .collect();
         let now = Instant::now();
         Aggregator {
             prev: HashMap::new(),
@@ -193,10 +173,9 @@ impl Aggregator {
             pid,
             start: now,
             last: now,
-            ring_lost: 0,
             user_lost: 0,
             slow_events: 0,
-            left_out,
+            left_out: plan.left_out(),
         }
     }
 
@@ -267,7 +246,6 @@ impl Aggregator {
             self.prev.insert(key, k.stats.clone());
             per_func.entry(k.func).or_default().add(&d);
         }
-        self.ring_lost = s.drops[0];
         self.report(per_func, secs, &s.drops, false)
     }
 
@@ -408,7 +386,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     let stop = loop {
         select! {
             recv(poller.samples) -> s => {
-                let Ok(s) = s else { break Stop::Signal };
+                let Ok(s) = s else { anyhow::bail!("the map poller thread stopped unexpectedly") };
                 let s = s?;
                 let r = agg.interval(&s, Instant::now());
                 if let Err(stop) = print_report(&mut out, &r) { break stop; }
@@ -429,8 +407,12 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
 
     // The final read closes the capture window while every probe is still
     // live, so all rows cover the same span; then detach.
-    let last = poller.finish().transpose()?;
+    let mut rest = poller.finish()?;
     crate::probe::detach(links);
+    let last = rest.pop();
+    for s in &rest {
+        agg.interval(s, Instant::now()); // closes intervals never shown; keeps their maxima
+    }
     if let Some(d) = drain {
         agg.user_lost = d.dropped.load(std::sync::atomic::Ordering::Relaxed);
         for e in d.finish()? {

@@ -45,16 +45,14 @@ impl<S: Send + 'static> Poller<S> {
         }
     }
 
-    /// Stops the thread after one final read, and returns that read.
-    pub fn finish(self) -> Option<Result<S>> {
+    /// Stops the thread after one final read, and returns every read not
+    /// yet received, oldest first: the final read is last. Callers must fold
+    /// in the earlier ones too (each closes an interval of its own).
+    pub fn finish(self) -> Result<Vec<S>> {
         let _ = self.stop.send(());
-        let mut last = None;
-        // Drain everything sent until the thread exits; the final read is last.
-        while let Ok(s) = self.samples.recv() {
-            last = Some(s);
-        }
+        let rest: Vec<Result<S>> = self.samples.iter().collect();
         let _ = self.handle.join();
-        last
+        rest.into_iter().collect()
     }
 }
 

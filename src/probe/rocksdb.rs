@@ -11,7 +11,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, UprobeMultiOpts, UprobeOpts};
 
 use crate::error::{Exit, Failure};
-use crate::model::{Histogram, OpStats};
+use crate::model::OpStats;
 use crate::probe::bpf_failure;
 use crate::target::elf::{Elf, FuncSym};
 use crate::target::insn::{classify, ProbeCost};
@@ -250,6 +250,23 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The functions present but not traced, with the reason and the remedy:
+    /// what the stderr note, the summary table and the final JSON all print.
+    pub fn left_out(&self) -> Vec<crate::model::LeftOut> {
+        self.expensive
+            .iter()
+            .map(|p| crate::model::LeftOut {
+                function: p.def.name.to_string(),
+                op: p.def.op.name().to_string(),
+                reason: format!(
+                    "its first instruction `{}` is single-stepped, ~20 µs per call instead of ~1 µs; opt in with --ops {}",
+                    p.cost.insn(),
+                    p.def.name
+                ),
+            })
+            .collect()
+    }
+
     /// Decides what to attach from the functions found in each file.
     pub fn new(found: &[(ProbeFile, HashMap<String, FuncSym>)], filter: &OpsFilter) -> Plan {
         let mut plan = Plan::default();
@@ -502,7 +519,6 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
         let mut k = types::rdb_key::default();
         plain::copy_from_bytes(&mut k, &key).map_err(|_| anyhow::anyhow!("short rdb_key"))?;
         let mut sum = OpStats::default();
-        let mut hist = vec![0u64; crate::model::hist::SLOTS];
         for bytes in per_cpu {
             let mut v = types::rdb_stats::default();
             plain::copy_from_bytes(&mut v, &bytes)
@@ -514,11 +530,10 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             if v.max_epoch[slot] == epoch {
                 sum.max_ns = sum.max_ns.max(v.max_ns[slot]);
             }
-            for (h, x) in hist.iter_mut().zip(v.hist.iter()) {
+            for (h, x) in sum.hist.slots.iter_mut().zip(v.hist.iter()) {
                 *h += x;
             }
         }
-        sum.hist = Histogram::from_slots(&hist);
         rows.push(KeyStats {
             tgid: k.tgid,
             db: k.db,
