@@ -256,13 +256,21 @@ fn single_stepped_functions_are_left_out_by_default() {
 }
 
 #[test]
-fn target_exit_ends_the_capture_with_code_1() {
+fn target_exit_with_no_follow_ends_the_capture_with_code_1() {
     if !bpf_available() {
         return;
     }
     let mut wl = Workload::start(&["--rounds", "1"]);
     let pid = wl.pid.to_string();
-    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--interval", "0.2", "--json"]);
+    let mut tool = Tool::start(&[
+        "rocksdb",
+        "--pid",
+        &pid,
+        "--interval",
+        "0.2",
+        "--json",
+        "--no-follow",
+    ]);
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
     let counts = wl.run();

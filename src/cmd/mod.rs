@@ -9,7 +9,9 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::{bounded, select, tick, Receiver};
+
+use crate::target::follow::{Follow, Restart};
 
 /// Why a capture ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +124,34 @@ impl Out {
         };
         r.and_then(|()| lock.flush())
             .map_err(|_| Stop::OutputClosed)
+    }
+}
+
+/// How waiting for a restarted target ended.
+pub enum Waited {
+    Restarted(Restart),
+    Stopped(Stop),
+}
+
+/// Polls /proc (every 200 ms: a few hundred readlinks) until the followed
+/// node runs again, or a signal or the deadline ends the capture.
+pub fn wait_for_restart(
+    follow: &Follow,
+    sigs: &Receiver<()>,
+    deadline: &Receiver<std::time::Instant>,
+) -> Waited {
+    let poll = tick(Duration::from_millis(200));
+    loop {
+        select! {
+            recv(sigs) -> _ => return Waited::Stopped(Stop::Signal),
+            recv(deadline) -> _ => return Waited::Stopped(Stop::Deadline),
+            recv(poll) -> _ => {
+                if let Some(r) = follow.find() {
+                    follow.wait_for_libs(&r.proc, Duration::from_secs(2));
+                    return Waited::Restarted(r);
+                }
+            }
+        }
     }
 }
 

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 use clap::Args;
-use crossbeam_channel::{after, never, select};
+use crossbeam_channel::{after, never, select, Receiver};
 
-use super::{note, rfc3339, signals, Clock, Out, Stop};
+use super::{note, rfc3339, signals, wait_for_restart, Clock, Out, Stop, Waited};
 use crate::collect::{Poller, RingDrain};
 use crate::error::{Exit, Failure};
-use crate::model::{LeftOut, OpStats, Report, Row, SlowEvent};
+use crate::model::{Gap, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
+use crate::target::follow::Follow;
 use crate::target::{self, elf::Elf, ProbeFile, Proc, Selector};
 
 #[derive(Args, Debug, Clone)]
@@ -63,6 +64,10 @@ pub struct RocksdbArgs {
     /// Add one row per C function under the classes.
     #[arg(long)]
     pub by_function: bool,
+    /// When the traced process exits, stop (exit code 1) instead of waiting
+    /// for the same executable to start again and tracing it.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 fn positive_secs(s: &str) -> std::result::Result<f64, String> {
@@ -118,7 +123,8 @@ pub(crate) fn process_target(proc: Proc) -> Result<Target> {
     })
 }
 
-fn describe_plan(plan: &Plan, proc: Option<&Proc>, backend: Backend) {
+/// The attach note; the details (left out, absent) only the first time.
+fn describe_plan(plan: &Plan, proc: Option<&Proc>, backend: Backend, again: bool) {
     let who = match proc {
         Some(p) => format!("pid {} ({})", p.pid, p.comm),
         None => "every process of the file".to_string(),
@@ -133,6 +139,9 @@ fn describe_plan(plan: &Plan, proc: Option<&Proc>, backend: Backend) {
         },
         rdb::describe_files(plan)
     ));
+    if again {
+        return;
+    }
     for l in plan.left_out() {
         note(format!("left out {} ({}): {}", l.function, l.op, l.reason));
     }
@@ -144,39 +153,90 @@ fn describe_plan(plan: &Plan, proc: Option<&Proc>, backend: Backend) {
     }
 }
 
-/// Turns cumulative samples into interval and whole-capture reports.
+type Key = (u32, u64, usize);
+
+/// Turns cumulative samples into interval and whole-capture reports. A
+/// capture may span several processes (restarts of the target): each one is
+/// a session with maps of its own, whose counters start from zero.
 pub struct Aggregator {
-    prev: HashMap<(u32, u64, usize), OpStats>,
-    max: HashMap<(u32, u64, usize), u64>,
-    ops: Vec<Op>,
-    funcs: Vec<usize>,
+    /// Current session: cumulative counters at the last read, and the exact
+    /// maximum over all its intervals, per (tgid, db, function).
+    prev: HashMap<Key, OpStats>,
+    max: HashMap<Key, u64>,
+    /// Sessions that ended, summed per function.
+    closed: HashMap<usize, OpStats>,
+    ops: BTreeSet<Op>,
+    funcs: BTreeSet<usize>,
     by_function: bool,
     pid: Option<u32>,
     start: Instant,
     last: Instant,
+    /// Kernel drop counters of ended sessions, and the current one's.
+    drops_closed: [u64; 3],
+    drops: [u64; 3],
     user_lost: u64,
     slow_events: u64,
     left_out: Vec<LeftOut>,
+    gaps: Vec<Gap>,
+    new_gaps: Vec<Gap>,
 }
 
 impl Aggregator {
-    pub fn new(plan: &Plan, by_function: bool, pid: Option<u32>) -> Aggregator {
-        let ops: BTreeSet<Op> = plan.attach.iter().map(|p| p.def.op).collect();
-        let funcs: BTreeSet<usize> = plan.attach.iter().map(|p| p.id).collect();
+    pub fn new(by_function: bool) -> Aggregator {
         let now = Instant::now();
         Aggregator {
             prev: HashMap::new(),
             max: HashMap::new(),
-            ops: ops.into_iter().collect(),
-            funcs: funcs.into_iter().collect(),
+            closed: HashMap::new(),
+            ops: BTreeSet::new(),
+            funcs: BTreeSet::new(),
             by_function,
-            pid,
+            pid: None,
             start: now,
             last: now,
+            drops_closed: [0; 3],
+            drops: [0; 3],
             user_lost: 0,
             slow_events: 0,
-            left_out: plan.left_out(),
+            left_out: Vec::new(),
+            gaps: Vec::new(),
+            new_gaps: Vec::new(),
         }
+    }
+
+    /// A session starts: `plan` is attached in process `pid`.
+    pub fn begin(&mut self, plan: &Plan, pid: Option<u32>) {
+        self.ops.extend(plan.attach.iter().map(|p| p.def.op));
+        self.funcs.extend(plan.attach.iter().map(|p| p.id));
+        for l in plan.left_out() {
+            if !self.left_out.contains(&l) {
+                self.left_out.push(l);
+            }
+        }
+        self.pid = pid;
+    }
+
+    /// The session ends: `rest` are its reads not yet folded in, the last
+    /// one taken while every probe was still attached.
+    pub fn end(&mut self, rest: &[Sample]) {
+        for s in rest {
+            let _ = self.interval(s, Instant::now());
+        }
+        for (key, mut st) in self.prev.drain() {
+            st.max_ns = self.max.get(&key).copied().unwrap_or(0);
+            self.closed.entry(key.2).or_default().add(&st);
+        }
+        self.max.clear();
+        for (c, d) in self.drops_closed.iter_mut().zip(self.drops) {
+            *c += d;
+        }
+        self.drops = [0; 3];
+    }
+
+    /// The target was traced again after `g`.
+    pub fn gap(&mut self, g: Gap) {
+        self.gaps.push(g.clone());
+        self.new_gaps.push(g);
     }
 
     fn rows(&self, per_func: &HashMap<usize, OpStats>, secs: f64) -> (Vec<Row>, Vec<Row>) {
@@ -201,14 +261,11 @@ impl Aggregator {
         (rows, functions)
     }
 
-    fn report(
-        &self,
-        per_func: HashMap<usize, OpStats>,
-        secs: f64,
-        drops: &[u64; 3],
-        is_final: bool,
-    ) -> Report {
+    fn report(&self, per_func: HashMap<usize, OpStats>, secs: f64, is_final: bool) -> Report {
         let (rows, functions) = self.rows(&per_func, secs);
+        let d: Vec<u64> = (0..3)
+            .map(|i| self.drops_closed[i] + self.drops[i])
+            .collect();
         Report {
             layer: "rocksdb",
             timestamp: rfc3339(SystemTime::now()),
@@ -218,11 +275,16 @@ impl Aggregator {
             is_final,
             rows,
             functions,
-            lost_events: drops[0] + self.user_lost,
+            lost_events: d[0] + self.user_lost,
             slow_events: self.slow_events,
-            dropped: drops[1] + drops[2],
+            dropped: d[1] + d[2],
             left_out: if is_final {
                 self.left_out.clone()
+            } else {
+                Vec::new()
+            },
+            gaps: if is_final {
+                self.gaps.clone()
             } else {
                 Vec::new()
             },
@@ -246,20 +308,22 @@ impl Aggregator {
             self.prev.insert(key, k.stats.clone());
             per_func.entry(k.func).or_default().add(&d);
         }
-        self.report(per_func, secs, &s.drops, false)
+        self.drops = s.drops;
+        let mut r = self.report(per_func, secs, false);
+        r.gaps = std::mem::take(&mut self.new_gaps);
+        r
     }
 
-    /// The report of the whole capture (cumulative counters of `s`).
-    pub fn whole(&mut self, s: &Sample) -> Report {
-        let _ = self.interval(s, Instant::now());
-        let mut per_func: HashMap<usize, OpStats> = HashMap::new();
+    /// The report of the whole capture, every session included.
+    pub fn whole(&mut self) -> Report {
+        let mut per_func = self.closed.clone();
         for (key, st) in &self.prev {
             let mut st = st.clone();
             st.max_ns = self.max.get(key).copied().unwrap_or(0);
             per_func.entry(key.2).or_default().add(&st);
         }
         let secs = self.start.elapsed().as_secs_f64();
-        self.report(per_func, secs, &s.drops, true)
+        self.report(per_func, secs, true)
     }
 }
 
@@ -272,6 +336,186 @@ enum View {
     Json,
 }
 
+/// What stays the same across the sessions of one capture.
+struct Capture<'a> {
+    args: &'a RocksdbArgs,
+    filter: &'a OpsFilter,
+    view: View,
+    clock: Clock,
+    sigs: Receiver<()>,
+    deadline: Receiver<Instant>,
+}
+
+/// A restart being followed: the gap so far, and when the exit was seen.
+struct Resume {
+    gap: Gap,
+    since: Instant,
+}
+
+impl Capture<'_> {
+    fn print_report(&self, out: &mut Out, r: &Report) -> Result<(), Stop> {
+        match self.view {
+            View::Json => out.print(&render::json::report(r)),
+            View::Histogram => out.print(&render::histograms(r)),
+            View::Table => out.print(&render::table(r)),
+            View::Slow if r.is_final => out.print(&render::table(r)),
+            View::Slow => r
+                .gaps
+                .iter()
+                .try_for_each(|g| out.print(&render::gap_line(g))),
+        }
+    }
+
+    fn print_slow(&self, out: &mut Out, e: RdbEvent) -> Result<(), Stop> {
+        let e = SlowEvent {
+            time: rfc3339(self.clock.wall(e.ts_ns)),
+            pid: e.tgid,
+            tid: e.tid,
+            thread: e.thread(),
+            op: e.op().name(),
+            function: e.function(),
+            latency_us: e.lat_ns as f64 / 1000.0,
+            bytes: e.bytes,
+            miss: e.miss != 0,
+            db: e.db,
+        };
+        match self.view {
+            View::Json => out.print(&render::json::slow_event(&e)),
+            _ => out.print(&render::slow_line(&e)),
+        }
+    }
+
+    fn print_event(&self, out: &mut Out, e: &TargetEvent) -> Result<(), Stop> {
+        match self.view {
+            View::Json => out.print(&render::json::target_event(e)),
+            _ => out.print(&render::target_line(e)),
+        }
+    }
+
+    /// Traces one process (or, with --binary, every process of the file)
+    /// until the capture stops or the process exits; folds everything it
+    /// measured into `agg` and detaches before returning.
+    fn session(
+        &self,
+        target: &Target,
+        agg: &mut Aggregator,
+        out: &mut Out,
+        resume: Option<Resume>,
+    ) -> Result<Stop> {
+        let found = rdb::resolve(target.files.clone())?;
+        let plan = Plan::new(&found, self.filter);
+        if plan.attach.is_empty() {
+            return Err(Failure::new(
+                Exit::Usage,
+                "none of the selected RocksDB functions is in the target",
+            )
+            .hint("drop --ops, or pick classes the target has (`ckb-libbpf symbols PATH`)")
+            .into());
+        }
+        let pid = target.proc.as_ref().map(|p| p.pid);
+        let cfg = rdb::Config {
+            tgid: pid.unwrap_or(0),
+            slow_ns: self
+                .args
+                .slow
+                .then(|| self.args.threshold.saturating_mul(1000)),
+        };
+        // Prefer uprobe_multi links; a kernel without them (before 6.6) fails
+        // the load or the attach, and we fall back to one link per function.
+        let mut obj_multi = MaybeUninit::uninit();
+        let mut obj_single = MaybeUninit::uninit();
+        // CKB_LIBBPF_BACKEND=single forces classic uprobes (for comparisons).
+        let forced_single = std::env::var("CKB_LIBBPF_BACKEND").as_deref() == Ok("single");
+        let multi = if forced_single {
+            Err(anyhow::anyhow!("CKB_LIBBPF_BACKEND=single"))
+        } else {
+            rdb::load(&mut obj_multi, &cfg, Backend::Multi).and_then(|skel| {
+                rdb::attach(&skel, &plan, Backend::Multi).map(|links| (skel, links))
+            })
+        };
+        let (skel, links, backend) = match multi {
+            Ok((skel, links)) => (skel, links, Backend::Multi),
+            Err(e) => {
+                note(format!(
+                    "uprobe_multi unavailable ({e:#}); attaching one uprobe per function"
+                ));
+                let skel = rdb::load(&mut obj_single, &cfg, Backend::Single)?;
+                let links = rdb::attach(&skel, &plan, Backend::Single)?;
+                (skel, links, Backend::Single)
+            }
+        };
+        describe_plan(&plan, target.proc.as_ref(), backend, resume.is_some());
+        agg.begin(&plan, pid);
+        let mut stop = None;
+        if let Some(Resume { mut gap, since }) = resume {
+            gap.resumed_at = rfc3339(SystemTime::now());
+            gap.secs = since.elapsed().as_secs_f64();
+            note(render::gap_line(&gap));
+            stop = self
+                .print_event(out, &TargetEvent::Restarted(gap.clone()))
+                .err();
+            agg.gap(gap);
+        }
+        let maps = rdb::Maps::new(&skel)?;
+        let events = rdb::events(&skel)?;
+        let mut epoch = 0u64;
+        let poller = Poller::spawn(Duration::from_secs_f64(self.args.interval), move || {
+            let s = rdb::read_sample(&maps, epoch);
+            epoch += 1;
+            s
+        });
+        let drain = self
+            .args
+            .slow
+            .then(|| RingDrain::spawn(events, 16384, RdbEvent::parse));
+        let slow_rx = drain
+            .as_ref()
+            .map(|d| d.events.clone())
+            .unwrap_or_else(never);
+
+        let stop = match stop {
+            Some(s) => s,
+            None => loop {
+                select! {
+                    recv(poller.samples) -> s => {
+                        let Ok(s) = s else { anyhow::bail!("the map poller thread stopped unexpectedly") };
+                        let r = agg.interval(&s?, Instant::now());
+                        if let Err(stop) = self.print_report(out, &r) { break stop; }
+                        if target.proc.as_ref().is_some_and(|p| !p.alive()) {
+                            break Stop::TargetExited;
+                        }
+                    }
+                    recv(slow_rx) -> e => {
+                        if let Ok(e) = e {
+                            agg.slow_events += 1;
+                            if let Err(stop) = self.print_slow(out, e) { break stop; }
+                        }
+                    }
+                    recv(self.sigs) -> _ => break Stop::Signal,
+                    recv(self.deadline) -> _ => break Stop::Deadline,
+                }
+            },
+        };
+
+        // The final read closes the window while every probe is still live,
+        // so all rows cover the same span; then detach.
+        let rest = poller.finish()?;
+        crate::probe::detach(links);
+        agg.end(&rest);
+        if let Some(d) = drain {
+            agg.user_lost += d.dropped.load(std::sync::atomic::Ordering::Relaxed);
+            for e in d.finish()? {
+                agg.slow_events += 1;
+                if stop != Stop::OutputClosed {
+                    let _ = self.print_slow(out, e);
+                }
+            }
+        }
+        drop(skel);
+        Ok(stop)
+    }
+}
+
 pub fn run(args: RocksdbArgs) -> Result<Exit> {
     let filter = OpsFilter::parse(args.ops.as_deref())?;
     let sel = match (&args.pid, &args.binary) {
@@ -280,48 +524,11 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         (None, None) => Selector::Name(args.name.clone()),
     };
     crate::probe::require_privileges()?;
-    let target = target(&sel)?;
-    let found = rdb::resolve(target.files.clone())?;
-    let plan = Plan::new(&found, &filter);
-    if plan.attach.is_empty() {
-        return Err(Failure::new(
-            Exit::Usage,
-            "none of the selected RocksDB functions is in the target",
-        )
-        .hint("drop --ops, or pick classes the target has (`ckb-libbpf symbols PATH`)")
-        .into());
-    }
-    let cfg = rdb::Config {
-        tgid: target.proc.as_ref().map(|p| p.pid).unwrap_or(0),
-        slow_ns: args.slow.then(|| args.threshold.saturating_mul(1000)),
+    let mut target = target(&sel)?;
+    let mut follow = match &target.proc {
+        Some(p) if !args.no_follow => Some(Follow::new(p)),
+        _ => None,
     };
-    // Prefer uprobe_multi links; a kernel without them (before 6.6) fails
-    // the load or the attach, and we fall back to one link per function.
-    let mut obj_multi = MaybeUninit::uninit();
-    let mut obj_single = MaybeUninit::uninit();
-    // CKB_LIBBPF_BACKEND=single forces classic uprobes (for comparisons).
-    let forced_single = std::env::var("CKB_LIBBPF_BACKEND").as_deref() == Ok("single");
-    let multi = if forced_single {
-        Err(anyhow::anyhow!("CKB_LIBBPF_BACKEND=single"))
-    } else {
-        rdb::load(&mut obj_multi, &cfg, Backend::Multi)
-            .and_then(|skel| rdb::attach(&skel, &plan, Backend::Multi).map(|links| (skel, links)))
-    };
-    let (skel, links, backend) = match multi {
-        Ok((skel, links)) => (skel, links, Backend::Multi),
-        Err(e) => {
-            note(format!(
-                "uprobe_multi unavailable ({e:#}); attaching one uprobe per function"
-            ));
-            let skel = rdb::load(&mut obj_single, &cfg, Backend::Single)?;
-            let links = rdb::attach(&skel, &plan, Backend::Single)?;
-            (skel, links, Backend::Single)
-        }
-    };
-    describe_plan(&plan, target.proc.as_ref(), backend);
-    let maps = rdb::Maps::new(&skel)?;
-    let sigs = signals()?;
-
     let view = if args.json {
         View::Json
     } else if args.slow {
@@ -331,106 +538,82 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     } else {
         View::Table
     };
-    let interval = Duration::from_secs_f64(args.interval);
-    let events = rdb::events(&skel)?;
-    let mut epoch = 0u64;
-    let poller = Poller::spawn(interval, move || {
-        let s = rdb::read_sample(&maps, epoch);
-        epoch += 1;
-        s
-    });
-    let clock = Clock::new();
-    let drain = args
-        .slow
-        .then(|| RingDrain::spawn(events, 65536, RdbEvent::parse));
-
-    let mut agg = Aggregator::new(&plan, args.by_function, target.proc.as_ref().map(|p| p.pid));
+    let cap = Capture {
+        args: &args,
+        filter: &filter,
+        view,
+        clock: Clock::new(),
+        sigs: signals()?,
+        deadline: args.duration.map(after).unwrap_or_else(never),
+    };
     let mut out = Out::new();
     if view == View::Slow {
         out.print(&render::slow_header(args.threshold)).ok();
     }
-    let deadline = args.duration.map(after).unwrap_or_else(never);
-    let slow_rx = drain
-        .as_ref()
-        .map(|d| d.events.clone())
-        .unwrap_or_else(never);
-    let to_slow = |e: RdbEvent| SlowEvent {
-        time: rfc3339(clock.wall(e.ts_ns)),
-        pid: e.tgid,
-        tid: e.tid,
-        thread: e.thread(),
-        op: e.op().name(),
-        function: e.function(),
-        latency_us: e.lat_ns as f64 / 1000.0,
-        bytes: e.bytes,
-        miss: e.miss != 0,
-        db: e.db,
-    };
-    let print_slow = |out: &mut Out, e: &SlowEvent| -> std::result::Result<(), Stop> {
-        match view {
-            View::Json => out.print(&render::json::slow_event(e)),
-            _ => out.print(&render::slow_line(e)),
-        }
-    };
-    let print_report = |out: &mut Out, r: &Report| -> std::result::Result<(), Stop> {
-        match view {
-            View::Json => out.print(&render::json::report(r)),
-            View::Histogram => out.print(&render::histograms(r)),
-            View::Table => out.print(&render::table(r)),
-            View::Slow if r.is_final => out.print(&render::table(r)),
-            View::Slow => Ok(()),
-        }
-    };
-
-    let mut slow_count = 0u64;
+    let mut agg = Aggregator::new(args.by_function);
+    let mut resume = None;
+    let mut failed = None;
     let stop = loop {
-        select! {
-            recv(poller.samples) -> s => {
-                let Ok(s) = s else { anyhow::bail!("the map poller thread stopped unexpectedly") };
-                let s = s?;
-                let r = agg.interval(&s, Instant::now());
-                if let Err(stop) = print_report(&mut out, &r) { break stop; }
-                if let Some(p) = &target.proc {
-                    if !p.alive() { break Stop::TargetExited; }
-                }
+        let first = agg.gaps.is_empty() && resume.is_none();
+        let stop = match cap.session(&target, &mut agg, &mut out, resume.take()) {
+            Ok(stop) => stop,
+            Err(e) if first => return Err(e),
+            Err(e) => {
+                failed = Some(e);
+                break Stop::TargetExited;
             }
-            recv(slow_rx) -> e => {
-                if let Ok(e) = e {
-                    slow_count += 1;
-                    if let Err(stop) = print_slow(&mut out, &to_slow(e)) { break stop; }
-                }
+        };
+        let (Stop::TargetExited, Some(f), Some(old)) = (stop, follow.as_mut(), &target.proc) else {
+            break stop;
+        };
+        let exited = TargetEvent::Exited {
+            pid: old.pid,
+            exe: f.exe().display().to_string(),
+            time: rfc3339(SystemTime::now()),
+        };
+        note(format!(
+            "target process {} exited; all probes detached; waiting for {} to start again (--no-follow exits instead)",
+            old.pid,
+            f.exe().display()
+        ));
+        if let Err(stop) = cap.print_event(&mut out, &exited) {
+            break stop;
+        }
+        let since = Instant::now();
+        match wait_for_restart(f, &cap.sigs, &cap.deadline) {
+            Waited::Stopped(stop) => break stop,
+            Waited::Restarted(r) => {
+                f.adopt(&r);
+                resume = Some(Resume {
+                    gap: Gap {
+                        old_pid: old.pid,
+                        new_pid: r.proc.pid,
+                        exited_at: match &exited {
+                            TargetEvent::Exited { time, .. } => time.clone(),
+                            TargetEvent::Restarted(_) => String::new(),
+                        },
+                        upgraded: r.upgraded,
+                        old_build_id: r.old_build_id,
+                        new_build_id: r.new_build_id,
+                        ..Gap::default()
+                    },
+                    since,
+                });
+                target = process_target(r.proc)?;
             }
-            recv(sigs) -> _ => break Stop::Signal,
-            recv(deadline) -> _ => break Stop::Deadline,
         }
     };
 
-    // The final read closes the capture window while every probe is still
-    // live, so all rows cover the same span; then detach.
-    let mut rest = poller.finish()?;
-    crate::probe::detach(links);
-    let last = rest.pop();
-    for s in &rest {
-        agg.interval(s, Instant::now()); // closes intervals never shown; keeps their maxima
-    }
-    if let Some(d) = drain {
-        agg.user_lost = d.dropped.load(std::sync::atomic::Ordering::Relaxed);
-        for e in d.finish()? {
-            slow_count += 1;
-            if stop != Stop::OutputClosed {
-                let _ = print_slow(&mut out, &to_slow(e));
-            }
-        }
-    }
-    agg.slow_events = slow_count;
-    if let (Some(s), true) = (last, stop != Stop::OutputClosed) {
-        let r = agg.whole(&s);
-        let _ = print_report(&mut out, &r);
+    if stop != Stop::OutputClosed {
+        let r = agg.whole();
+        let _ = cap.print_report(&mut out, &r);
         if view == View::Histogram {
             let _ = out.print(&render::table(&r));
         }
     }
-    drop(skel);
+    if let Some(e) = failed {
+        return Err(e.context("tracing the restarted target"));
+    }
     match stop {
         Stop::TargetExited => {
             let p = target.proc.as_ref().map(|p| p.pid).unwrap_or(0);
@@ -490,7 +673,8 @@ mod tests {
     #[test]
     fn intervals_difference_and_the_summary_accumulates() {
         let plan = plan_with(&["rocksdb_get_pinned_cf", "rocksdb_get", "rocksdb_put"]);
-        let mut agg = Aggregator::new(&plan, true, Some(1));
+        let mut agg = Aggregator::new(true);
+        agg.begin(&plan, Some(1));
         let t0 = agg.start;
         // Two databases hit the same function: rows merge per class.
         let s1 = Sample {
@@ -526,7 +710,7 @@ mod tests {
             .unwrap();
         assert_eq!(f.count, 3);
 
-        let w = agg.whole(&s2);
+        let w = agg.whole();
         assert!(w.is_final);
         let get = w.rows.iter().find(|r| r.name == "GET").unwrap();
         assert_eq!(get.count, 17);
@@ -536,5 +720,54 @@ mod tests {
             "whole-capture max is the max of the intervals"
         );
         assert_eq!(w.rows.iter().find(|r| r.name == "PUT").unwrap().count, 3);
+    }
+
+    #[test]
+    fn sessions_add_up_even_when_the_pid_repeats() {
+        let plan = plan_with(&["rocksdb_get_pinned_cf", "rocksdb_put"]);
+        let mut agg = Aggregator::new(false);
+        agg.begin(&plan, Some(1));
+        let t0 = agg.start;
+        let s1 = Sample {
+            rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 10, 5000)],
+            drops: [1, 0, 0],
+        };
+        agg.interval(&s1, t0 + Duration::from_secs(1));
+        let last = Sample {
+            rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 12, 6000)],
+            drops: [2, 0, 0],
+        };
+        agg.end(&[last]);
+        // The restarted process got the same PID: its maps start from zero.
+        agg.begin(&plan, Some(1));
+        agg.gap(Gap {
+            old_pid: 1,
+            new_pid: 1,
+            secs: 2.5,
+            ..Gap::default()
+        });
+        let s2 = Sample {
+            rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 3, 1000)],
+            drops: [1, 0, 0],
+        };
+        let r = agg.interval(&s2, t0 + Duration::from_secs(5));
+        let get = r.rows.iter().find(|r| r.name == "GET").unwrap();
+        assert_eq!(
+            get.count, 3,
+            "a fresh session is not differenced against the old one"
+        );
+        assert_eq!(
+            r.gaps.len(),
+            1,
+            "the first interval after a restart shows the gap"
+        );
+        assert_eq!(r.lost_events, 3, "lost events add up across sessions");
+        let r = agg.interval(&s2, t0 + Duration::from_secs(6));
+        assert!(r.gaps.is_empty(), "...only once");
+        let w = agg.whole();
+        let get = w.rows.iter().find(|r| r.name == "GET").unwrap();
+        assert_eq!(get.count, 15);
+        assert_eq!(get.max_us, Some(6.0));
+        assert_eq!(w.gaps.len(), 1);
     }
 }

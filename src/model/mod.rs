@@ -5,4 +5,4 @@ pub mod hist;
 pub mod report;
 
 pub use hist::Histogram;
-pub use report::{LeftOut, OpStats, Report, Row, SlowEvent};
+pub use report::{Gap, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};

@@ -106,6 +106,35 @@ pub struct Report {
     pub dropped: u64,
     /// Functions present in the target but not traced, with the reason.
     pub left_out: Vec<LeftOut>,
+    /// Spans without data because the target restarted: in an interval
+    /// report the gaps that ended in it, in the final report all of them.
+    pub gaps: Vec<Gap>,
+}
+
+/// A stretch with no data: the traced process exited and the same
+/// executable was started again (and traced again).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gap {
+    pub old_pid: u32,
+    pub new_pid: u32,
+    /// RFC 3339 wall-clock times: when the exit was noticed, when the new
+    /// process's probes were attached.
+    pub exited_at: String,
+    pub resumed_at: String,
+    pub secs: f64,
+    /// The new process runs a different file (inode or build-id): an upgrade.
+    pub upgraded: bool,
+    pub old_build_id: Option<String>,
+    pub new_build_id: Option<String>,
+}
+
+/// The traced process came or went (restart following).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TargetEvent {
+    /// It exited; the tool waits for `exe` to start again.
+    Exited { pid: u32, exe: String, time: String },
+    /// It is back and traced again.
+    Restarted(Gap),
 }
 
 /// A function the capture deliberately did not trace.

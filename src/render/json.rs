@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Report, Row, SlowEvent};
+use crate::model::{Gap, Report, Row, SlowEvent, TargetEvent};
 
 fn row(r: &Row) -> Value {
     json!({
@@ -42,6 +42,7 @@ pub fn report(r: &Report) -> String {
         "lost_events": r.lost_events,
         "uncounted_calls": r.dropped,
         "slow_events": r.slow_events,
+        "gaps": r.gaps.iter().map(gap).collect::<Vec<Value>>(),
     });
     if !r.functions.is_empty() {
         v["functions"] = rows(&r.functions);
@@ -54,6 +55,41 @@ pub fn report(r: &Report) -> String {
             .collect();
     }
     v.to_string()
+}
+
+fn gap(g: &Gap) -> Value {
+    json!({
+        "old_pid": g.old_pid,
+        "new_pid": g.new_pid,
+        "exited_at": g.exited_at,
+        "resumed_at": g.resumed_at,
+        "secs": g.secs,
+        "upgraded": g.upgraded,
+        "old_build_id": g.old_build_id,
+        "new_build_id": g.new_build_id,
+    })
+}
+
+/// The target exited or came back: one line, `"type": "target"`.
+pub fn target_event(e: &TargetEvent) -> String {
+    match e {
+        TargetEvent::Exited { pid, exe, time } => json!({
+            "type": "target",
+            "event": "exited",
+            "pid": pid,
+            "exe": exe,
+            "time": time,
+        }),
+        TargetEvent::Restarted(g) => {
+            let mut v = gap(g);
+            v["type"] = json!("target");
+            v["event"] = json!("restarted");
+            v["pid"] = json!(g.new_pid);
+            v["time"] = json!(g.resumed_at);
+            v
+        }
+    }
+    .to_string()
 }
 
 pub fn slow_event(e: &SlowEvent) -> String {

@@ -6,7 +6,7 @@ pub mod json;
 pub mod symbols;
 pub mod table;
 
-pub use table::{histograms, slow_header, slow_line, table};
+pub use table::{gap_line, histograms, slow_header, slow_line, table, target_line};
 
 /// 1234567 -> "1,234,567".
 pub fn thousands(n: u64) -> String {

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{bytes, duration_ns, micros, thousands};
-use crate::model::{Report, Row, SlowEvent};
+use crate::model::{Gap, Report, Row, SlowEvent, TargetEvent};
 
 fn header(r: &Report) -> String {
     let pid = r
@@ -76,6 +76,12 @@ pub fn table(r: &Report) -> String {
             let _ = writeln!(out, "not traced: {} ({}): {}", l.function, l.op, l.reason);
         }
     }
+    // Interval tables are preceded by the restart line (`target_line`).
+    if r.is_final {
+        for g in &r.gaps {
+            let _ = writeln!(out, "{}", gap_line(g));
+        }
+    }
     if r.lost_events > 0 || r.dropped > 0 {
         let _ = writeln!(
             out,
@@ -84,6 +90,45 @@ pub fn table(r: &Report) -> String {
         );
     }
     out
+}
+
+fn hhmmss(t: &str) -> &str {
+    t.get(11..19).unwrap_or(t)
+}
+
+/// "gap: ..." — a span without data, in interval and summary tables.
+pub fn gap_line(g: &Gap) -> String {
+    let what = if g.upgraded {
+        match (&g.old_build_id, &g.new_build_id) {
+            (Some(a), Some(b)) if a != b => format!(
+                "upgraded binary, build-id {} -> {}",
+                a.get(..12).unwrap_or(a),
+                b.get(..12).unwrap_or(b)
+            ),
+            _ => "replaced binary".to_string(),
+        }
+    } else {
+        "same binary".to_string()
+    };
+    format!(
+        "gap: no data for {:.1} s, pid {} exited {}, pid {} traced from {} ({what})",
+        g.secs,
+        g.old_pid,
+        hhmmss(&g.exited_at),
+        g.new_pid,
+        hhmmss(&g.resumed_at)
+    )
+}
+
+/// The target exited or came back, as one line between the tables.
+pub fn target_line(e: &TargetEvent) -> String {
+    match e {
+        TargetEvent::Exited { pid, exe, time } => format!(
+            "--- {}  target pid {pid} exited; waiting for {exe} to start again ---",
+            hhmmss(time)
+        ),
+        TargetEvent::Restarted(g) => format!("--- {}  {} ---", hhmmss(&g.resumed_at), gap_line(g)),
+    }
 }
 
 /// Log2 latency distributions, one per row with calls (like biolatency).

@@ -2,6 +2,7 @@
 //! and ELF symbol resolution.
 
 pub mod elf;
+pub mod follow;
 pub mod insn;
 pub mod symbols;
 
@@ -52,7 +53,8 @@ impl Proc {
         Proc::read(self.pid).is_some_and(|p| p.start_time == self.start_time)
     }
 
-    fn cmdline(&self) -> Vec<String> {
+    /// argv, as /proc/PID/cmdline gives it.
+    pub fn cmdline(&self) -> Vec<String> {
         std::fs::read(format!("/proc/{}/cmdline", self.pid))
             .map(|b| {
                 b.split(|&c| c == 0)

@@ -148,8 +148,14 @@ pub struct Tool {
 
 impl Tool {
     pub fn start(args: &[&str]) -> Tool {
+        Tool::start_env(&[], args)
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> Tool {
         let mut child = Command::new(tool())
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -286,6 +292,22 @@ pub fn progs_left(ids: &[u64]) -> Vec<u64> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// BPF links (`bpftool link show`) whose program is one of `progs`.
+pub fn links_of(progs: &[u64]) -> Vec<Value> {
+    let out = Command::new("bpftool")
+        .args(["link", "show", "--json"])
+        .output()
+        .expect("bpftool is installed by `make deps`");
+    assert!(out.status.success(), "bpftool link show failed");
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l["prog_id"].as_u64().is_some_and(|p| progs.contains(&p)))
+        .collect()
 }
 
 /// Legacy (tracefs) uprobe events libbpf created for process `pid`.

@@ -1,0 +1,267 @@
+//! ckb-libbpf as a long-running agent, in the real kernel: it follows the
+//! node across restarts and upgrades, leaves nothing behind whatever ends it,
+//! and several instances do not disturb each other.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const PUTS: &[&str] = &[
+    "rocksdb_put",
+    "rocksdb_put_cf",
+    "rocksdb_transaction_put_cf",
+];
+const GETS: &[&str] = &[
+    "rocksdb_get",
+    "rocksdb_get_cf",
+    "rocksdb_get_pinned",
+    "rocksdb_get_pinned_cf",
+    "rocksdb_transaction_get_pinned_cf",
+    "rocksdb_transaction_get_for_update_cf",
+];
+
+fn sum(counts: &Value, funcs: &[&str]) -> u64 {
+    funcs
+        .iter()
+        .map(|f| counts["calls"][*f].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn json_lines(out: &[String]) -> Vec<Value> {
+    out.iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// Replaces `bin` the way a package upgrade does: a new file (new inode)
+/// renamed over the old path while the old process keeps running.
+fn upgrade_in_place(bin: &Path) {
+    let new = bin.with_extension("new");
+    std::fs::copy(bin, &new).unwrap();
+    std::fs::rename(&new, bin).unwrap();
+}
+
+#[test]
+fn restart_and_upgrade_are_followed_and_counted_exactly() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_workload_copy();
+    let mut first = Workload::start_bin(&bin, &["--rounds", "1"]);
+    let old_pid = first.pid;
+    let pid = old_pid.to_string();
+    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--interval", "0.2"]);
+    tool.wait_attached();
+    let progs_first = progs_held_by(tool.child.id());
+    // The package manager replaces the file while the node runs: the probes
+    // sit on the old inode (through /proc/PID/exe) and keep counting.
+    upgrade_in_place(&bin);
+    let c1 = first.run();
+    first.finish();
+
+    // A process of the same name but another executable is not the node.
+    let other_bin = private_workload_copy();
+    let mut other = Workload::start_bin(&other_bin, &["--rounds", "1"]);
+    // The node restarts, now from the upgraded file.
+    let mut second = Workload::start_bin(&bin, &["--rounds", "2"]);
+    let new_pid = second.pid;
+    tool.wait_attached();
+    let progs_second = progs_held_by(tool.child.id());
+    let c2 = second.run();
+    let _ = other.run();
+    other.finish();
+    std::thread::sleep(Duration::from_millis(500));
+    tool.signal(libc::SIGTERM);
+    let (status, out, err) = tool.wait();
+    second.finish();
+    assert_eq!(status.code(), Some(0), "SIGTERM exits 0: {err:#?}");
+
+    assert!(
+        err.iter().any(|l| l.contains(&format!(
+            "target process {old_pid} exited; all probes detached; waiting for"
+        ))),
+        "{err:#?}"
+    );
+    let lines = json_lines(&out);
+    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
+    assert_eq!(events.len(), 2, "one exit, one restart: {events:#?}");
+    assert_eq!(events[0]["event"], "exited");
+    assert_eq!(events[0]["pid"].as_u64(), Some(old_pid as u64));
+    assert_eq!(events[1]["event"], "restarted");
+    assert_eq!(events[1]["pid"].as_u64(), Some(new_pid as u64));
+    assert_eq!(events[1]["upgraded"], true, "a new inode is an upgrade");
+
+    let fin = final_report(&out);
+    assert_eq!(
+        fin["operations"]["PUT"]["count"].as_u64(),
+        Some(sum(&c1, PUTS) + sum(&c2, PUTS)),
+        "both processes counted exactly, the unrelated one not at all"
+    );
+    assert_eq!(
+        fin["operations"]["GET"]["count"].as_u64(),
+        Some(sum(&c1, GETS) + sum(&c2, GETS))
+    );
+    assert_eq!(
+        fin["operations"]["PUT"]["bytes"].as_u64(),
+        Some(c1["put_bytes"].as_u64().unwrap() + c2["put_bytes"].as_u64().unwrap())
+    );
+    let gaps = fin["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{fin}");
+    assert_eq!(gaps[0]["old_pid"].as_u64(), Some(old_pid as u64));
+    assert_eq!(gaps[0]["new_pid"].as_u64(), Some(new_pid as u64));
+    assert!(gaps[0]["secs"].as_f64().unwrap() >= 0.0);
+    assert_eq!(fin["pid"].as_u64(), Some(new_pid as u64));
+    // The interval right after the restart carries the gap too.
+    assert!(lines.iter().any(|v| v["type"] == "report"
+        && v["final"] == false
+        && v["gaps"].as_array().is_some_and(|g| g.len() == 1)));
+    assert_eq!(fin["lost_events"], 0);
+
+    // Nothing of either session is left.
+    let mut all = progs_first.clone();
+    all.extend(progs_second);
+    assert_eq!(progs_first.len(), 2);
+    assert_eq!(progs_left(&all), Vec::<u64>::new());
+    for b in [&bin, &other_bin] {
+        let _ = std::fs::remove_dir_all(b.parent().unwrap());
+    }
+}
+
+#[test]
+fn sigterm_mid_capture_leaves_nothing_behind() {
+    if !bpf_available() {
+        return;
+    }
+    let mut wl = Workload::start(&["--rounds", "1"]);
+    let pid = wl.pid.to_string();
+    // Classic uprobes too: those are perf events with their own lifetimes.
+    for backend in ["multi", "single"] {
+        let mut tool = Tool::start_env(
+            &[("CKB_LIBBPF_BACKEND", backend)],
+            &["rocksdb", "--pid", &pid, "--slow", "--threshold", "0"],
+        );
+        tool.wait_attached();
+        let tool_pid = tool.child.id();
+        let progs = progs_held_by(tool_pid);
+        assert!(!progs.is_empty());
+        let links_before = links_of(&progs);
+        assert!(!links_before.is_empty(), "{backend}: links while running");
+        tool.signal(libc::SIGTERM);
+        let (status, out, err) = tool.wait();
+        assert_eq!(status.code(), Some(0), "{backend}: {err:#?}");
+        assert!(
+            out.iter().any(|l| l.contains("rocksdb summary")),
+            "{backend}: the summary is printed"
+        );
+        assert_eq!(progs_left(&progs), Vec::<u64>::new(), "{backend}");
+        assert!(
+            links_of(&progs).is_empty(),
+            "{backend}: bpftool link show still lists ours"
+        );
+        assert!(leftover_uprobe_events(tool_pid).is_empty(), "{backend}");
+    }
+    wl.run();
+    wl.finish();
+}
+
+#[test]
+fn three_instances_at_once_each_count_exactly() {
+    if !bpf_available() {
+        return;
+    }
+    let mut wl = Workload::start(&["--rounds", "2"]);
+    let pid = wl.pid.to_string();
+    let views: [&[&str]; 3] = [
+        &["--json"],
+        &["--json", "--slow", "--threshold", "0"],
+        &["--json", "--ops", "PUT,GET", "--by-function"],
+    ];
+    let mut tools: Vec<Tool> = views
+        .iter()
+        .map(|extra| {
+            let mut args = vec!["rocksdb", "--pid", &pid, "--interval", "0.3"];
+            args.extend_from_slice(extra);
+            Tool::start(&args)
+        })
+        .collect();
+    for t in &mut tools {
+        t.wait_attached();
+    }
+    let counts = wl.run();
+    std::thread::sleep(Duration::from_millis(500));
+    for t in &tools {
+        t.signal(libc::SIGINT);
+    }
+    for (i, t) in tools.into_iter().enumerate() {
+        let (status, out, err) = t.wait();
+        assert_eq!(status.code(), Some(0), "instance {i}: {err:#?}");
+        let fin = final_report(&out);
+        assert_eq!(
+            fin["operations"]["PUT"]["count"].as_u64(),
+            Some(sum(&counts, PUTS)),
+            "instance {i}"
+        );
+        assert_eq!(
+            fin["operations"]["GET"]["count"].as_u64(),
+            Some(sum(&counts, GETS)),
+            "instance {i}"
+        );
+        assert_eq!(fin["lost_events"], 0, "instance {i}");
+        if i == 1 {
+            let slow = out
+                .iter()
+                .filter(|l| l.contains("\"type\":\"slow\""))
+                .count() as u64;
+            assert_eq!(slow, fin["slow_events"].as_u64().unwrap());
+            assert!(
+                slow >= sum(&counts, PUTS) + sum(&counts, GETS),
+                "threshold 0 logs every call"
+            );
+        }
+    }
+    wl.finish();
+}
+
+#[test]
+fn deadline_while_waiting_for_a_restart_ends_normally() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_workload_copy();
+    let mut wl = Workload::start_bin(&bin, &["--rounds", "1"]);
+    let pid = wl.pid.to_string();
+    let started = Instant::now();
+    let mut tool = Tool::start(&[
+        "rocksdb",
+        "3s",
+        "--pid",
+        &pid,
+        "--json",
+        "--interval",
+        "0.2",
+    ]);
+    tool.wait_attached();
+    let c = wl.run();
+    wl.finish();
+    let (status, out, err) = tool.wait();
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "it waited for the node"
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the capture ran its course: {err:#?}"
+    );
+    let fin = final_report(&out);
+    assert_eq!(
+        fin["operations"]["PUT"]["count"].as_u64(),
+        Some(sum(&c, PUTS))
+    );
+    assert_eq!(fin["gaps"].as_array().map(Vec::len), Some(0));
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}

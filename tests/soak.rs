@@ -1,0 +1,143 @@
+//! A few minutes at >= 10 K operations/s with every operation through the
+//! ring buffer (`--slow --threshold 0`): the tool's RSS must stay flat
+//! (growth <= 1 MB after warm-up) and no event may be lost.
+//! CKB_LIBBPF_SOAK_SECS sets the length (default 120 s); scripts/soak.sh is
+//! the 48-hour version.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[test]
+fn soak_rss_is_flat_and_nothing_is_lost() {
+    if !bpf_available() {
+        return;
+    }
+    let secs: u64 = std::env::var("CKB_LIBBPF_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    let warmup = Duration::from_secs(20.min(secs / 4));
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-soak-{:x}", rand_u64()));
+    let mut wl = Command::new(workload_bin())
+        .args([
+            "--db",
+            dir.to_str().unwrap(),
+            "--secs",
+            "0",
+            "--pause-ms",
+            "40",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting the workload");
+    let pid = wl.id().to_string();
+    let mut tool = Command::new(tool())
+        .args([
+            "rocksdb",
+            "--pid",
+            &pid,
+            "--json",
+            "--slow",
+            "--threshold",
+            "0",
+            "--interval",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting ckb-libbpf");
+    // Read everything the tool prints, keeping only counts and the last report.
+    let slow_lines = Arc::new(AtomicU64::new(0));
+    let last_report = Arc::new(Mutex::new(None::<Value>));
+    let stdout = tool.stdout.take().unwrap();
+    let reader = {
+        let (slow_lines, last_report) = (slow_lines.clone(), last_report.clone());
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if l.starts_with("{\"type\":\"slow\"") || l.contains("\"type\":\"slow\"") {
+                    slow_lines.fetch_add(1, Ordering::Relaxed);
+                } else if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                    *last_report.lock().unwrap() = Some(v);
+                }
+            }
+        })
+    };
+    let tool_pid = tool.id();
+    let start = Instant::now();
+    let mut baseline = None;
+    let mut samples = Vec::new();
+    while start.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_secs(2));
+        let rss = rss_kb(tool_pid).expect("the tool is running");
+        if start.elapsed() >= warmup {
+            baseline.get_or_insert(rss);
+            samples.push(rss);
+        }
+        assert!(
+            wl.try_wait().unwrap().is_none(),
+            "the workload died under the probes"
+        );
+    }
+    unsafe { libc::kill(tool_pid as i32, libc::SIGINT) };
+    let status = tool.wait().unwrap();
+    reader.join().unwrap();
+    let _ = wl.kill();
+    let _ = wl.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status.code(), Some(0));
+
+    let fin = last_report.lock().unwrap().clone().expect("a final report");
+    assert_eq!(fin["final"], true, "{fin}");
+    let ops: u64 = fin["operations"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|o| o["count"].as_u64().unwrap())
+        .sum();
+    let rate = ops as f64 / fin["elapsed_secs"].as_f64().unwrap();
+    let baseline = baseline.unwrap();
+    let peak = *samples.iter().max().unwrap();
+    eprintln!(
+        "soak: {secs} s, {ops} operations ({rate:.0}/s), slow lines {}, lost {}, RSS after warm-up {baseline} kB, peak {peak} kB, end {} kB",
+        slow_lines.load(Ordering::Relaxed),
+        fin["lost_events"],
+        samples.last().unwrap()
+    );
+    assert!(
+        rate >= 10_000.0,
+        "the soak must run at >= 10 K operations/s, ran {rate:.0}/s"
+    );
+    assert_eq!(fin["lost_events"], 0, "no event lost");
+    assert_eq!(fin["uncounted_calls"], 0);
+    assert_eq!(
+        fin["slow_events"].as_u64(),
+        Some(slow_lines.load(Ordering::Relaxed)),
+        "every event printed"
+    );
+    assert!(
+        fin["slow_events"].as_u64().unwrap() >= ops,
+        "threshold 0: every operation is an event"
+    );
+    assert!(
+        peak <= baseline + 1024,
+        "RSS grew by {} kB (limit 1024): {samples:?}",
+        peak - baseline
+    );
+}
