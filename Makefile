@@ -8,7 +8,7 @@ APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq 
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 
-.PHONY: all deps build workload demo test vmlinux install lint clean e2e-ckb fuzz
+.PHONY: all deps build workload demo test vmlinux install lint clean e2e-ckb fuzz soak
 
 all: build
 
@@ -58,3 +58,8 @@ e2e-ckb: build
 
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECS)
+
+# The long soak (S-1..S-3): SOAK_SECS (default 48 h) beside the bundled
+# workload, or beside PID=...; writes a TSV timeseries and a verdict.
+soak: build workload
+	scripts/soak.sh $(or $(SOAK_SECS),172800) $(PID)

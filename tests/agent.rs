@@ -265,3 +265,124 @@ fn deadline_while_waiting_for_a_restart_ends_normally() {
     assert_eq!(fin["gaps"].as_array().map(Vec::len), Some(0));
     let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
+
+/// Runs `script` with sh in a private mount namespace (what it mounts or
+/// hides is invisible to the rest of the machine and to parallel tests).
+fn in_private_mounts(script: &str) -> (i32, String, String) {
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("T", tool())
+        .output()
+        .expect("unshare (util-linux)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_targets_and_environments_get_a_cause_a_remedy_and_an_exit_code() {
+    if !bpf_available() {
+        return;
+    }
+    let no_panic = |what: &str, err: &str| {
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{what}: {err}"
+        );
+        let causes = err
+            .lines()
+            .filter(|l| l.starts_with("ckb-libbpf: error:"))
+            .count();
+        let hints = err
+            .lines()
+            .filter(|l| l.starts_with("ckb-libbpf: hint:"))
+            .count();
+        assert_eq!(
+            (causes, hints),
+            (1, 1),
+            "{what}: one cause line, one remedy line: {err}"
+        );
+    };
+
+    // A live process that is not a node.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id().to_string();
+    let (code, _, err) = run_tool(&["rocksdb", "--pid", &pid]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("process {pid} (sleep): no RocksDB C API symbols")),
+        "{err}"
+    );
+    no_panic("not a node", &err);
+
+    // A stripped node.
+    let bin = private_workload_copy();
+    let stripped = bin.with_file_name("stripped");
+    let st = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&bin)
+        .status()
+        .expect("strip (binutils)");
+    assert!(st.success());
+    let (code, _, err) = run_tool(&["rocksdb", "--binary", stripped.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the binary is stripped"), "{err}");
+    no_panic("stripped", &err);
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+
+    // Kernel BTF unreadable (hidden in a private mount namespace).
+    let (code, _, err) = in_private_mounts(
+        "mount --bind /dev/null /sys/kernel/btf/vmlinux && exec \"$T\" rocksdb --pid 1",
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("kernel BTF unavailable: /sys/kernel/btf/vmlinux unreadable"),
+        "{err}"
+    );
+    assert!(err.contains("CONFIG_DEBUG_INFO_BTF=y"), "{err}");
+    no_panic("no BTF", &err);
+    let (_, out, _) =
+        in_private_mounts("mount --bind /dev/null /sys/kernel/btf/vmlinux && exec \"$T\" check");
+    assert!(
+        out.lines().any(|l| l.contains("[FAIL] BTF")),
+        "check reports the missing BTF: {out}"
+    );
+
+    // No ring buffer (a pre-5.8 kernel), by fault injection.
+    let out = std::process::Command::new(tool())
+        .args(["rocksdb", "--pid", "1"])
+        .env("CKB_LIBBPF_FAULT", "ringbuf")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("no BPF ring buffer"), "{err}");
+    assert!(err.contains("Linux 5.8"), "{err}");
+    no_panic("no ring buffer", &err);
+
+    // tracefs not mounted: the tool mounts it (in its namespace) and goes on.
+    let (code, out, err) = in_private_mounts(
+        "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/tracing 2>/dev/null; \
+         test -d /sys/kernel/tracing/events && echo STILL-MOUNTED; \
+         \"$T\" check && test -d /sys/kernel/tracing/events/raw_syscalls && echo MOUNTED-BY-TOOL",
+    );
+    assert!(
+        !out.contains("STILL-MOUNTED"),
+        "the test could not unmount tracefs: {out}{err}"
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("MOUNTED-BY-TOOL"), "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("tracefs") && l.contains("[ ok ]")),
+        "{out}"
+    );
+}

@@ -155,16 +155,21 @@ pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
         )),
     }
 
-    let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    let btf = crate::probe::btf_problem(std::path::Path::new(crate::probe::VMLINUX_BTF));
+    let btf_detail = match &btf {
+        None => format!("{} present (CO-RE works)", crate::probe::VMLINUX_BTF),
+        Some(why) => why.clone(),
+    };
     out.push(line(
         "BTF",
-        if btf { Status::Ok } else { Status::Fail },
-        if btf {
-            "/sys/kernel/btf/vmlinux present (CO-RE works)"
+        if btf.is_none() {
+            Status::Ok
         } else {
-            "/sys/kernel/btf/vmlinux missing"
+            Status::Fail
         },
-        (!btf).then_some("CO-RE needs kernel BTF: use a kernel with CONFIG_DEBUG_INFO_BTF=y"),
+        &btf_detail,
+        btf.is_some()
+            .then_some("CO-RE needs kernel BTF: use a kernel with CONFIG_DEBUG_INFO_BTF=y"),
     ));
 
     let missing = crate::probe::missing_caps(crate::probe::effective_caps());

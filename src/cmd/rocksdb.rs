@@ -402,7 +402,10 @@ impl Capture<'_> {
         out: &mut Out,
         resume: Option<Resume>,
     ) -> Result<Stop> {
-        let found = rdb::resolve(target.files.clone())?;
+        let found = rdb::resolve(target.files.clone()).map_err(|e| match &target.proc {
+            Some(p) => e.context(format!("process {} ({})", p.pid, p.comm)),
+            None => e,
+        })?;
         let plan = Plan::new(&found, self.filter);
         if plan.attach.is_empty() {
             return Err(Failure::new(
@@ -524,6 +527,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         (None, None) => Selector::Name(args.name.clone()),
     };
     crate::probe::require_privileges()?;
+    crate::probe::require_kernel_features()?;
     let mut target = target(&sel)?;
     let mut follow = match &target.proc {
         Some(p) if !args.no_follow => Some(Follow::new(p)),

@@ -56,6 +56,60 @@ pub fn require_privileges() -> Result<()> {
     .into())
 }
 
+/// Kernel BTF, which CO-RE relocations need: where it lives, and whether it
+/// starts with the BTF magic (a missing or unreadable file fails the load
+/// with a bare EIO/ESRCH otherwise).
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// `CKB_LIBBPF_FAULT=btf,ringbuf` makes the preflight checks fail as on a
+/// kernel without the feature: the only way to test those messages on a
+/// machine that has everything. Testing aid; documented in the README.
+fn fault(name: &str) -> bool {
+    std::env::var("CKB_LIBBPF_FAULT").is_ok_and(|v| v.split(',').any(|f| f.trim() == name))
+}
+
+/// Why kernel BTF cannot be used, or None if it can.
+pub fn btf_problem(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    if fault("btf") {
+        return Some(format!("{} missing (CKB_LIBBPF_FAULT=btf)", path.display()));
+    }
+    let mut magic = [0u8; 2];
+    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("{} missing", path.display()))
+        }
+        Err(e) => Some(format!("{} unreadable: {e}", path.display())),
+        // 0xeB9F, in either byte order.
+        Ok(()) if magic == [0x9f, 0xeb] || magic == [0xeb, 0x9f] => None,
+        Ok(()) => Some(format!("{} is not BTF", path.display())),
+    }
+}
+
+/// Fails early when the kernel lacks what every layer's programs need: BTF
+/// for CO-RE, and the BPF ring buffer (Linux 5.8) for events.
+pub fn require_kernel_features() -> Result<()> {
+    if let Some(why) = btf_problem(std::path::Path::new(VMLINUX_BTF)) {
+        return Err(Failure::new(Exit::Environment, format!("kernel BTF unavailable: {why}"))
+            .hint("use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.4 are)")
+            .into());
+    }
+    let ringbuf = if fault("ringbuf") {
+        Err("CKB_LIBBPF_FAULT=ringbuf".to_string())
+    } else {
+        features::map_works(libbpf_rs::MapType::RingBuf)
+    };
+    if let Err(why) = ringbuf {
+        return Err(Failure::new(
+            Exit::Environment,
+            format!("this kernel has no BPF ring buffer (BPF_MAP_TYPE_RINGBUF): {why}"),
+        )
+        .hint("ckb-libbpf needs Linux 5.8 or later; `ckb-libbpf check` lists what this kernel supports")
+        .into());
+    }
+    Ok(())
+}
+
 /// Detaches `links`. Each uprobe unregistration waits for an RCU grace
 /// period (~0.1 s here), so 40 links dropped one by one hold an exiting tool
 /// for seconds; dropping them from a few threads lets the waits overlap.
@@ -92,6 +146,23 @@ pub fn bpf_failure(what: String, err: libbpf_rs::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn btf_is_recognised_by_its_magic() {
+        let dir = std::env::temp_dir().join(format!("ckb-libbpf-btf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, [0x9f, 0xeb, 1, 0]).unwrap();
+        let bad = dir.join("bad");
+        std::fs::write(&bad, b"ELF").unwrap();
+        assert_eq!(btf_problem(&good), None);
+        assert!(btf_problem(&bad).unwrap().contains("is not BTF"));
+        assert!(btf_problem(&dir.join("none")).unwrap().contains("missing"));
+        assert!(btf_problem(std::path::Path::new("/dev/null"))
+            .unwrap()
+            .contains("unreadable"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn capability_arithmetic() {
