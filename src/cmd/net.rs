@@ -16,7 +16,7 @@ use crate::error::Exit;
 use crate::model::net::{
     ConnEvent, ConnId, DisconnectRate, Endpoint, EventKind, EventLine, NetReport, PeerRow, Totals,
 };
-use crate::probe::net::{self, Choice, Maps, NetEvent, Sample};
+use crate::probe::net::{self, Choice, Maps, NetEvent, Sample, Variant};
 use crate::render::net as view;
 use crate::target::{self, Proc};
 
@@ -39,6 +39,10 @@ pub struct NetArgs {
     /// "final": true.
     #[arg(long)]
     pub json: bool,
+    /// Program flavour: auto picks, per feature, the first that works of
+    /// tp_btf, tracepoint, fentry, kprobe. Naming one uses only it.
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "tp_btf", "tracepoint", "fentry", "kprobe"])]
+    pub backend: String,
 }
 
 fn positive_secs(s: &str) -> std::result::Result<f64, String> {
@@ -260,7 +264,7 @@ pub fn run(args: NetArgs) -> Result<Exit> {
         Some(pid) => target::find_by_pid(pid)?,
         None => target::find_by_name(&args.name)?,
     };
-    let (choice, probed) = net::choose()?;
+    let (choice, probed) = net::choose(Variant::from_name(&args.backend))?;
     let mut obj = MaybeUninit::uninit();
     let skel = net::load(&mut obj, proc.pid, &choice)?;
     let maps = Maps::new(&skel)?;
@@ -393,7 +397,7 @@ fn finish(stop: Stop) -> Result<Exit> {
 mod tests {
     use super::*;
     use crate::model::net::{Conn, Dir};
-    use crate::probe::net::{Feature, Variant};
+    use crate::probe::net::Feature;
 
     fn conn(sk: u64, port: u16, tx: u64, rx: u64) -> Conn {
         Conn {

@@ -178,20 +178,10 @@ pub fn availability(probed: &[Probed]) -> impl Fn(Feature, Variant) -> bool + '_
     }
 }
 
-/// Probes the four attach types the layer can use and chooses per feature.
-/// CKB_LIBBPF_NET_BACKEND=tracepoint|tp_btf|fentry|kprobe forces a variant.
-pub fn choose() -> Result<(Choice, Vec<Probed>)> {
+/// Probes the attach types the layer can use and chooses per feature;
+/// `forced` limits the choice to one variant (`--backend`).
+pub fn choose(forced: Option<Variant>) -> Result<(Choice, Vec<Probed>)> {
     let _ = features::ensure_tracefs();
-    let forced = match std::env::var("CKB_LIBBPF_NET_BACKEND") {
-        Ok(s) if !s.is_empty() && s != "auto" => Some(Variant::from_name(&s).ok_or_else(|| {
-            Failure::new(
-                Exit::Usage,
-                format!("CKB_LIBBPF_NET_BACKEND={s}: unknown backend"),
-            )
-            .hint("use tp_btf, tracepoint, fentry, kprobe or auto")
-        })?),
-        _ => None,
-    };
     let probed: Vec<Probed> = Variant::ALL
         .iter()
         .filter(|v| forced.is_none_or(|x| x == **v))
