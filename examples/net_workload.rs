@@ -6,6 +6,9 @@
 //!                                  (SEND, REPLY as u64 LE) and SEND bytes,
 //!                                  read REPLY bytes, close; print one JSON
 //!                                  line {local, remote, sent, received}
+//!   bench ADDR:PORT N              N sends of 64 bytes on one connection;
+//!                                  print {calls, ns_per_call} (the server
+//!                                  drains them)
 //!   quit                           exit
 //!
 //! Its server side reads the header and SEND bytes, writes REPLY bytes, waits
@@ -64,6 +67,20 @@ fn connect(addr: SocketAddr, send: u64, reply: u64) -> std::io::Result<String> {
     ))
 }
 
+fn bench(addr: SocketAddr, n: u64) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    let mut head = [0u8; 16];
+    head[..8].copy_from_slice(&(n * 64).to_le_bytes());
+    s.write_all(&head)?;
+    let buf = [0x5au8; 64];
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        s.write_all(&buf)?;
+    }
+    let ns = t.elapsed().as_nanos() as f64 / n as f64;
+    Ok(format!("{{\"calls\":{n},\"ns_per_call\":{ns:.1}}}"))
+}
+
 fn main() {
     let l4 = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1");
     let l6 = TcpListener::bind("[::1]:0").expect("binding ::1");
@@ -85,6 +102,16 @@ fn main() {
                         connect(a, s, r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
                     }
                     _ => "{\"error\":\"usage: connect LOOPBACK_ADDR:PORT SEND REPLY\"}".into(),
+                };
+                println!("{out}");
+                let _ = std::io::stdout().flush();
+            }
+            ["bench", addr, n] => {
+                let out = match (addr.parse::<SocketAddr>(), n.parse()) {
+                    (Ok(a), Ok(n)) if a.ip().is_loopback() && n > 0 => {
+                        bench(a, n).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                    }
+                    _ => "{\"error\":\"usage: bench LOOPBACK_ADDR:PORT N\"}".into(),
                 };
                 println!("{out}");
                 let _ = std::io::stdout().flush();

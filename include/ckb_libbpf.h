@@ -155,7 +155,7 @@ struct net_conn {
 	__u64 rx_bytes;
 	__u64 retrans;
 	__u32 tgid;
-	__u32 srtt_us;	/* smoothed RTT (tcp_sock srtt_us >> 3) at the last send */
+	__u32 srtt_us;	/* smoothed RTT (tcp_sock srtt_us >> 3), sampled per 64 KiB sent */
 	__u8 dir;	/* enum net_dir */
 	__u8 established;
 	__u8 pad[6];

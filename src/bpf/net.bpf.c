@@ -179,8 +179,11 @@ static __always_inline void on_io(struct sock *sk, __s64 bytes, bool tx)
 	if (!c)
 		return;
 	if (tx) {
-		__sync_fetch_and_add(&c->tx_bytes, bytes);
-		c->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+		__u64 before = __sync_fetch_and_add(&c->tx_bytes, bytes);
+
+		/* The RTT changes slowly: sample it once per 64 KiB sent, not per call. */
+		if (!before || (before >> 16) != ((before + bytes) >> 16))
+			c->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
 	} else {
 		__sync_fetch_and_add(&c->rx_bytes, bytes);
 	}

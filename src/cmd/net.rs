@@ -375,15 +375,13 @@ pub fn run(args: NetArgs) -> Result<Exit> {
         let _ = print_report(&mut out, &r);
     }
     drop(skel);
-    finish(stop).map(|code| {
-        if code == Exit::Runtime {
-            note(format!(
-                "target process {} exited; all probes detached",
-                proc.pid
-            ));
-        }
-        code
-    })
+    if stop == Stop::TargetExited {
+        note(format!(
+            "target process {} exited; all probes detached",
+            proc.pid
+        ));
+    }
+    finish(stop)
 }
 
 fn finish(stop: Stop) -> Result<Exit> {
