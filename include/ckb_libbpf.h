@@ -121,4 +121,96 @@ enum drop_reason {
 	DROP_MAX,
 };
 
+/* ------------------------------------------------------------------ */
+/* Net layer (P2P TCP connections)                                    */
+/* ------------------------------------------------------------------ */
+
+/* Size of the connection table (an LRU hash keyed by struct sock *). */
+#define NET_MAX_CONNS 256
+#define NET_MAX_LISTENERS 64
+
+/* How a connection began, as far as we saw it. */
+enum net_dir {
+	NET_DIR_UNKNOWN = 0,	/* already open when tracing began: learned at its first send/recv */
+	NET_DIR_OUT,		/* the target connected */
+	NET_DIR_IN,		/* a listener of the target accepted it */
+};
+
+/* Both ends of a connection. Addresses in network order; an IPv4 address
+ * fills the first 4 bytes. Ports in host order. */
+struct net_peer {
+	__u8 raddr[16];
+	__u8 laddr[16];
+	__u16 rport;
+	__u16 lport;
+	__u16 family;	/* AF_INET or AF_INET6 */
+	__u16 pad;
+};
+
+/* One traced connection (value of `conns`). Counters are cumulative and
+ * only grow; userspace differences them per interval. */
+struct net_conn {
+	__u64 start_ns;	/* CLOCK_MONOTONIC when we first saw it */
+	__u64 tx_bytes;
+	__u64 rx_bytes;
+	__u64 retrans;
+	__u32 tgid;
+	__u32 srtt_us;	/* smoothed RTT (tcp_sock srtt_us >> 3), sampled per 64 KiB sent */
+	__u8 dir;	/* enum net_dir */
+	__u8 established;
+	__u8 pad[6];
+	struct net_peer peer;
+};
+
+/* Key of `listeners`: the target's listening ports. */
+struct net_listen_key {
+	__u32 netns;	/* network namespace inode */
+	__u16 port;
+	__u16 pad;
+};
+
+/* Value of `listeners`; sk is 0 for listeners userspace found in /proc. */
+struct net_listener {
+	__u64 sk;
+	__u32 tgid;
+	__u32 pad;
+};
+
+enum net_event_kind {
+	NET_EV_CONNECT = 0,	/* outbound connection established */
+	NET_EV_ACCEPT,		/* inbound connection established */
+	NET_EV_CLOSE,		/* connection destroyed; carries its totals */
+	NET_EV_CONNECT_FAILED,	/* outbound attempt that never got established */
+};
+
+/* Connection lifecycle events through the ring buffer (rare by nature). */
+struct net_event {
+	__u64 ts_ns;
+	__u64 start_ns;
+	__u64 tx_bytes;
+	__u64 rx_bytes;
+	__u64 retrans;
+	__u64 sk;	/* with start_ns, identifies the connection */
+	__u32 tgid;
+	__u8 kind;	/* enum net_event_kind */
+	__u8 dir;	/* enum net_dir */
+	__u8 pad[2];
+	struct net_peer peer;
+};
+
+/* Cumulative counters of the traced process (indices of `totals`, per CPU). */
+enum net_total {
+	NET_T_TX_BYTES = 0,
+	NET_T_RX_BYTES,
+	NET_T_CONNECTS,
+	NET_T_ACCEPTS,
+	NET_T_CLOSES,
+	NET_T_CONNECT_FAILS,
+	NET_T_RETRANS,
+	NET_T_INSERTS,		/* entries added to `conns` */
+	NET_T_DELETES,		/* entries removed from `conns` at close */
+	NET_T_LOST_EVENTS,	/* ring buffer full */
+	NET_T_MAX,
+};
+
 #endif /* __CKB_LIBBPF_H */

@@ -15,7 +15,8 @@ Examples:
   sudo ckb-libbpf rocksdb 30s                  # the `ckb` process, 30 s
   sudo ckb-libbpf rocksdb --pid 4242 --json    # JSON Lines until Ctrl-C
   sudo ckb-libbpf rocksdb --slow --threshold 500
-  sudo ckb-libbpf rocksdb --binary /usr/lib/x86_64-linux-gnu/librocksdb.so.7.8";
+  sudo ckb-libbpf rocksdb --binary /usr/lib/x86_64-linux-gnu/librocksdb.so.7.8
+  sudo ckb-libbpf net 60s --json               # P2P peers of the `ckb` process";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,6 +42,10 @@ enum Command {
     /// percentiles, bytes, hit ratio.
     #[command(after_help = AFTER_HELP)]
     Rocksdb(cmd::rocksdb::RocksdbArgs),
+    /// P2P TCP traffic of a live node: bytes and rates per peer, connection
+    /// age, retransmits, connect/accept/close log, disconnect-rate alerts.
+    #[command(after_help = AFTER_HELP)]
+    Net(cmd::net::NetArgs),
     /// Will it work here? Kernel, privileges, BPF features probed for real,
     /// backends per layer; with --binary its symbols, with --pid a live test.
     #[command(after_help = AFTER_HELP)]
@@ -65,6 +70,7 @@ fn main() {
     }
     let result = match cli.cmd {
         Command::Rocksdb(args) => cmd::rocksdb::run(args),
+        Command::Net(args) => cmd::net::run(args),
         Command::Symbols(args) => cmd::symbols::run(args),
         Command::Check(args) => cmd::check::run(args),
     };

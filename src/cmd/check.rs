@@ -259,9 +259,19 @@ pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
 }
 
 fn layer_lines(probed: &[features::Probed]) -> Vec<Line> {
-    ["rocksdb", "net", "syscall"]
+    let mut lines: Vec<Line> = ["rocksdb", "net", "syscall"]
         .iter()
         .map(|layer| match features::backend(layer, probed) {
+            Some(b) if *layer == "net" => line(
+                "layer net",
+                Status::Ok,
+                format!(
+                    "backend: {b}; per feature: {}",
+                    crate::probe::net::Choice::new(crate::probe::net::availability(probed), None)
+                        .describe()
+                ),
+                None,
+            ),
             Some(b) => line(
                 &format!("layer {layer}"),
                 Status::Ok,
@@ -279,7 +289,36 @@ fn layer_lines(probed: &[features::Probed]) -> Vec<Line> {
                 Some("see the failed probe lines above"),
             ),
         })
-        .collect()
+        .collect();
+    lines.push(net_fallback_line(probed));
+    lines
+}
+
+/// Whether the net layer's kprobe and fentry programs pass the verifier,
+/// and whether they could attach: the fallbacks for kernels without the
+/// sock tracepoints.
+fn net_fallback_line(probed: &[features::Probed]) -> Line {
+    use crate::probe::net::{load_variant_only, Variant};
+    let attaches = |a: Attach| probed.iter().any(|p| p.attach == a && p.ok);
+    let parts: Vec<String> = [
+        (Variant::Kprobe, Attach::Kprobe),
+        (Variant::Fentry, Attach::Fentry),
+    ]
+    .into_iter()
+    .map(|(v, a)| {
+        let load = match load_variant_only(v) {
+            Ok(n) => format!("{n} programs load"),
+            Err(e) => format!("rejected at load ({e:#})"),
+        };
+        let attach = if attaches(a) {
+            "attach works"
+        } else {
+            "cannot attach here (skipped)"
+        };
+        format!("{}: {load}, {attach}", v.name())
+    })
+    .collect();
+    line("net fallbacks", Status::Ok, parts.join("; "), None)
 }
 
 fn binary_lines(path: &std::path::Path) -> Vec<Line> {

@@ -2,6 +2,7 @@
 //! Nothing here touches libbpf or the terminal.
 
 pub mod hist;
+pub mod net;
 pub mod report;
 
 pub use hist::Histogram;

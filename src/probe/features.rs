@@ -260,16 +260,18 @@ pub fn backend(layer: &str, probed: &[Probed]) -> Option<&'static str> {
             .into_iter()
             .find(|&a| ok(a))
             .map(Attach::name),
+        // Per feature the net layer may mix variants (probe::net::Choice);
+        // this is the one that traces sends and receives.
         "net" => {
-            if ok(Attach::Fentry) {
+            let exists = |tp: &str| tracepoint_exists("sock", tp);
+            if ok(Attach::TpBtf) && exists("sock_send_length") {
+                Some("tp_btf")
+            } else if ok(Attach::Tracepoint) && exists("sock_send_length") {
+                Some("tracepoint")
+            } else if ok(Attach::Fentry) {
                 Some("fentry")
             } else if ok(Attach::Kprobe) {
                 Some("kprobe")
-            } else if ok(Attach::Tracepoint)
-                && tracepoint_exists("sock", "sock_send_length")
-                && tracepoint_exists("sock", "inet_sock_set_state")
-            {
-                Some("tracepoint")
             } else {
                 None
             }

@@ -3,6 +3,7 @@
 //! terminal, so every layer prints through the same code.
 
 pub mod json;
+pub mod net;
 pub mod symbols;
 pub mod table;
 

@@ -1,0 +1,391 @@
+//! `ckb-libbpf net` against two loopback workload processes, in the real
+//! kernel: every byte and connection the traced one made must be reported
+//! exactly, and nothing of the other one.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn net_workload_bin() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let dir = tool()
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf();
+    let p = dir.join("examples/net_workload");
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", "net_workload"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("running cargo to build the workload");
+        assert!(st.success(), "building examples/net_workload failed");
+    });
+    assert!(p.exists(), "{} missing", p.display());
+    p
+}
+
+/// One net_workload process: listening on 127.0.0.1 and ::1.
+struct Peer {
+    child: Child,
+    pid: u32,
+    port4: u16,
+    port6: u16,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// What one connection did, from the client's side.
+#[derive(Debug, Clone)]
+struct Done {
+    local: String,
+    remote: String,
+    sent: u64,
+    received: u64,
+}
+
+impl Peer {
+    fn start() -> Peer {
+        let mut child = Command::new(net_workload_bin())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting net_workload");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let w: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(w.first(), Some(&"READY"), "workload said {line:?}");
+        Peer {
+            pid: w[1].parse().unwrap(),
+            port4: w[2].parse().unwrap(),
+            port6: w[3].parse().unwrap(),
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn v4(&self) -> String {
+        format!("127.0.0.1:{}", self.port4)
+    }
+
+    fn v6(&self) -> String {
+        format!("[::1]:{}", self.port6)
+    }
+
+    /// One connection to `addr` sending `send` bytes (plus the 16-byte
+    /// header) and asking for `reply` bytes back.
+    fn connect(&mut self, addr: &str, send: u64, reply: u64) -> Done {
+        writeln!(self.stdin, "connect {addr} {send} {reply}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(v.get("error").is_none(), "{v}");
+        Done {
+            local: v["local"].as_str().unwrap().to_string(),
+            remote: v["remote"].as_str().unwrap().to_string(),
+            sent: v["sent"].as_u64().unwrap(),
+            received: v["received"].as_u64().unwrap(),
+        }
+    }
+
+    fn quit(mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until no TCP socket touching `ports` is still open or closing
+/// (LISTEN and TIME_WAIT rows stay: a TIME_WAIT entry is no longer a full
+/// socket, the kernel has destroyed it). A condition, not a timer.
+fn wait_closed(ports: &[u16]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut busy = Vec::new();
+        for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            for l in text.lines().skip(1) {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let port = |s: &str| u16::from_str_radix(s.rsplit(':').next().unwrap_or(""), 16);
+                let (lp, rp, st) = (port(w[1]), port(w[2]), w[3]);
+                let ours = [lp, rp]
+                    .iter()
+                    .any(|p| p.as_ref().is_ok_and(|p| ports.contains(p)));
+                if ours && st != "0A" && st != "06" {
+                    busy.push(l.to_string());
+                }
+            }
+        }
+        if busy.is_empty() {
+            // The close tracepoint fires right after the socket leaves the
+            // table; give it a moment to reach the ring buffer.
+            std::thread::sleep(Duration::from_millis(200));
+            return;
+        }
+        assert!(Instant::now() < deadline, "sockets still open: {busy:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lines_of(out: &[String]) -> Vec<Value> {
+    out.iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// The scripted exchange: `w` (traced) makes 2 outbound connections to `h`
+/// (v4 and v6); `h` makes 3 inbound ones to `w`, and one to itself.
+/// Returns, per peer as `w` sees it: (sent, received, direction).
+fn script(w: &mut Peer, h: &mut Peer) -> BTreeMap<String, (u64, u64, &'static str)> {
+    let mut want = BTreeMap::new();
+    for (addr, send, reply) in [(h.v4(), 1000, 5000), (h.v6(), 3000, 700)] {
+        let d = w.connect(&addr, send, reply);
+        assert_eq!(d.received, reply);
+        want.insert(d.remote, (d.sent, d.received, "out"));
+    }
+    for (addr, send, reply) in [(w.v4(), 20_000, 100), (w.v4(), 1, 65_536), (w.v6(), 777, 0)] {
+        let d = h.connect(&addr, send, reply);
+        // w received what h sent, and the reverse.
+        want.insert(d.local, (d.received, d.sent, "in"));
+    }
+    // h talking to itself: another process, must not show up.
+    let d = h.connect(&h.v4(), 500, 500);
+    assert_eq!(d.received, 500);
+    want
+}
+
+fn capture(backend: Option<&str>) {
+    let mut w = Peer::start();
+    let mut h = Peer::start();
+    let pid = w.pid.to_string();
+    let mut args = vec!["net", "--pid", &pid, "--json", "--interval", "0.2"];
+    if let Some(b) = backend {
+        args.extend(["--backend", b]);
+    }
+    let mut tool = Tool::start(&args);
+    tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
+    let want = script(&mut w, &mut h);
+    wait_closed(&[w.port4, w.port6, h.port4, h.port6]);
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    w.quit();
+    h.quit();
+    assert_eq!(status.code(), Some(0), "SIGINT ends with 0: {err:#?}");
+    let lines = lines_of(&out);
+    let fin = final_report(&out);
+    assert_eq!(fin["pid"].as_u64(), Some(pid.parse().unwrap()));
+    if let Some(b) = backend {
+        for f in ["send", "recv", "lifecycle", "close", "retransmit"] {
+            assert_eq!(fin["backends"][f], b, "{}", fin["backends"]);
+        }
+    }
+
+    // Per peer, exactly, both directions.
+    let peers: BTreeMap<String, &Value> = fin["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["peer"].as_str().unwrap().to_string(), p))
+        .collect();
+    assert_eq!(
+        peers.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "exactly the traced process's peers: {err:#?}"
+    );
+    for (peer, (tx, rx, dir)) in &want {
+        let p = peers[peer];
+        assert_eq!(p["tx_bytes"].as_u64(), Some(*tx), "{peer} sent: {p}");
+        assert_eq!(p["rx_bytes"].as_u64(), Some(*rx), "{peer} received: {p}");
+        assert_eq!(p["dir"], *dir, "{peer}");
+        assert_eq!(
+            (p["closed"].as_u64(), p["live"].as_u64()),
+            (Some(1), Some(0))
+        );
+    }
+    // Totals: every byte of w's TCP traffic and nothing of h's.
+    let t = &fin["totals"];
+    let tx: u64 = want.values().map(|v| v.0).sum();
+    let rx: u64 = want.values().map(|v| v.1).sum();
+    assert_eq!(t["tx_bytes"].as_u64(), Some(tx), "{t}");
+    assert_eq!(t["rx_bytes"].as_u64(), Some(rx), "{t}");
+    assert_eq!(t["connects"], 2);
+    assert_eq!(t["accepts"], 3);
+    assert_eq!(t["closes"], 5);
+    assert_eq!(t["connect_failures"], 0);
+    assert_eq!(fin["lost_events"], 0);
+    assert_eq!(fin["evicted_conns"], 0);
+
+    // The event log: one connect or accept and one close per connection,
+    // the close carrying that connection's bytes.
+    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "event").collect();
+    let mut opened = HashSet::new();
+    for e in &events {
+        let peer = e["peer"].as_str().unwrap();
+        let (tx, rx, dir) = want
+            .get(peer)
+            .unwrap_or_else(|| panic!("event for a foreign peer: {e}"));
+        assert_eq!(e["pid"].as_str().map(|_| ()), None);
+        assert_eq!(e["pid"].to_string(), pid);
+        match e["event"].as_str().unwrap() {
+            "connect" => {
+                assert_eq!(*dir, "out", "{e}");
+                assert!(opened.insert(peer.to_string()), "{e}");
+            }
+            "accept" => {
+                assert_eq!(*dir, "in", "{e}");
+                assert!(opened.insert(peer.to_string()), "{e}");
+            }
+            "close" => {
+                assert_eq!(e["tx_bytes"].as_u64(), Some(*tx), "{e}");
+                assert_eq!(e["rx_bytes"].as_u64(), Some(*rx), "{e}");
+                assert!(e["duration_secs"].as_f64().unwrap() >= 0.0);
+            }
+            other => panic!("unexpected event {other}: {e}"),
+        }
+    }
+    let count = |k: &str| events.iter().filter(|e| e["event"] == k).count();
+    assert_eq!(
+        (count("connect"), count("accept"), count("close")),
+        (2, 3, 5)
+    );
+
+    // Interval reports sum to the final totals.
+    assert!(lines
+        .iter()
+        .any(|v| v["type"] == "report" && v["final"] == false));
+    assert!(!progs.is_empty());
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+}
+
+#[test]
+fn exact_bytes_and_events_per_peer_tp_btf() {
+    if !bpf_available() {
+        return;
+    }
+    capture(None);
+}
+
+#[test]
+fn exact_bytes_and_events_per_peer_classic_tracepoints() {
+    if !bpf_available() {
+        return;
+    }
+    capture(Some("tracepoint"));
+}
+
+#[test]
+fn kprobe_and_fentry_programs_pass_the_verifier() {
+    if !bpf_available() {
+        return;
+    }
+    use ckb_libbpf::probe::features::{probe, Attach};
+    use ckb_libbpf::probe::net::{load_variant_only, Variant};
+    libbpf_rs::set_print(None);
+    // kprobe programs load on any kernel with BPF, kprobes compiled in or not.
+    let n = load_variant_only(Variant::Kprobe).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        n, 8,
+        "send and recv pairs, connect, accept, close, retransmit"
+    );
+    match load_variant_only(Variant::Fentry) {
+        Ok(n) => assert_eq!(n, 6),
+        Err(e) => {
+            // Only acceptable where the kernel refuses every fentry program
+            // before verification, as the feature probe shows.
+            let p = probe(Attach::Fentry);
+            assert!(
+                !p.ok && p.detail.contains("rejected"),
+                "fentry programs failed to load ({e:#}) although fentry works here"
+            );
+            eprintln!(
+                "\n!!!!!!!! NOTE: this kernel rejects every fentry program at load ({}); the net fentry programs could not be verified here !!!!!!!!\n",
+                p.detail
+            );
+        }
+    }
+}
+
+#[test]
+fn target_exit_ends_with_code_1_and_unusable_backends_are_named() {
+    if !bpf_available() {
+        return;
+    }
+    let w = Peer::start();
+    let pid = w.pid.to_string();
+    let ports = format!(
+        "listening ports of the target: {}, {}",
+        w.port4.min(w.port6),
+        w.port4.max(w.port6)
+    );
+    let mut tool = Tool::start(&["net", "--pid", &pid, "--interval", "0.2"]);
+    tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
+    w.quit();
+    let (status, out, err) = tool.wait();
+    assert_eq!(status.code(), Some(1), "{err:#?}");
+    assert!(
+        err.iter()
+            .any(|l| l.contains(&format!("target process {pid} exited"))),
+        "{err:#?}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with("=== net summary")),
+        "{out:#?}"
+    );
+    assert!(err.iter().any(|l| l.contains(&ports)), "{ports}: {err:#?}");
+    // On a kernel without kprobes/fentry the notes say so.
+    use ckb_libbpf::probe::features::{probe, Attach};
+    for a in [Attach::Kprobe, Attach::Fentry] {
+        if !probe(a).ok {
+            assert!(
+                err.iter()
+                    .any(|l| l.contains(&format!("{} programs not attached", a.name()))),
+                "{err:#?}"
+            );
+        }
+    }
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+}
+
+#[test]
+fn bad_input_gets_a_message_and_exit_code() {
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["net", "--pid", "999999999"],
+            2,
+            "no process with PID 999999999",
+        ),
+        (
+            &["net", "--name", "no-such-process-xyz"],
+            2,
+            "no running process named",
+        ),
+        (&["net", "--interval", "0"], 2, "positive"),
+        (&["net", "soon"], 2, "try 30s"),
+        (&["net", "--backend", "ebpf"], 2, "invalid value"),
+    ];
+    let root = unsafe { libc::geteuid() } == 0;
+    for (args, code, msg) in cases {
+        let (got, _out, err) = run_tool(args);
+        if !root && got == 3 {
+            assert!(err.contains("insufficient privileges"), "{err}");
+            continue;
+        }
+        assert_eq!(got, *code, "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: expected {msg:?} in {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
