@@ -89,32 +89,40 @@ impl Follow {
         exe_path(p) == self.exe && !(p.pid == self.last.pid && p.start_time == self.last.start_time)
     }
 
-    /// Picks among candidates: the same command line wins, then a single
-    /// `run` (the node rather than `ckb miner` or `ckb export`), then the
-    /// only candidate. Several equal ones stay ambiguous (None).
-    fn choose(&self, mut found: Vec<Proc>) -> Option<Proc> {
-        if found.len() <= 1 {
-            return found.pop();
-        }
-        let same: Vec<&Proc> = found.iter().filter(|p| p.cmdline() == self.args).collect();
-        if same.len() == 1 {
-            return Some(same[0].clone());
-        }
-        let runs: Vec<&Proc> = found
-            .iter()
-            .filter(|p| p.cmdline().iter().any(|a| a == "run"))
+    /// Picks among candidates (with their command lines). Only the same
+    /// subcommand qualifies (argv[1]: `ckb miner` runs the node's file but is
+    /// not the node, and may well be running while the node restarts); among
+    /// those the same command line wins, else a single one. Several equal
+    /// ones stay ambiguous (None) until one exits.
+    fn choose(&self, found: Vec<(Proc, Vec<String>)>) -> Option<Proc> {
+        let sub = self.args.get(1);
+        let mut same: Vec<(Proc, Vec<String>)> = found
+            .into_iter()
+            .filter(|(_, args)| args.get(1) == sub)
             .collect();
-        (runs.len() == 1).then(|| runs[0].clone())
+        if same.len() <= 1 {
+            return same.pop().map(|(p, _)| p);
+        }
+        let exact: Vec<&Proc> = same
+            .iter()
+            .filter(|(_, args)| *args == self.args)
+            .map(|(p, _)| p)
+            .collect();
+        (exact.len() == 1).then(|| exact[0].clone())
     }
 
     /// The restarted node, if it is running now.
     pub fn find(&self) -> Option<Restart> {
         let me = std::process::id();
-        let found: Vec<Proc> = all_pids()
+        let found: Vec<(Proc, Vec<String>)> = all_pids()
             .into_iter()
             .filter(|&p| p != me)
             .filter_map(Proc::read)
             .filter(|p| self.matches(p))
+            .map(|p| {
+                let args = p.cmdline();
+                (p, args)
+            })
             .collect();
         let proc = self.choose(found)?;
         let id = ExeId::of(proc.pid);
@@ -187,6 +195,55 @@ mod tests {
         assert!(
             !f.matches(&proc(10, 300, "/usr/bin/sleep")),
             "a reused PID running something else"
+        );
+    }
+
+    #[test]
+    fn the_miner_is_not_the_node() {
+        let old = proc(10, 100, "/usr/bin/ckb");
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let f = Follow {
+            exe: exe_path(&old),
+            args: argv(&["ckb", "run", "-C", "/data"]),
+            last: old,
+            id: None,
+            libs: vec![],
+        };
+        let miner = (
+            proc(11, 150, "/usr/bin/ckb"),
+            argv(&["ckb", "miner", "-C", "/data"]),
+        );
+        let node = (
+            proc(12, 200, "/usr/bin/ckb"),
+            argv(&["ckb", "run", "-C", "/data"]),
+        );
+        let node2 = (
+            proc(13, 210, "/usr/bin/ckb"),
+            argv(&["ckb", "run", "-C", "/other"]),
+        );
+        assert_eq!(f.choose(vec![miner.clone()]), None, "only the miner runs");
+        assert_eq!(
+            f.choose(vec![miner.clone(), node.clone()]).map(|p| p.pid),
+            Some(12)
+        );
+        assert_eq!(
+            f.choose(vec![node2.clone()]).map(|p| p.pid),
+            Some(13),
+            "restarted with other flags"
+        );
+        assert_eq!(
+            f.choose(vec![node.clone(), node2.clone()]).map(|p| p.pid),
+            Some(12),
+            "the same command line wins"
+        );
+        let node3 = (
+            proc(14, 220, "/usr/bin/ckb"),
+            argv(&["ckb", "run", "-C", "/data"]),
+        );
+        assert_eq!(
+            f.choose(vec![node, node3]),
+            None,
+            "two identical: ambiguous"
         );
     }
 
