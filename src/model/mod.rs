@@ -1,8 +1,10 @@
 //! Plain data: what a capture measured, independent of BPF and of any view.
 //! Nothing here touches libbpf or the terminal.
 
+pub mod background;
 pub mod hist;
 pub mod report;
 
+pub use background::{Background, BgJob, BgKind, BgRow, BgStats};
 pub use hist::Histogram;
 pub use report::{LeftOut, OpStats, Report, Row, SlowEvent};
