@@ -133,3 +133,106 @@ fn a_target_without_rocksdb_internals_is_a_usage_error() {
     let (code, _, err) = run_tool(&["background"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// The whole chain in one process, the way `rocksdb` wires it: the rocksdb
+/// and background layers attached to a workload that runs quiet rounds,
+/// then a write burst; each interval's report goes to the analyzer. The
+/// burst's writes stall for tens of milliseconds against a baseline of
+/// microseconds, so the alert must come, and name RocksDB's background work.
+#[test]
+fn a_write_burst_raises_an_alert_with_a_background_cause() {
+    use std::mem::MaybeUninit;
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use ckb_libbpf::analyze::{Analyzer, Config, Observation};
+    use ckb_libbpf::cmd::background::{BgAggregator, BgTrace};
+    use ckb_libbpf::cmd::rocksdb::Aggregator;
+    use ckb_libbpf::probe::background as bg;
+    use ckb_libbpf::probe::rocksdb::{self as rdb, Backend};
+    use ckb_libbpf::target::ProbeFile;
+
+    if !bpf_available() {
+        return;
+    }
+    let mut wl = Workload::start(&[
+        "--secs",
+        "14",
+        "--pause-ms",
+        "50",
+        "--burst-at",
+        "8",
+        "--burst-mb",
+        "8",
+        "--small-memtables",
+    ]);
+    let pid = wl.pid;
+    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    let files = vec![ProbeFile {
+        attach_path: exe.clone(),
+        display: exe.clone(),
+        elf_path: exe,
+    }];
+    let found = rdb::resolve(files.clone()).unwrap();
+    let plan = rdb::Plan::new(&found, &rdb::OpsFilter::default());
+    let cfg = rdb::Config {
+        tgid: pid,
+        slow_ns: None,
+    };
+    let mut obj = MaybeUninit::uninit();
+    let skel = rdb::load(&mut obj, &cfg, Backend::Multi).unwrap();
+    let links = rdb::attach(&skel, &plan, Backend::Multi).unwrap();
+    let maps = rdb::Maps::new(&skel).unwrap();
+    let (mut om, mut os) = (MaybeUninit::uninit(), MaybeUninit::uninit());
+    let trace = BgTrace::start(&mut om, &mut os, &files, pid, false)
+        .unwrap()
+        .expect("the workload has RocksDB's internals");
+    let bmaps = bg::Maps::new(&trace.skel).unwrap();
+
+    let mut agg = Aggregator::new(&plan, false, Some(pid));
+    let mut bagg = BgAggregator::new(&trace.plan);
+    let mut analyzer = Analyzer::new(Config {
+        learning_secs: 5.0,
+        ..Default::default()
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let counts = wl.run();
+        let _ = tx.send(counts);
+        wl
+    });
+    let mut alerts = Vec::new();
+    let mut epoch = 0;
+    let counts = loop {
+        let done = rx.recv_timeout(Duration::from_millis(500));
+        let r = agg.interval(&rdb::read_sample(&maps, epoch).unwrap(), Instant::now());
+        let b = bagg.interval(&bg::read_sample(&bmaps, epoch).unwrap());
+        epoch += 1;
+        alerts.extend(analyzer.observe(Observation::from_report(&r, Some(&b))));
+        if let Ok(c) = done {
+            break c;
+        }
+    };
+    ckb_libbpf::probe::detach(links);
+    drop(trace.detach());
+    runner.join().unwrap().finish();
+
+    assert!(
+        counts["rocksdb"]["stall_micros"].as_u64().unwrap() > 0,
+        "{counts}"
+    );
+    let first = alerts
+        .iter()
+        .find(|a| a.onset)
+        .unwrap_or_else(|| panic!("no alert; workload {counts}"));
+    eprintln!("first alert: {}", serde_json::to_string(first).unwrap());
+    assert!(
+        first.cause.is_rocksdb_background(),
+        "cause {:?} for {first:?}",
+        first.cause
+    );
+    assert!(first.multiplier > 5.0);
+    for a in &alerts {
+        assert!(a.cause.is_rocksdb_background(), "{a:?}");
+    }
+}

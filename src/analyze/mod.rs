@@ -162,6 +162,36 @@ pub struct Observation {
     pub peers: Option<Peers>,
 }
 
+impl Observation {
+    /// The observation of one interval report of the `rocksdb` layer (its
+    /// class rows), with that interval's background work if traced.
+    pub fn from_report(
+        r: &crate::model::Report,
+        background: Option<&crate::model::Background>,
+    ) -> Observation {
+        let ops = r
+            .rows
+            .iter()
+            .map(|row| {
+                let total_ns = row.avg_us.map_or(0.0, |a| a * 1000.0 * row.count as f64);
+                (
+                    row.name.clone(),
+                    Latency {
+                        count: row.count,
+                        total_ns: total_ns.round() as u64,
+                    },
+                )
+            })
+            .collect();
+        Observation {
+            secs: r.interval_secs,
+            ops,
+            background: background.map(BgWindow::from_model),
+            ..Default::default()
+        }
+    }
+}
+
 /// The sum of the observations in the window.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Window {
@@ -486,6 +516,31 @@ mod tests {
         assert!(!r.is_empty());
         assert!((r[0].baseline_avg_us - 10.0).abs() < 0.5, "{r:?}");
         assert_eq!(a.alerts(), 2);
+    }
+
+    #[test]
+    fn observations_from_an_interval_report() {
+        let mut s = crate::model::OpStats::default();
+        for ns in [1_000u64, 3_000] {
+            s.count += 1;
+            s.total_ns += ns;
+            s.hist.record(ns);
+        }
+        let r = crate::model::Report {
+            interval_secs: 0.5,
+            rows: vec![s.row("PUT", 0.5, false, true)],
+            ..Default::default()
+        };
+        let o = Observation::from_report(&r, None);
+        assert_eq!(o.secs, 0.5);
+        assert_eq!(
+            o.ops["PUT"],
+            Latency {
+                count: 2,
+                total_ns: 4_000
+            }
+        );
+        assert_eq!(o.background, None);
     }
 
     #[test]
