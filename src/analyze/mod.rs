@@ -10,6 +10,7 @@
 //!   learnt during the first `learning_secs` and afterwards only from
 //!   intervals that are not themselves spikes;
 //! - a sliding window of the last `window_secs` of observations;
+//!
 //! and reports a latency spike when an operation's window average exceeds
 //! `multiplier` times its baseline. Each spike names its probable cause,
 //! the first of the `causes` rules that the window's evidence supports.

@@ -215,7 +215,7 @@ mod tests {
         let line = extend_report_line(
             r#"{"type":"report","final":false}"#,
             Some(&bg()),
-            Some(&[a.clone()]),
+            Some(std::slice::from_ref(&a)),
         );
         assert!(!line.contains('\n'));
         let v: Value = serde_json::from_str(&line).unwrap();
