@@ -501,6 +501,34 @@ mod tests {
     }
 
     #[test]
+    fn absent_kinds_are_reported_and_single_steps_named() {
+        let file = ProbeFile {
+            attach_path: "/x".into(),
+            display: "/x".into(),
+            elf_path: "/x".into(),
+        };
+        let sym = |offset, head: &[u8]| FuncSym {
+            name: "f".into(),
+            vaddr: offset,
+            size: 8,
+            offset,
+            head: head.to_vec(),
+        };
+        let syms = HashMap::from([
+            (BgKind::Compaction, vec![sym(0x100, &[0x55])]),
+            (BgKind::Flush, vec![sym(0x200, &[0x48, 0x83, 0xec, 0x18])]),
+        ]);
+        let plan = Plan::new(&[(file, syms)]);
+        assert_eq!(plan.attach.len(), 2);
+        assert_eq!(
+            plan.absent,
+            vec![BgKind::DelayWrite, BgKind::StopToken, BgKind::DelayToken]
+        );
+        assert_eq!(plan.single_stepped(), vec![BgKind::Flush]);
+        assert!(Plan::new(&[]).attach.is_empty());
+    }
+
+    #[test]
     fn the_hints_cover_every_mangled_name() {
         for (m, k) in [
             ("_ZN7rocksdb13CompactionJob3RunEv", BgKind::Compaction),
