@@ -138,12 +138,14 @@ pub fn job_json(j: &BgJob) -> String {
     .to_string()
 }
 
-/// Adds the `background` object and the `anomalies` array to a report
-/// line made by `render::json::report` (how `rocksdb` shows them).
+/// Adds the `background` object, the `anomalies` array and (on the final
+/// line) the `anomaly_alerts` count to a report line made by
+/// `render::json::report` (how `rocksdb` shows them).
 pub fn extend_report_line(
     line: &str,
     background: Option<&Background>,
     anomalies: Option<&[Anomaly]>,
+    alerts_total: Option<u64>,
 ) -> String {
     let Ok(mut v) = serde_json::from_str::<Value>(line) else {
         return line.to_string();
@@ -154,7 +156,22 @@ pub fn extend_report_line(
     if let Some(a) = anomalies {
         v["anomalies"] = serde_json::to_value(a).unwrap_or(Value::Array(Vec::new()));
     }
+    if let Some(n) = alerts_total {
+        v["anomaly_alerts"] = n.into();
+    }
     v.to_string()
+}
+
+/// The summary's line on alerts.
+pub fn alerts_summary(total: u64, learning: bool) -> String {
+    match (total, learning) {
+        (_, true) => "anomaly detection: still learning the baseline (see --baseline-secs)".into(),
+        (0, false) => "anomaly detection: no alerts".into(),
+        (n, false) => format!(
+            "anomaly detection: {n} alert{} raised",
+            if n == 1 { "" } else { "s" }
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -213,9 +230,10 @@ mod tests {
             window_secs: 10.0,
         };
         let line = extend_report_line(
-            r#"{"type":"report","final":false}"#,
+            r#"{"type":"report","final":true}"#,
             Some(&bg()),
             Some(std::slice::from_ref(&a)),
+            Some(3),
         );
         assert!(!line.contains('\n'));
         let v: Value = serde_json::from_str(&line).unwrap();
@@ -226,6 +244,11 @@ mod tests {
         assert_eq!(v["background"]["absent"][0], "stop_token");
         assert_eq!(v["anomalies"][0]["cause"], "write_stall");
         assert_eq!(v["anomalies"][0]["evidence"]["stalled_ms"], 4200.0);
+        assert_eq!(v["anomaly_alerts"], 3);
+        assert_eq!(
+            alerts_summary(1, false),
+            "anomaly detection: 1 alert raised"
+        );
 
         let text = anomalies(&[a]);
         assert!(
