@@ -8,7 +8,7 @@ APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq 
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 
-.PHONY: all deps build workload demo test vmlinux install lint clean e2e-ckb fuzz soak
+.PHONY: all deps build workload demo demo-stress test vmlinux install lint clean e2e-ckb fuzz soak
 
 all: build
 
@@ -32,6 +32,11 @@ workload: deps
 # DEMO_SECS seconds, stop it.
 demo: build workload
 	@scripts/demo.sh $(DEMO_SECS)
+
+# F-7: a write burst must raise an alert with a RocksDB background cause
+# within 15 s (needs the anomaly detector wired into `rocksdb`).
+demo-stress: build workload
+	@scripts/demo-stress.sh $(BASELINE_SECS)
 
 # Real BPF in the real kernel: must run as root. A test that cannot load BPF
 # fails here instead of skipping.

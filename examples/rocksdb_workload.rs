@@ -9,17 +9,30 @@
 //! ```text
 //! rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS]
 //!                  [--slow-batch ENTRIES] [--wait-stdin]
+//!                  [--burst-mb N] [--burst-at S] [--small-memtables] [--stats]
 //! ```
 //! `--wait-stdin`: print `READY <pid>`, wait for a line on stdin, run, print
 //! the counts, then wait for a second line (or EOF) before exiting, so a tracer
 //! can attach before and read after. `--secs S` repeats rounds for S seconds
 //! (0 = until killed) instead of `--rounds`.
+//!
+//! Background work on demand: `--burst-mb N` writes N MiB of 1 KiB values in
+//! batches of 256 (`rocksdb_write`) after the rounds, or `--burst-at S`
+//! seconds into them (the rounds then go on: the quiet phase before is the
+//! baseline, the burst the anomaly). `--small-memtables` makes that cause
+//! flushes, compactions and write stalls quickly: 256 KiB memtables, level-0
+//! compaction at 2 files, slowdown at 3, stop at 4. With any of these (or
+//! `--stats`) RocksDB statistics are on, the run waits for background work
+//! to settle before printing, and the JSON gains `"rocksdb"`: RocksDB's own
+//! count of flushes, compactions (jobs, not trivial moves) and stall time.
+//! The burst's start and end go to stderr as `BURST start|done <unix ms>`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ckb_rocksdb::ops::{GetProperty, GetPropertyCF};
 use ckb_rocksdb::prelude::*;
 use ckb_rocksdb::{
     ColumnFamilyDescriptor, OptimisticTransactionDB, OptimisticTransactionOptions, WriteBatch,
@@ -55,14 +68,22 @@ impl Counts {
             None => self.get_misses += 1,
         }
     }
-    fn json(&self, rounds: u64, elapsed: Duration) -> String {
+    fn json(&self, rounds: u64, elapsed: Duration, rocks: Option<&RocksCounts>) -> String {
         let calls: Vec<String> = self
             .calls
             .iter()
             .map(|(k, v)| format!("\"{k}\":{v}"))
             .collect();
+        let rocks = rocks
+            .map(|r| {
+                format!(
+                    ",\"rocksdb\":{{\"flushes\":{},\"compactions\":{},\"stall_micros\":{},\"stalls\":{},\"settled\":{}}}",
+                    r.flushes, r.compactions, r.stall_micros, r.stalls, r.settled
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{{\"pid\":{},\"rounds\":{rounds},\"elapsed_us\":{},\"calls\":{{{}}},\"put_bytes\":{},\"get_bytes\":{},\"get_misses\":{}}}",
+            "{{\"pid\":{},\"rounds\":{rounds},\"elapsed_us\":{},\"calls\":{{{}}},\"put_bytes\":{},\"get_bytes\":{},\"get_misses\":{}{rocks}}}",
             std::process::id(),
             elapsed.as_micros(),
             calls.join(","),
@@ -217,6 +238,124 @@ fn slow_batch(db: &OptimisticTransactionDB, entries: usize, c: &mut Counts) {
     c.call("rocksdb_write");
 }
 
+/// RocksDB's own account of its background work (statistics), the ground
+/// truth for the background layer.
+struct RocksCounts {
+    /// FlushJob runs that wrote a level-0 file (`rocksdb.db.flush.micros`).
+    flushes: u64,
+    /// CompactionJob runs (`rocksdb.compaction.times.micros`).
+    compactions: u64,
+    /// Time writers were delayed or stopped (`rocksdb.stall.micros`).
+    stall_micros: u64,
+    /// DelayWrite calls that did delay (`rocksdb.db.write.stall`).
+    stalls: u64,
+    /// Background work had finished when these were read.
+    settled: bool,
+}
+
+/// `COUNT : N` of a ticker or histogram line of RocksDB's statistics string.
+fn stat_count(stats: &str, name: &str) -> u64 {
+    stats
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split("COUNT : ").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn rocks_counts(opts: &Options, settled: bool) -> RocksCounts {
+    let s = opts.get_statistics().unwrap_or_default();
+    RocksCounts {
+        flushes: stat_count(&s, "rocksdb.db.flush.micros"),
+        compactions: stat_count(&s, "rocksdb.compaction.times.micros"),
+        stall_micros: stat_count(&s, "rocksdb.stall.micros"),
+        stalls: stat_count(&s, "rocksdb.db.write.stall"),
+        settled,
+    }
+}
+
+/// Waits until no flush or compaction runs or is pending, seen three times
+/// in a row (a finished flush may schedule a compaction). False after 120 s.
+fn settle(db: &OptimisticTransactionDB) -> bool {
+    let cf = db.cf_handle(CF).expect("column family opened above");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut quiet = 0;
+    while Instant::now() < deadline {
+        let busy = [
+            "rocksdb.num-running-flushes",
+            "rocksdb.num-running-compactions",
+        ]
+        .iter()
+        .map(|p| check(db.property_int_value(p)).unwrap_or(0))
+        .chain(
+            [
+                "rocksdb.mem-table-flush-pending",
+                "rocksdb.compaction-pending",
+            ]
+            .iter()
+            .flat_map(|p| {
+                [
+                    check(db.property_int_value(p)).unwrap_or(0),
+                    check(db.property_int_value_cf(cf, p)).unwrap_or(0),
+                ]
+            }),
+        )
+        .sum::<u64>();
+        quiet = if busy == 0 { quiet + 1 } else { 0 };
+        if quiet >= 3 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// Writes `mb` MiB of 1 KiB values under scattered keys, 256 per batch, so
+/// memtables fill, flush, and level-0 files overlap and need compaction.
+fn burst(db: &OptimisticTransactionDB, mb: u64, c: &mut Counts) {
+    let cf = db.cf_handle(CF).expect("column family opened above");
+    let v = vec![b'B'; 1024];
+    let total = mb * 1024;
+    eprintln!("BURST start {}", unix_ms());
+    let mut i = 0u64;
+    while i < total {
+        let mut batch = WriteBatch::default();
+        for _ in 0..256.min(total - i) {
+            // A multiplicative hash spreads keys over the whole key space.
+            let k = format!("burst-{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            check(batch.put_cf(cf, k, &v));
+            i += 1;
+        }
+        check(db.write(&batch));
+        c.call("rocksdb_write");
+    }
+    eprintln!("BURST done {}", unix_ms());
+}
+
+/// Column-family options: RocksDB's defaults, or tiny memtables and
+/// level-0 triggers that make background work and stalls come quickly.
+fn cf_options(small: bool) -> Options {
+    let mut o = Options::default();
+    if small {
+        o.set_write_buffer_size(256 * 1024);
+        o.set_max_write_buffer_number(2);
+        o.set_level_zero_file_num_compaction_trigger(2);
+        o.set_level_zero_slowdown_writes_trigger(3);
+        o.set_level_zero_stop_writes_trigger(4);
+        o.set_target_file_size_base(512 * 1024);
+        o.set_max_bytes_for_level_base(2 * 1024 * 1024);
+    }
+    o
+}
+
 struct Args {
     db: Option<PathBuf>,
     rounds: u64,
@@ -224,6 +363,10 @@ struct Args {
     pause_ms: u64,
     slow_batch: usize,
     wait_stdin: bool,
+    burst_mb: u64,
+    burst_at: Option<u64>,
+    small_memtables: bool,
+    stats: bool,
 }
 
 fn num(it: &mut impl Iterator<Item = String>, name: &str) -> u64 {
@@ -241,6 +384,10 @@ fn parse_args() -> Args {
         pause_ms: 0,
         slow_batch: 0,
         wait_stdin: false,
+        burst_mb: 0,
+        burst_at: None,
+        small_memtables: false,
+        stats: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -256,8 +403,12 @@ fn parse_args() -> Args {
             "--pause-ms" => a.pause_ms = num(&mut it, "--pause-ms"),
             "--slow-batch" => a.slow_batch = num(&mut it, "--slow-batch") as usize,
             "--wait-stdin" => a.wait_stdin = true,
+            "--burst-mb" => a.burst_mb = num(&mut it, "--burst-mb"),
+            "--burst-at" => a.burst_at = Some(num(&mut it, "--burst-at")),
+            "--small-memtables" => a.small_memtables = true,
+            "--stats" => a.stats = true,
             "-h" | "--help" => {
-                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--slow-batch ENTRIES] [--wait-stdin]");
+                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--small-memtables] [--stats]");
                 std::process::exit(0)
             }
             other => {
@@ -266,6 +417,11 @@ fn parse_args() -> Args {
             }
         }
     }
+    if a.burst_at.is_some() && a.burst_mb == 0 {
+        eprintln!("rocksdb_workload: --burst-at needs --burst-mb");
+        std::process::exit(2)
+    }
+    a.stats |= a.burst_mb > 0 || a.small_memtables;
     a
 }
 
@@ -277,9 +433,15 @@ fn main() {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
+    if args.stats {
+        opts.enable_statistics();
+    }
+    if args.small_memtables {
+        opts.set_max_background_jobs(2);
+    }
     let cfs = vec![
-        ColumnFamilyDescriptor::new("default", Options::default()),
-        ColumnFamilyDescriptor::new(CF, Options::default()),
+        ColumnFamilyDescriptor::new("default", cf_options(args.small_memtables)),
+        ColumnFamilyDescriptor::new(CF, cf_options(args.small_memtables)),
     ];
     let db: OptimisticTransactionDB = check(OptimisticTransactionDB::open_cf_descriptors(
         &opts, &dir, cfs,
@@ -296,11 +458,18 @@ fn main() {
     let mut counts = Counts::default();
     let mut rounds = 0u64;
     let start = Instant::now();
+    let mut burst_left = args.burst_mb > 0;
     loop {
         match args.secs {
             Some(s) if s > 0 && start.elapsed() >= Duration::from_secs(s) => break,
             None if rounds >= args.rounds => break,
             _ => {}
+        }
+        if let (Some(at), true) = (args.burst_at, burst_left) {
+            if start.elapsed() >= Duration::from_secs(at) {
+                burst(&db, args.burst_mb, &mut counts);
+                burst_left = false;
+            }
         }
         round(&db, rounds, &mut counts);
         rounds += 1;
@@ -311,7 +480,12 @@ fn main() {
     if args.slow_batch > 0 {
         slow_batch(&db, args.slow_batch, &mut counts);
     }
-    println!("{}", counts.json(rounds, start.elapsed()));
+    if burst_left {
+        burst(&db, args.burst_mb, &mut counts);
+    }
+    let elapsed = start.elapsed();
+    let rocks = args.stats.then(|| rocks_counts(&opts, settle(&db)));
+    println!("{}", counts.json(rounds, elapsed, rocks.as_ref()));
     let _ = std::io::stdout().flush();
 
     if args.wait_stdin {

@@ -213,4 +213,59 @@ enum net_total {
 	NET_T_MAX,
 };
 
+/* ------------------------------------------------------------------ */
+/* Background layer: RocksDB C++ internals (compaction, flush, stall)  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * What a traced C++ function means; the BPF cookie of its probes and the
+ * index of `bg_stats`. Userspace prints them in this order.
+ */
+enum bg_kind {
+	BG_COMPACTION = 0,	/* rocksdb::CompactionJob::Run() */
+	BG_FLUSH,		/* rocksdb::FlushJob::Run(...) */
+	BG_DELAY_WRITE,		/* rocksdb::DBImpl::DelayWrite(...): a write stall */
+	BG_STOP_TOKEN,		/* rocksdb::WriteController::GetStopToken() */
+	BG_DELAY_TOKEN,		/* rocksdb::WriteController::GetDelayToken(...) */
+	BG_KIND_MAX,
+};
+
+/*
+ * Per-CPU aggregate of one kind. Counters are cumulative; in flight =
+ * started - finished (summed over CPUs: a job may end on another CPU).
+ * max_ns/max_epoch work as in struct rdb_stats.
+ */
+struct bg_stats {
+	__u64 started;
+	__u64 finished;
+	__u64 total_ns;
+	__u64 max_ns[2];
+	__u64 max_epoch[2];
+	__u64 hist[LAT_SLOTS];
+};
+
+/* A call in progress, keyed by thread and kind (userspace reads it too). */
+struct bg_start_key {
+	__u64 pid_tgid;
+	__u32 kind;
+	__u32 pad;
+};
+
+struct bg_start {
+	__u64 ts_ns;	/* CLOCK_MONOTONIC at entry */
+	__u64 obj;	/* `this`: the CompactionJob, FlushJob, DBImpl or WriteController */
+};
+
+/* One finished call, through the ring buffer (rare by nature). */
+struct bg_event {
+	__u64 ts_ns;	/* CLOCK_MONOTONIC at return */
+	__u64 dur_ns;
+	__u64 obj;
+	__u32 tgid;
+	__u32 tid;
+	__u32 kind;
+	__u32 pad;
+	char comm[TASK_COMM_LEN];
+};
+
 #endif /* __CKB_LIBBPF_H */

@@ -53,6 +53,10 @@ enum Command {
     /// Tiered report of what a CKB binary (or librocksdb.so) offers to probe.
     #[command(after_help = AFTER_HELP)]
     Symbols(cmd::symbols::SymbolsArgs),
+    /// RocksDB background work alone: compactions, flushes, write stalls
+    /// (C++ internals). Hidden: `rocksdb` shows the same figures.
+    #[command(hide = true, after_help = AFTER_HELP)]
+    Background(cmd::background::BackgroundArgs),
 }
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
@@ -73,6 +77,7 @@ fn main() {
         Command::Net(args) => cmd::net::run(args),
         Command::Symbols(args) => cmd::symbols::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Background(args) => cmd::background::run(args),
     };
     let code = match result {
         Ok(code) => code,

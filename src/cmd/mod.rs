@@ -1,6 +1,7 @@
 //! Subcommands: wiring only (target + probe + collect + render). What every
 //! capturing subcommand shares lives here: signals, deadlines, output.
 
+pub mod background;
 pub mod check;
 pub mod net;
 pub mod rocksdb;

@@ -1,9 +1,11 @@
 //! Plain data: what a capture measured, independent of BPF and of any view.
 //! Nothing here touches libbpf or the terminal.
 
+pub mod background;
 pub mod hist;
 pub mod net;
 pub mod report;
 
+pub use background::{Background, BgJob, BgKind, BgRow, BgStats};
 pub use hist::Histogram;
 pub use report::{Gap, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};

@@ -2,6 +2,7 @@
 //! generated skeleton (rodata knobs, attach plan, map readers); this file
 //! holds what every layer shares.
 
+pub mod background;
 pub mod features;
 pub mod net;
 pub mod rocksdb;

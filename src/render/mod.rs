@@ -2,6 +2,7 @@
 //! Lines. They format and return strings; they read no maps and own no
 //! terminal, so every layer prints through the same code.
 
+pub mod background;
 pub mod json;
 pub mod net;
 pub mod symbols;

@@ -1,0 +1,265 @@
+//! Views of background work and anomalies: a section under the `rocksdb`
+//! table, one line per finished job for the `--slow` log, the alert block
+//! (the seed's Scenario B), and their JSON forms (`background` object and
+//! `anomalies` array of a report line).
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use super::{duration_ns, micros, thousands};
+use crate::analyze::Anomaly;
+use crate::model::{Background, BgJob};
+
+/// The background section: one line per kind the target has.
+pub fn table(b: &Background) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>11}",
+        "BACKGROUND", "STARTED", "DONE", "RUNNING", "AVG(us)", "P99(us)", "MAX(us)", "LONGEST(us)"
+    );
+    for r in &b.rows {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>11}",
+            r.kind.name(),
+            thousands(r.started),
+            thousands(r.finished),
+            thousands(r.in_flight),
+            micros(r.avg_us),
+            micros(r.p99_us),
+            micros(r.max_us),
+            micros(r.running_max_us),
+        );
+    }
+    let _ = writeln!(out, "write stall: {}", duration_ns(b.stalled_ns as f64));
+    if !b.absent.is_empty() {
+        let names: Vec<&str> = b.absent.iter().map(|k| k.function()).collect();
+        let _ = writeln!(out, "not in the target: {}", names.join(", "));
+    }
+    out
+}
+
+/// The alert block; empty when nothing is wrong.
+pub fn anomalies(list: &[Anomaly]) -> String {
+    let mut out = String::new();
+    for a in list {
+        let _ = writeln!(
+            out,
+            "!! ANOMALY{}: {} avg latency {} us over the last {:.0} s is {:.1}x its baseline ({} us)",
+            if a.onset { "" } else { " (ongoing)" },
+            a.operation,
+            micros(Some(a.current_avg_us)),
+            a.window_secs,
+            a.multiplier,
+            micros(Some(a.baseline_avg_us)),
+        );
+        let ev: Vec<String> = a
+            .evidence
+            .iter()
+            .map(|(k, v)| {
+                if v.fract() == 0.0 {
+                    format!("{k}={v:.0}")
+                } else {
+                    format!("{k}={v:.2}")
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "   -> probable cause: {}{}",
+            a.cause.describe(),
+            if ev.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", ev.join(", "))
+            }
+        );
+        let _ = writeln!(out, "   -> next: {}", a.next_step);
+    }
+    out
+}
+
+/// A finished background job in the `--slow` log.
+pub fn job_line(j: &BgJob) -> String {
+    let time = j.time.get(11..23).unwrap_or(&j.time);
+    format!(
+        "{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9}",
+        time,
+        j.tid,
+        j.thread,
+        j.kind.name(),
+        j.kind.function(),
+        micros(Some(j.duration_us)),
+        "-"
+    )
+}
+
+/// The `background` object of a JSON report.
+pub fn json(b: &Background) -> Value {
+    let mut kinds = Map::new();
+    for r in &b.rows {
+        kinds.insert(
+            r.kind.name().to_string(),
+            json!({
+                "started": r.started,
+                "finished": r.finished,
+                "in_flight": r.in_flight,
+                "total_ms": r.total_ns as f64 / 1e6,
+                "avg_us": r.avg_us,
+                "p99_us": r.p99_us,
+                "max_us": r.max_us,
+                "longest_running_us": r.running_max_us,
+            }),
+        );
+    }
+    let absent: Vec<&str> = b.absent.iter().map(|k| k.name()).collect();
+    json!({
+        "jobs": Value::Object(kinds),
+        "stalled_ms": b.stalled_ns as f64 / 1e6,
+        "absent": absent,
+    })
+}
+
+/// A finished background job as one JSON line.
+pub fn job_json(j: &BgJob) -> String {
+    json!({
+        "type": "background_job",
+        "time": j.time,
+        "pid": j.pid,
+        "tid": j.tid,
+        "thread": j.thread,
+        "kind": j.kind.name(),
+        "function": j.kind.function(),
+        "duration_us": j.duration_us,
+        "object": format!("{:#x}", j.object),
+    })
+    .to_string()
+}
+
+/// Adds the `background` object, the `anomalies` array and (on the final
+/// line) the `anomaly_alerts` count to a report line made by
+/// `render::json::report` (how `rocksdb` shows them).
+pub fn extend_report_line(
+    line: &str,
+    background: Option<&Background>,
+    anomalies: Option<&[Anomaly]>,
+    alerts_total: Option<u64>,
+) -> String {
+    let Ok(mut v) = serde_json::from_str::<Value>(line) else {
+        return line.to_string();
+    };
+    if let Some(b) = background {
+        v["background"] = json(b);
+    }
+    if let Some(a) = anomalies {
+        v["anomalies"] = serde_json::to_value(a).unwrap_or(Value::Array(Vec::new()));
+    }
+    if let Some(n) = alerts_total {
+        v["anomaly_alerts"] = n.into();
+    }
+    v.to_string()
+}
+
+/// The summary's line on alerts.
+pub fn alerts_summary(total: u64, learning: bool) -> String {
+    match (total, learning) {
+        (_, true) => "anomaly detection: still learning the baseline (see --baseline-secs)".into(),
+        (0, false) => "anomaly detection: no alerts".into(),
+        (n, false) => format!(
+            "anomaly detection: {n} alert{} raised",
+            if n == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::Cause;
+    use crate::model::background::{row, Running};
+    use crate::model::{BgKind, BgStats};
+
+    fn bg() -> Background {
+        let mut c = BgStats {
+            started: 2,
+            finished: 1,
+            total_ns: 25_000_000,
+            max_ns: 25_000_000,
+            ..Default::default()
+        };
+        c.hist.record(25_000_000);
+        let running = [Running {
+            kind: BgKind::Compaction,
+            tid: 3,
+            start_ns: 1,
+            elapsed_ns: 1_500_000_000,
+        }];
+        Background {
+            rows: vec![
+                row(BgKind::Compaction, &c, 1, &running),
+                row(BgKind::Flush, &BgStats::default(), 0, &running),
+            ],
+            stalled_ns: 1_200_000_000,
+            absent: vec![BgKind::StopToken],
+        }
+    }
+
+    #[test]
+    fn section_lists_kinds_stall_and_absent_functions() {
+        let t = table(&bg());
+        let c = t.lines().find(|l| l.starts_with("compaction")).unwrap();
+        assert!(c.contains("25,000") && c.contains("1,500,000"), "{c}");
+        assert!(t.contains("write stall: 1.2s"), "{t}");
+        assert!(t.contains("not in the target: rocksdb::WriteController::GetStopToken"));
+    }
+
+    #[test]
+    fn json_background_and_anomalies_extend_a_report_line() {
+        let a = Anomaly {
+            kind: "latency_spike",
+            operation: "WRITE".into(),
+            current_avg_us: 2341.5,
+            baseline_avg_us: 12.3,
+            multiplier: 190.4,
+            cause: Cause::WriteStall,
+            evidence: [("stalled_ms", 4200.0)].into_iter().collect(),
+            next_step: Cause::WriteStall.next_step().into(),
+            onset: true,
+            window_secs: 10.0,
+        };
+        let line = extend_report_line(
+            r#"{"type":"report","final":true}"#,
+            Some(&bg()),
+            Some(std::slice::from_ref(&a)),
+            Some(3),
+        );
+        assert!(!line.contains('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["type"], "report");
+        assert_eq!(v["background"]["jobs"]["compaction"]["in_flight"], 1);
+        assert_eq!(v["background"]["jobs"]["compaction"]["total_ms"], 25.0);
+        assert_eq!(v["background"]["stalled_ms"], 1200.0);
+        assert_eq!(v["background"]["absent"][0], "stop_token");
+        assert_eq!(v["anomalies"][0]["cause"], "write_stall");
+        assert_eq!(v["anomalies"][0]["evidence"]["stalled_ms"], 4200.0);
+        assert_eq!(v["anomaly_alerts"], 3);
+        assert_eq!(
+            alerts_summary(1, false),
+            "anomaly detection: 1 alert raised"
+        );
+
+        let text = anomalies(&[a]);
+        assert!(
+            text.starts_with("!! ANOMALY: WRITE avg latency 2342 us"),
+            "{text}"
+        );
+        assert!(
+            text.contains("probable cause: RocksDB write stall (stalled_ms=4200)"),
+            "{text}"
+        );
+        assert!(text.contains("next: run `ckb-libbpf rocksdb --slow`"));
+        assert_eq!(anomalies(&[]), "");
+    }
+}
