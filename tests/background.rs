@@ -11,18 +11,21 @@ use serde_json::Value;
 /// `mb` MiB with tiny memtables and waits for RocksDB to settle; returns
 /// the workload's counts, the tool's final report, its stderr and the BPF
 /// programs it held.
-fn burst_capture(mb: &str) -> (Value, Value, Vec<String>, Vec<u64>) {
+fn burst_capture(mb: &str, env: &[(&str, &str)]) -> (Value, Value, Vec<String>, Vec<u64>) {
     let mut wl = Workload::start(&["--rounds", "1", "--burst-mb", mb, "--small-memtables"]);
     let pid = wl.pid.to_string();
-    let mut tool = Tool::start(&[
-        "background",
-        "--pid",
-        &pid,
-        "--json",
-        "--jobs",
-        "--interval",
-        "0.5",
-    ]);
+    let mut tool = Tool::start_env(
+        env,
+        &[
+            "background",
+            "--pid",
+            &pid,
+            "--json",
+            "--jobs",
+            "--interval",
+            "0.5",
+        ],
+    );
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
     // Returns once the burst is written and background work has settled.
@@ -58,7 +61,7 @@ fn compactions_flushes_and_stalls_equal_rocksdb_statistics() {
     if !bpf_available() {
         return;
     }
-    let (counts, fin, err, progs) = burst_capture("8");
+    let (counts, fin, err, progs) = burst_capture("8", &[]);
     let rocks = &counts["rocksdb"];
     eprintln!(
         "RocksDB statistics: {rocks}\nckb-libbpf: {}",
@@ -107,9 +110,7 @@ fn single_uprobe_backend_counts_the_same() {
     if !bpf_available() {
         return;
     }
-    std::env::set_var("CKB_LIBBPF_BACKEND", "single"); // inherited by the tool
-    let (counts, fin, _, _) = burst_capture("4");
-    std::env::remove_var("CKB_LIBBPF_BACKEND");
+    let (counts, fin, _, _) = burst_capture("4", &[("CKB_LIBBPF_BACKEND", "single")]);
     let rocks = &counts["rocksdb"];
     let flushes = rocks["flushes"].as_u64().unwrap();
     let compactions = rocks["compactions"].as_u64().unwrap();
@@ -134,24 +135,13 @@ fn a_target_without_rocksdb_internals_is_a_usage_error() {
     assert_eq!(code, 2, "{err}");
 }
 
-/// The whole chain in one process, the way `rocksdb` wires it: the rocksdb
-/// and background layers attached to a workload that runs quiet rounds,
-/// then a write burst; each interval's report goes to the analyzer. The
-/// burst's writes stall for tens of milliseconds against a baseline of
-/// microseconds, so the alert must come, and name RocksDB's background work.
+/// F-7 through the real command line: `ckb-libbpf rocksdb` on a workload
+/// that runs quiet rounds (the baseline), then a write burst. The burst's
+/// writes stall for tens of milliseconds against a baseline of microseconds,
+/// so an alert must come and name RocksDB's background work; and the
+/// compactions and flushes in the final report are exactly RocksDB's own.
 #[test]
-fn a_write_burst_raises_an_alert_with_a_background_cause() {
-    use std::mem::MaybeUninit;
-    use std::path::PathBuf;
-    use std::time::{Duration, Instant};
-
-    use ckb_libbpf::analyze::{Analyzer, Config, Observation};
-    use ckb_libbpf::cmd::background::{BgAggregator, BgTrace};
-    use ckb_libbpf::cmd::rocksdb::Aggregator;
-    use ckb_libbpf::probe::background as bg;
-    use ckb_libbpf::probe::rocksdb::{self as rdb, Backend};
-    use ckb_libbpf::target::ProbeFile;
-
+fn rocksdb_alerts_on_a_write_burst_and_counts_background_work_exactly() {
     if !bpf_available() {
         return;
     }
@@ -166,73 +156,67 @@ fn a_write_burst_raises_an_alert_with_a_background_cause() {
         "8",
         "--small-memtables",
     ]);
-    let pid = wl.pid;
-    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-    let files = vec![ProbeFile {
-        attach_path: exe.clone(),
-        display: exe.clone(),
-        elf_path: exe,
-    }];
-    let found = rdb::resolve(files.clone()).unwrap();
-    let plan = rdb::Plan::new(&found, &rdb::OpsFilter::default());
-    let cfg = rdb::Config {
-        tgid: pid,
-        slow_ns: None,
-    };
-    let mut obj = MaybeUninit::uninit();
-    let skel = rdb::load(&mut obj, &cfg, Backend::Multi).unwrap();
-    let links = rdb::attach(&skel, &plan, Backend::Multi).unwrap();
-    let maps = rdb::Maps::new(&skel).unwrap();
-    let (mut om, mut os) = (MaybeUninit::uninit(), MaybeUninit::uninit());
-    let trace = BgTrace::start(&mut om, &mut os, &files, pid, false)
-        .unwrap()
-        .expect("the workload has RocksDB's internals");
-    let bmaps = bg::Maps::new(&trace.skel).unwrap();
-
-    let mut agg = Aggregator::new(&plan, false, Some(pid));
-    let mut bagg = BgAggregator::new(&trace.plan);
-    let mut analyzer = Analyzer::new(Config {
-        learning_secs: 5.0,
-        ..Default::default()
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    let runner = std::thread::spawn(move || {
-        let counts = wl.run();
-        let _ = tx.send(counts);
-        wl
-    });
-    let mut alerts = Vec::new();
-    let mut epoch = 0;
-    let counts = loop {
-        let done = rx.recv_timeout(Duration::from_millis(500));
-        let r = agg.interval(&rdb::read_sample(&maps, epoch).unwrap(), Instant::now());
-        let b = bagg.interval(&bg::read_sample(&bmaps, epoch).unwrap());
-        epoch += 1;
-        alerts.extend(analyzer.observe(Observation::from_report(&r, Some(&b))));
-        if let Ok(c) = done {
-            break c;
-        }
-    };
-    ckb_libbpf::probe::detach(links);
-    drop(trace.detach());
-    runner.join().unwrap().finish();
-
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&[
+        "rocksdb",
+        "--pid",
+        &pid,
+        "--json",
+        "--interval",
+        "0.5",
+        "--baseline-secs",
+        "5",
+    ]);
+    tool.wait_attached();
+    let counts = wl.run();
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    wl.finish();
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+    let lines: Vec<Value> = out
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
     assert!(
         counts["rocksdb"]["stall_micros"].as_u64().unwrap() > 0,
-        "{counts}"
+        "the burst must stall, or this proves little: {counts}"
     );
+    let alerts: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "report")
+        .flat_map(|v| v["anomalies"].as_array().into_iter().flatten())
+        .collect();
     let first = alerts
         .iter()
-        .find(|a| a.onset)
+        .find(|a| a["onset"] == true)
         .unwrap_or_else(|| panic!("no alert; workload {counts}"));
-    eprintln!("first alert: {}", serde_json::to_string(first).unwrap());
-    assert!(
-        first.cause.is_rocksdb_background(),
-        "cause {:?} for {first:?}",
-        first.cause
-    );
-    assert!(first.multiplier > 5.0);
-    for a in &alerts {
-        assert!(a.cause.is_rocksdb_background(), "{a:?}");
+    eprintln!("first alert: {first}");
+    for k in [
+        "type",
+        "operation",
+        "current_avg_us",
+        "baseline_avg_us",
+        "multiplier",
+        "cause",
+        "evidence",
+        "next_step",
+    ] {
+        assert!(first.get(k).is_some(), "{k} missing in {first}");
     }
+    let background_causes = ["write_stall", "compaction", "flush"];
+    assert!(
+        background_causes.contains(&first["cause"].as_str().unwrap()),
+        "{first}"
+    );
+    assert!(first["multiplier"].as_f64().unwrap() > 5.0);
+
+    let fin = final_report(&out);
+    assert!(fin["anomaly_alerts"].as_u64().unwrap() >= 1, "{fin}");
+    let rocks = &counts["rocksdb"];
+    assert_eq!(rocks["settled"], true, "{counts}");
+    let flushes = rocks["flushes"].as_u64().unwrap();
+    let compactions = rocks["compactions"].as_u64().unwrap();
+    assert!(flushes >= 4 && compactions >= 1, "{counts}");
+    assert_eq!(jobs(&fin, "flush"), (flushes, flushes, 0), "{fin}");
+    assert_eq!(jobs(&fin, "compaction"), (compactions, compactions, 0));
 }

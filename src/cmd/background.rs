@@ -98,6 +98,10 @@ pub struct BgAggregator {
     /// Ongoing stalls already credited to earlier intervals: (tid, start)
     /// -> ns credited.
     credited: HashMap<(u32, u64), u64>,
+    /// Sessions (traced processes) that ended: their cumulative counters,
+    /// and what was still running when the last one ended.
+    closed: HashMap<BgKind, BgStats>,
+    closed_running: Vec<Running>,
 }
 
 impl BgAggregator {
@@ -111,6 +115,8 @@ impl BgAggregator {
             prev: HashMap::new(),
             max: HashMap::new(),
             credited: HashMap::new(),
+            closed: HashMap::new(),
+            closed_running: Vec::new(),
         }
     }
 
@@ -177,27 +183,39 @@ impl BgAggregator {
         }
     }
 
-    /// The whole capture, from the cumulative counters of the last sample.
-    pub fn whole(&mut self, s: &Sample) -> Background {
-        let _ = self.interval(s);
-        let mut per_kind = HashMap::new();
-        let mut stalled = 0;
-        for (kind, cum) in &s.kinds {
+    /// The traced process is gone (or the capture ends): `last`, already
+    /// folded in by `interval`, holds its final cumulative counters. A
+    /// restarted process's maps start from zero.
+    pub fn end(&mut self, last: &Sample) {
+        for (kind, cum) in &last.kinds {
             let mut st = cum.clone();
             st.max_ns = self.max.get(kind).copied().unwrap_or(0);
-            if *kind == BgKind::DelayWrite {
-                stalled = cum.total_ns;
-            }
-            per_kind.insert(*kind, (st, cum.started.saturating_sub(cum.finished)));
+            self.closed.entry(*kind).or_default().add(&st);
         }
-        stalled += s
-            .running
+        self.closed_running = last.running.clone();
+        self.prev.clear();
+        self.max.clear();
+        self.credited.clear();
+    }
+
+    /// The whole capture: every ended session (call `end` first).
+    pub fn whole(&self) -> Background {
+        let mut per_kind = HashMap::new();
+        let mut stalled = 0;
+        for (kind, st) in &self.closed {
+            if *kind == BgKind::DelayWrite {
+                stalled = st.total_ns;
+            }
+            per_kind.insert(*kind, (st.clone(), st.started.saturating_sub(st.finished)));
+        }
+        stalled += self
+            .closed_running
             .iter()
             .filter(|r| r.kind == BgKind::DelayWrite)
             .map(|r| r.elapsed_ns)
             .sum::<u64>();
         Background {
-            rows: self.build(&per_kind, &s.running),
+            rows: self.build(&per_kind, &self.closed_running),
             stalled_ns: stalled,
             absent: self.absent.clone(),
         }
@@ -383,7 +401,9 @@ pub fn run(args: BackgroundArgs) -> Result<Exit> {
         }
     }
     if let (Some(s), true) = (fin, stop != Stop::OutputClosed) {
-        let b = agg.whole(&s);
+        agg.interval(&s);
+        agg.end(&s);
+        let b = agg.whole();
         let elapsed = start.elapsed().as_secs_f64();
         let _ = out.print(&if args.json {
             report_json(&b, pid, elapsed, elapsed, true, s.drops[0])
@@ -479,10 +499,20 @@ mod tests {
         assert_eq!(b3.row(BgKind::Compaction).unwrap().finished, 1);
         assert_eq!(b1.stalled_ns + b2.stalled_ns + b3.stalled_ns, 1250);
         // The whole capture: finished stalls plus the ongoing one.
-        let w = agg.whole(&sample((2, 1, 1200), (1, 1), vec![stall(5000, 80)]));
+        let last = sample((2, 1, 1200), (1, 1), vec![stall(5000, 80)]);
+        agg.interval(&last);
+        agg.end(&last);
+        let w = agg.whole();
         assert_eq!(w.stalled_ns, 1280);
         assert_eq!(w.row(BgKind::DelayWrite).unwrap().finished, 1);
         assert_eq!(w.absent, vec![BgKind::StopToken]);
         assert_eq!(w.rows.len(), 2, "only kinds the target has");
+        // A restarted target's counters start from zero; the whole capture
+        // adds both processes.
+        agg.interval(&sample((1, 1, 400), (0, 0), vec![]));
+        agg.end(&sample((1, 1, 400), (0, 0), vec![]));
+        let w = agg.whole();
+        assert_eq!(w.row(BgKind::DelayWrite).unwrap().finished, 2);
+        assert_eq!(w.stalled_ns, 1600, "1200 + 400, nothing running any more");
     }
 }

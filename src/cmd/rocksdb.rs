@@ -10,10 +10,13 @@ use anyhow::Result;
 use clap::Args;
 use crossbeam_channel::{after, never, select, Receiver};
 
+use super::background::{self, BgAggregator, BgTrace};
 use super::{note, rfc3339, signals, wait_for_restart, Clock, Out, Stop, Waited};
+use crate::analyze::{Analyzer, Anomaly, Config as AnalyzeConfig, Observation};
 use crate::collect::{Poller, RingDrain};
 use crate::error::{Exit, Failure};
-use crate::model::{Gap, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};
+use crate::model::{Background, Gap, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};
+use crate::probe::background::{self as bgprobe, BgEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
 use crate::target::follow::Follow;
@@ -68,6 +71,27 @@ pub struct RocksdbArgs {
     /// for the same executable to start again and tracing it.
     #[arg(long)]
     pub no_follow: bool,
+    /// Learning period of the anomaly detector: no alerts before it ends.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = non_negative_secs)]
+    pub baseline_secs: f64,
+    /// Alert when an operation's 10 s average latency exceeds this many
+    /// times its baseline.
+    #[arg(long, value_name = "X", default_value_t = 5.0, value_parser = multiplier)]
+    pub alert_multiplier: f64,
+}
+
+fn non_negative_secs(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds >= 0")),
+    }
+}
+
+fn multiplier(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 1.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}`: the multiplier must be a number > 1")),
+    }
 }
 
 fn positive_secs(s: &str) -> std::result::Result<f64, String> {
@@ -346,6 +370,15 @@ struct Capture<'a> {
     deadline: Receiver<Instant>,
 }
 
+/// What a capture accumulates across its sessions.
+struct Live {
+    agg: Aggregator,
+    /// Background work (compactions, flushes, stalls), once a target had
+    /// RocksDB's C++ internals.
+    bg: Option<BgAggregator>,
+    analyzer: Analyzer,
+}
+
 /// A restart being followed: the gap so far, and when the exit was seen.
 struct Resume {
     gap: Gap,
@@ -353,17 +386,53 @@ struct Resume {
 }
 
 impl Capture<'_> {
-    fn print_report(&self, out: &mut Out, r: &Report) -> Result<(), Stop> {
+    /// A report, with the interval's background work and the alerts active
+    /// after it; the final one with the number of alerts raised.
+    fn print_report(
+        &self,
+        out: &mut Out,
+        r: &Report,
+        b: Option<&Background>,
+        alerts: &[Anomaly],
+        analyzer: &Analyzer,
+    ) -> Result<(), Stop> {
+        let extra = || {
+            let mut t = b.map(render::background::table).unwrap_or_default();
+            t.push_str(&render::background::anomalies(alerts));
+            if r.is_final {
+                t.push_str(&render::background::alerts_summary(
+                    analyzer.alerts(),
+                    analyzer.learning(),
+                ));
+            }
+            t
+        };
         match self.view {
-            View::Json => out.print(&render::json::report(r)),
+            View::Json => out.print(&render::background::extend_report_line(
+                &render::json::report(r),
+                b,
+                Some(alerts),
+                r.is_final.then_some(analyzer.alerts()),
+            )),
+            View::Histogram if r.is_final => {
+                out.print(&(render::histograms(r) + &render::table(r) + &extra()))
+            }
             View::Histogram => out.print(&render::histograms(r)),
-            View::Table => out.print(&render::table(r)),
-            View::Slow if r.is_final => out.print(&render::table(r)),
-            View::Slow => r
-                .gaps
-                .iter()
-                .try_for_each(|g| out.print(&render::gap_line(g))),
+            View::Table => out.print(&(render::table(r) + &extra())),
+            View::Slow if r.is_final => out.print(&(render::table(r) + &extra())),
+            View::Slow => match render::background::anomalies(alerts) {
+                t if t.is_empty() => Ok(()),
+                t => out.print(&t),
+            },
         }
+    }
+
+    fn print_job(&self, out: &mut Out, e: &BgEvent) -> Result<(), Stop> {
+        let j = background::to_job(e, &self.clock);
+        out.print(&match self.view {
+            View::Json => render::background::job_json(&j),
+            _ => render::background::job_line(&j),
+        })
     }
 
     fn print_slow(&self, out: &mut Out, e: RdbEvent) -> Result<(), Stop> {
@@ -398,10 +467,11 @@ impl Capture<'_> {
     fn session(
         &self,
         target: &Target,
-        agg: &mut Aggregator,
+        live: &mut Live,
         out: &mut Out,
         resume: Option<Resume>,
     ) -> Result<Stop> {
+        let again = resume.is_some();
         let found = rdb::resolve(target.files.clone()).map_err(|e| match &target.proc {
             Some(p) => e.context(format!("process {} ({})", p.pid, p.comm)),
             None => e,
@@ -447,7 +517,54 @@ impl Capture<'_> {
                 (skel, links, Backend::Single)
             }
         };
-        describe_plan(&plan, target.proc.as_ref(), backend, resume.is_some());
+        describe_plan(&plan, target.proc.as_ref(), backend, again);
+        // Background work (compactions, flushes, stalls): optional, never
+        // fatal; a build without RocksDB's C++ symbols simply lacks it.
+        let (mut bg_multi, mut bg_single) = (MaybeUninit::uninit(), MaybeUninit::uninit());
+        let bgt = match BgTrace::start(
+            &mut bg_multi,
+            &mut bg_single,
+            &target.files,
+            cfg.tgid,
+            self.args.slow,
+        ) {
+            Ok(Some(t)) => {
+                if !again {
+                    t.describe().into_iter().for_each(note);
+                }
+                Some(t)
+            }
+            Ok(None) => {
+                if !again {
+                    note("RocksDB's C++ internals are not in the target: no background figures");
+                }
+                None
+            }
+            Err(e) => {
+                note(format!("background layer unavailable: {e:#}"));
+                None
+            }
+        };
+        if let (Some(t), None) = (&bgt, &live.bg) {
+            live.bg = Some(BgAggregator::new(&t.plan));
+        }
+        let bmaps = bgt
+            .as_ref()
+            .map(|t| bgprobe::Maps::new(&t.skel))
+            .transpose()?;
+        let bg_drain = match (&bgt, self.args.slow) {
+            (Some(t), true) => Some(RingDrain::spawn(
+                bgprobe::events(&t.skel)?,
+                4096,
+                BgEvent::parse,
+            )),
+            _ => None,
+        };
+        let jobs_rx = bg_drain
+            .as_ref()
+            .map(|d| d.events.clone())
+            .unwrap_or_else(never);
+        let agg = &mut live.agg;
         agg.begin(&plan, pid);
         let mut stop = None;
         if let Some(Resume { mut gap, since }) = resume {
@@ -464,8 +581,12 @@ impl Capture<'_> {
         let mut epoch = 0u64;
         let poller = Poller::spawn(Duration::from_secs_f64(self.args.interval), move || {
             let s = rdb::read_sample(&maps, epoch);
+            let b = bmaps
+                .as_ref()
+                .map(|m| bgprobe::read_sample(m, epoch))
+                .transpose();
             epoch += 1;
-            s
+            Ok((s?, b?))
         });
         let drain = self
             .args
@@ -482,8 +603,14 @@ impl Capture<'_> {
                 select! {
                     recv(poller.samples) -> s => {
                         let Ok(s) = s else { anyhow::bail!("the map poller thread stopped unexpectedly") };
-                        let r = agg.interval(&s?, Instant::now());
-                        if let Err(stop) = self.print_report(out, &r) { break stop; }
+                        let (s, bs) = s?;
+                        let r = agg.interval(&s, Instant::now());
+                        let b = match (&mut live.bg, &bs) {
+                            (Some(a), Some(bs)) => Some(a.interval(bs)),
+                            _ => None,
+                        };
+                        let alerts = live.analyzer.observe(Observation::from_report(&r, b.as_ref()));
+                        if let Err(stop) = self.print_report(out, &r, b.as_ref(), &alerts, &live.analyzer) { break stop; }
                         if target.proc.as_ref().is_some_and(|p| !p.alive()) {
                             break Stop::TargetExited;
                         }
@@ -492,6 +619,11 @@ impl Capture<'_> {
                         if let Ok(e) = e {
                             agg.slow_events += 1;
                             if let Err(stop) = self.print_slow(out, e) { break stop; }
+                        }
+                    }
+                    recv(jobs_rx) -> e => {
+                        if let Ok(e) = e {
+                            if let Err(stop) = self.print_job(out, &e) { break stop; }
                         }
                     }
                     recv(self.sigs) -> _ => break Stop::Signal,
@@ -504,7 +636,23 @@ impl Capture<'_> {
         // so all rows cover the same span; then detach.
         let rest = poller.finish()?;
         crate::probe::detach(links);
+        let bskel = bgt.map(BgTrace::detach);
+        let (rest, brest): (Vec<Sample>, Vec<Option<bgprobe::Sample>>) = rest.into_iter().unzip();
         agg.end(&rest);
+        if let Some(a) = &mut live.bg {
+            let brest: Vec<bgprobe::Sample> = brest.into_iter().flatten().collect();
+            brest.iter().for_each(|bs| drop(a.interval(bs)));
+            if let Some(last) = brest.last() {
+                a.end(last);
+            }
+        }
+        if let Some(d) = bg_drain {
+            for e in d.finish()? {
+                if stop != Stop::OutputClosed {
+                    let _ = self.print_job(out, &e);
+                }
+            }
+        }
         if let Some(d) = drain {
             agg.user_lost += d.dropped.load(std::sync::atomic::Ordering::Relaxed);
             for e in d.finish()? {
@@ -514,6 +662,7 @@ impl Capture<'_> {
                 }
             }
         }
+        drop(bskel);
         drop(skel);
         Ok(stop)
     }
@@ -554,12 +703,20 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     if view == View::Slow {
         out.print(&render::slow_header(args.threshold)).ok();
     }
-    let mut agg = Aggregator::new(args.by_function);
+    let mut live = Live {
+        agg: Aggregator::new(args.by_function),
+        bg: None,
+        analyzer: Analyzer::new(AnalyzeConfig {
+            learning_secs: args.baseline_secs,
+            multiplier: args.alert_multiplier,
+            ..AnalyzeConfig::default()
+        }),
+    };
     let mut resume = None;
     let mut failed = None;
     let stop = loop {
-        let first = agg.gaps.is_empty() && resume.is_none();
-        let stop = match cap.session(&target, &mut agg, &mut out, resume.take()) {
+        let first = live.agg.gaps.is_empty() && resume.is_none();
+        let stop = match cap.session(&target, &mut live, &mut out, resume.take()) {
             Ok(stop) => stop,
             Err(e) if first => return Err(e),
             Err(e) => {
@@ -609,11 +766,9 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     };
 
     if stop != Stop::OutputClosed {
-        let r = agg.whole();
-        let _ = cap.print_report(&mut out, &r);
-        if view == View::Histogram {
-            let _ = out.print(&render::table(&r));
-        }
+        let r = live.agg.whole();
+        let b = live.bg.as_ref().map(BgAggregator::whole);
+        let _ = cap.print_report(&mut out, &r, b.as_ref(), &[], &live.analyzer);
     }
     if let Some(e) = failed {
         return Err(e.context("tracing the restarted target"));

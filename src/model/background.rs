@@ -75,6 +75,14 @@ pub struct BgStats {
 }
 
 impl BgStats {
+    pub fn add(&mut self, o: &BgStats) {
+        self.started += o.started;
+        self.finished += o.finished;
+        self.total_ns += o.total_ns;
+        self.max_ns = self.max_ns.max(o.max_ns);
+        self.hist.add(&o.hist);
+    }
+
     pub fn minus(&self, earlier: &BgStats) -> BgStats {
         BgStats {
             started: self.started.saturating_sub(earlier.started),
