@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
-use super::{bytes, thousands};
+use super::{bytes, gap_line, thousands};
 use crate::model::net::{EventKind, EventLine, NetReport};
 
 fn rate(v: f64) -> String {
@@ -104,6 +104,12 @@ pub fn table(r: &NetReport) -> String {
     }
     for a in &r.alerts {
         let _ = writeln!(out, "{a}");
+    }
+    // Interval tables are preceded by the restart line (`target_line`).
+    if r.is_final {
+        for g in &r.gaps {
+            let _ = writeln!(out, "{}", gap_line(g));
+        }
     }
     if r.lost_events > 0 || r.evicted > 0 {
         let _ = writeln!(
@@ -221,6 +227,7 @@ pub fn report_json(r: &NetReport) -> String {
         })).collect::<Vec<_>>(),
         "lost_events": r.lost_events,
         "evicted_conns": r.evicted,
+        "gaps": r.gaps.iter().map(super::json::gap).collect::<Vec<Value>>(),
     })
     .to_string()
 }

@@ -201,6 +201,25 @@ impl Tool {
         panic!("ckb-libbpf did not attach within 60 s: {:#?}", self.stderr);
     }
 
+    /// Waits until the tool writes a stderr line containing `needle` (after
+    /// the lines already seen); returns it.
+    pub fn wait_stderr(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(l) = self.stderr_rx.recv_timeout(Duration::from_millis(100)) {
+                self.stderr.push(l.clone());
+                if l.contains(needle) {
+                    return l;
+                }
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.drain_stderr();
+                panic!("ckb-libbpf exited ({st}) before saying {needle:?}: {:#?}", self.stderr);
+            }
+        }
+        panic!("ckb-libbpf did not say {needle:?} within 60 s: {:#?}", self.stderr);
+    }
+
     fn drain_stderr(&mut self) {
         while let Ok(l) = self.stderr_rx.recv_timeout(Duration::from_millis(200)) {
             self.stderr.push(l);
