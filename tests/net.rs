@@ -448,7 +448,9 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     let want1 = script(&mut first, &mut h);
     wait_closed(&[first.ports(), h.ports()].concat());
     first.kill();
-    tool.wait_stderr(&format!("target process {old_pid} exited; all probes detached; waiting for"));
+    tool.wait_stderr(&format!(
+        "target process {old_pid} exited; all probes detached; waiting for"
+    ));
 
     // The node comes back from the same file: new PID, new listening ports.
     let mut second = Peer::start_bin(&bin);
@@ -466,7 +468,9 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     assert_eq!(status.code(), Some(0), "SIGINT exits 0: {err:#?}");
     // The listener table was seeded from the new process.
     assert!(
-        second_ports.iter().all(|p| ports_line.contains(&p.to_string())),
+        second_ports
+            .iter()
+            .all(|p| ports_line.contains(&p.to_string())),
         "{ports_line}"
     );
 
@@ -511,17 +515,35 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
         assert_eq!(p["tx_bytes"].as_u64(), Some(*tx), "{peer} sent: {p}");
         assert_eq!(p["rx_bytes"].as_u64(), Some(*rx), "{peer} received: {p}");
         assert_eq!(p["dir"], *dir, "{peer}");
-        assert_eq!((p["closed"].as_u64(), p["live"].as_u64()), (Some(*n), Some(0)), "{p}");
+        assert_eq!(
+            (p["closed"].as_u64(), p["live"].as_u64()),
+            (Some(*n), Some(0)),
+            "{p}"
+        );
     }
-    assert_eq!(want.values().filter(|v| v.3 == 2).count(), 2, "h's two listeners");
+    assert_eq!(
+        want.values().filter(|v| v.3 == 2).count(),
+        2,
+        "h's two listeners"
+    );
     let t = &fin["totals"];
     let tx: u64 = want.values().map(|v| v.0).sum();
     let rx: u64 = want.values().map(|v| v.1).sum();
     assert_eq!(t["tx_bytes"].as_u64(), Some(tx), "{t}");
     assert_eq!(t["rx_bytes"].as_u64(), Some(rx), "{t}");
     assert_eq!(
-        (&t["connects"], &t["accepts"], &t["closes"], &t["connect_failures"]),
-        (&Value::from(4), &Value::from(6), &Value::from(10), &Value::from(0)),
+        (
+            &t["connects"],
+            &t["accepts"],
+            &t["closes"],
+            &t["connect_failures"]
+        ),
+        (
+            &Value::from(4),
+            &Value::from(6),
+            &Value::from(10),
+            &Value::from(0)
+        ),
         "{t}"
     );
     assert_eq!(fin["lost_events"], 0);
@@ -561,10 +583,16 @@ fn a_signal_while_waiting_for_the_restart_prints_the_summary_and_exits_0() {
     let (status, out, err) = tool.wait();
     assert_eq!(status.code(), Some(0), "{err:#?}");
     assert!(
-        out.iter().any(|l| l.contains(&format!("target pid {pid} exited; waiting for {}", bin.display()))),
+        out.iter().any(|l| l.contains(&format!(
+            "target pid {pid} exited; waiting for {}",
+            bin.display()
+        ))),
         "{out:#?}"
     );
-    assert!(out.iter().any(|l| l.starts_with("=== net summary")), "{out:#?}");
+    assert!(
+        out.iter().any(|l| l.starts_with("=== net summary")),
+        "{out:#?}"
+    );
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
     let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }

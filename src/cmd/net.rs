@@ -623,4 +623,60 @@ mod tests {
             "only the closed connection is left"
         );
     }
+
+    #[test]
+    fn sessions_add_up_across_a_restart() {
+        let choice = Choice::new(|_: Feature, v: Variant| v == Variant::TpBtf, None);
+        let mut agg = Aggregator::new(Some(1), &choice);
+        let t0 = agg.start;
+        agg.begin(1);
+        let totals = |tx, rx, closes| Totals {
+            tx_bytes: tx,
+            rx_bytes: rx,
+            closes,
+            inserts: closes,
+            deletes: closes,
+            ..Totals::default()
+        };
+        // Session 1: one connection closes (100 sent), one is still open
+        // (7 sent) when the process dies.
+        agg.event(&ConnEvent {
+            ts_ns: 3,
+            kind: EventKind::Close,
+            conn: conn(1, 80, 100, 10),
+        });
+        let mut open = totals(107, 10, 1);
+        open.inserts = 2;
+        agg.end(Some(Sample {
+            conns: vec![conn(1, 80, 100, 10), conn(2, 80, 7, 0)],
+            totals: open,
+        }));
+        // Session 2 (a new process, maps from zero; the socket address and
+        // first-seen time of connection 1 repeat by chance).
+        agg.begin(2);
+        agg.gap(Gap {
+            old_pid: 1,
+            new_pid: 2,
+            ..Gap::default()
+        });
+        let s = Sample {
+            conns: vec![conn(1, 80, 5, 1)],
+            totals: totals(5, 1, 0),
+        };
+        let r = agg.report(&s, t0 + Duration::from_secs(1), 4, false);
+        assert_eq!(r.pid, Some(2));
+        assert_eq!(r.gaps.len(), 1, "the first interval after the restart");
+        assert_eq!(r.totals.tx_bytes, 112, "session totals add up");
+        assert_eq!(r.tx_per_sec, 5.0, "the new session's rate, not a jump");
+        let p = &r.peers[0];
+        assert_eq!((p.tx_bytes, p.live, p.closed), (112, 1, 2), "{p:?}");
+        let r = agg.report(&s, t0 + Duration::from_secs(2), 5, false);
+        assert!(r.gaps.is_empty(), "...only once");
+        assert_eq!(r.evicted, 0);
+        agg.end(Some(s));
+        let f = agg.whole(t0 + Duration::from_secs(3), 6);
+        assert_eq!((f.totals.tx_bytes, f.totals.closes), (112, 1));
+        assert_eq!(f.peers[0].tx_bytes, 112);
+        assert_eq!(f.gaps.len(), 1);
+    }
 }

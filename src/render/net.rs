@@ -287,6 +287,36 @@ mod tests {
     }
 
     #[test]
+    fn gaps_show_in_the_summary_table_and_in_every_json_report() {
+        let g = crate::model::Gap {
+            old_pid: 7,
+            new_pid: 8,
+            exited_at: "2026-11-23T12:00:01.000Z".into(),
+            resumed_at: "2026-11-23T12:00:03.000Z".into(),
+            secs: 2.0,
+            ..Default::default()
+        };
+        let mut r = report();
+        r.gaps = vec![g];
+        assert!(
+            !table(&r).contains("gap:"),
+            "interval: the restart line says it"
+        );
+        let v: Value = serde_json::from_str(&report_json(&r)).unwrap();
+        assert_eq!(v["gaps"][0]["old_pid"], 7);
+        assert_eq!(v["gaps"][0]["new_pid"], 8);
+        r.is_final = true;
+        let t = table(&r);
+        assert!(
+            t.contains("gap: no data for 2.0 s, pid 7 exited 12:00:01, pid 8 traced from 12:00:03"),
+            "{t}"
+        );
+        r.gaps.clear();
+        let v: Value = serde_json::from_str(&report_json(&r)).unwrap();
+        assert_eq!(v["gaps"], json!([]));
+    }
+
+    #[test]
     fn json_is_one_line_with_the_documented_fields() {
         let v: Value = serde_json::from_str(&report_json(&report())).unwrap();
         assert_eq!(v["layer"], "net");

@@ -214,10 +214,16 @@ impl Tool {
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 self.drain_stderr();
-                panic!("ckb-libbpf exited ({st}) before saying {needle:?}: {:#?}", self.stderr);
+                panic!(
+                    "ckb-libbpf exited ({st}) before saying {needle:?}: {:#?}",
+                    self.stderr
+                );
             }
         }
-        panic!("ckb-libbpf did not say {needle:?} within 60 s: {:#?}", self.stderr);
+        panic!(
+            "ckb-libbpf did not say {needle:?} within 60 s: {:#?}",
+            self.stderr
+        );
     }
 
     fn drain_stderr(&mut self) {
