@@ -620,3 +620,32 @@ fn a_signal_while_waiting_for_the_restart_prints_the_summary_and_exits_0() {
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
     let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
+
+#[test]
+fn the_deadline_while_waiting_for_the_restart_ends_with_0() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_net_workload_copy();
+    let w = Peer::start_bin(&bin);
+    let pid = w.pid.to_string();
+    let mut tool = Tool::start(&["net", "5s", "--pid", &pid, "--json", "--interval", "0.2"]);
+    tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
+    w.quit();
+    let (status, out, err) = tool.wait();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the capture ran its course: {err:#?}"
+    );
+    let lines = lines_of(&out);
+    let exited: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
+    assert_eq!(exited.len(), 1, "{exited:#?}");
+    assert_eq!(exited[0]["event"], "exited");
+    assert_eq!(exited[0]["pid"].to_string(), pid);
+    let fin = final_report(&out);
+    assert_eq!(fin["gaps"], serde_json::json!([]), "no restart, no gap");
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}
