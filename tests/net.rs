@@ -54,13 +54,39 @@ struct Done {
     received: u64,
 }
 
+/// A private copy of net_workload: a restarted target is recognised by its
+/// executable path, and parallel tests' workloads must not be adopted.
+fn private_net_workload_copy() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-netbin-{:x}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("net_workload");
+    std::fs::copy(net_workload_bin(), &p).unwrap();
+    p
+}
+
 impl Peer {
     fn start() -> Peer {
-        let mut child = Command::new(net_workload_bin())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting net_workload");
+        Peer::start_bin(&net_workload_bin())
+    }
+
+    fn start_bin(bin: &std::path::Path) -> Peer {
+        // A freshly copied binary can be briefly "text file busy": a test
+        // running in parallel may fork while our copy's write descriptor is
+        // still open, and its child holds that descriptor until it execs.
+        let mut tries = 0;
+        let mut child = loop {
+            match Command::new(bin)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+            {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => break r.expect("starting net_workload"),
+            }
+        };
         let stdin = child.stdin.take().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
@@ -105,6 +131,16 @@ impl Peer {
         let _ = writeln!(self.stdin, "quit");
         let _ = self.child.wait();
     }
+
+    /// SIGKILL, as a crashing node dies.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn ports(&self) -> [u16; 2] {
+        [self.port4, self.port6]
+    }
 }
 
 /// Waits until no TCP socket touching `ports` is still open or closing
@@ -137,6 +173,10 @@ fn wait_closed(ports: &[u16]) {
         assert!(Instant::now() < deadline, "sockets still open: {busy:#?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn is_interval_report(l: &str) -> bool {
+    serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "report" && v["final"] == false)
 }
 
 fn lines_of(out: &[String]) -> Vec<Value> {
@@ -179,6 +219,7 @@ fn capture(backend: Option<&str>) {
     let progs = progs_held_by(tool.child.id());
     let want = script(&mut w, &mut h);
     wait_closed(&[w.port4, w.port6, h.port4, h.port6]);
+    tool.wait_stdout("an interval report", is_interval_report);
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     w.quit();
@@ -330,7 +371,7 @@ fn target_exit_ends_with_code_1_and_unusable_backends_are_named() {
         w.port4.min(w.port6),
         w.port4.max(w.port6)
     );
-    let mut tool = Tool::start(&["net", "--pid", &pid, "--interval", "0.2"]);
+    let mut tool = Tool::start(&["net", "--pid", &pid, "--interval", "0.2", "--no-follow"]);
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
     w.quit();
@@ -388,4 +429,223 @@ fn bad_input_gets_a_message_and_exit_code() {
         assert!(err.contains(msg), "{args:?}: expected {msg:?} in {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+/// Sums per-peer expectations of several sessions: (sent, received,
+/// direction, connections).
+fn merge(
+    sessions: &[BTreeMap<String, (u64, u64, &'static str)>],
+) -> BTreeMap<String, (u64, u64, &'static str, u64)> {
+    let mut all: BTreeMap<String, (u64, u64, &'static str, u64)> = BTreeMap::new();
+    for want in sessions {
+        for (peer, (tx, rx, dir)) in want {
+            let e = all.entry(peer.clone()).or_insert((0, 0, dir, 0));
+            assert_eq!(e.2, *dir, "{peer}");
+            e.0 += tx;
+            e.1 += rx;
+            e.3 += 1;
+        }
+    }
+    all
+}
+
+#[test]
+fn restart_is_followed_and_both_processes_counted_exactly() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_net_workload_copy();
+    let mut first = Peer::start_bin(&bin);
+    let mut h = Peer::start();
+    let old_pid = first.pid;
+    let pid = old_pid.to_string();
+    let mut tool = Tool::start(&["net", "--pid", &pid, "--json", "--interval", "0.2"]);
+    tool.wait_attached();
+    let progs_first = progs_held_by(tool.child.id());
+    let want1 = script(&mut first, &mut h);
+    wait_closed(&[first.ports(), h.ports()].concat());
+    first.kill();
+    tool.wait_stderr(&format!(
+        "target process {old_pid} exited; all probes detached; waiting for"
+    ));
+
+    // The node comes back from the same file: new PID, new listening ports.
+    let mut second = Peer::start_bin(&bin);
+    let new_pid = second.pid;
+    tool.wait_stderr(&format!("net programs for pid {new_pid} "));
+    let progs_second = progs_held_by(tool.child.id());
+    let ports_line = tool.wait_stderr("listening ports of the target:");
+    let want2 = script(&mut second, &mut h);
+    wait_closed(&[second.ports(), h.ports()].concat());
+    // The interval right after the restart carries the gap.
+    tool.wait_stdout("an interval report with the gap", |l| {
+        is_interval_report(l) && l.contains("\"gaps\":[{")
+    });
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    let second_ports = second.ports();
+    second.quit();
+    h.quit();
+    assert_eq!(status.code(), Some(0), "SIGINT exits 0: {err:#?}");
+    // The listener table was seeded from the new process.
+    assert!(
+        second_ports
+            .iter()
+            .all(|p| ports_line.contains(&p.to_string())),
+        "{ports_line}"
+    );
+
+    let lines = lines_of(&out);
+    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
+    assert_eq!(events.len(), 2, "one exit, one restart: {events:#?}");
+    assert_eq!(events[0]["event"], "exited");
+    assert_eq!(events[0]["pid"].as_u64(), Some(old_pid as u64));
+    assert_eq!(events[0]["exe"].as_str(), bin.to_str());
+    assert_eq!(events[1]["event"], "restarted");
+    assert_eq!(events[1]["pid"].as_u64(), Some(new_pid as u64));
+    assert_eq!(events[1]["upgraded"], false, "the same file");
+
+    let fin = final_report(&out);
+    assert_eq!(fin["pid"].as_u64(), Some(new_pid as u64));
+    let gaps = fin["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{fin}");
+    assert_eq!(gaps[0]["old_pid"].as_u64(), Some(old_pid as u64));
+    assert_eq!(gaps[0]["new_pid"].as_u64(), Some(new_pid as u64));
+    assert!(gaps[0]["secs"].as_f64().unwrap() >= 0.0);
+    let with_gap: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "report" && v["final"] == false)
+        .filter(|v| v["gaps"].as_array().is_some_and(|g| !g.is_empty()))
+        .collect();
+    assert_eq!(with_gap.len(), 1, "one interval carries the gap");
+    assert_eq!(with_gap[0]["gaps"][0], gaps[0]);
+
+    // Per peer, both sessions: the outbound peers (h's listeners) were
+    // talked to by both processes; the inbound ones are h's ephemeral ports.
+    let want = merge(&[want1.clone(), want2.clone()]);
+    let peers: BTreeMap<String, &Value> = fin["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["peer"].as_str().unwrap().to_string(), p))
+        .collect();
+    assert_eq!(
+        peers.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "exactly the traced processes' peers: {err:#?}"
+    );
+    for (peer, (tx, rx, dir, n)) in &want {
+        let p = peers[peer];
+        assert_eq!(p["tx_bytes"].as_u64(), Some(*tx), "{peer} sent: {p}");
+        assert_eq!(p["rx_bytes"].as_u64(), Some(*rx), "{peer} received: {p}");
+        assert_eq!(p["dir"], *dir, "{peer}");
+        assert_eq!(
+            (p["closed"].as_u64(), p["live"].as_u64()),
+            (Some(*n), Some(0)),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        want.values().filter(|v| v.3 == 2).count(),
+        2,
+        "h's two listeners"
+    );
+    let t = &fin["totals"];
+    let tx: u64 = want.values().map(|v| v.0).sum();
+    let rx: u64 = want.values().map(|v| v.1).sum();
+    assert_eq!(t["tx_bytes"].as_u64(), Some(tx), "{t}");
+    assert_eq!(t["rx_bytes"].as_u64(), Some(rx), "{t}");
+    assert_eq!(
+        (
+            &t["connects"],
+            &t["accepts"],
+            &t["closes"],
+            &t["connect_failures"]
+        ),
+        (
+            &Value::from(4),
+            &Value::from(6),
+            &Value::from(10),
+            &Value::from(0)
+        ),
+        "{t}"
+    );
+    assert_eq!(fin["lost_events"], 0);
+    assert_eq!(fin["evicted_conns"], 0);
+    // Each process's events carry its own PID.
+    for e in lines.iter().filter(|v| v["type"] == "event") {
+        let peer = e["peer"].as_str().unwrap();
+        let pid = e["pid"].as_u64().unwrap() as u32;
+        let mine = if pid == old_pid { &want1 } else { &want2 };
+        assert!(pid == old_pid || pid == new_pid, "{e}");
+        assert!(mine.contains_key(peer), "{e}");
+    }
+
+    // A new skeleton per session, and nothing of either left.
+    assert!(!progs_first.is_empty());
+    assert!(progs_first.iter().all(|p| !progs_second.contains(p)));
+    let mut all = progs_first;
+    all.extend(progs_second);
+    assert_eq!(progs_left(&all), Vec::<u64>::new(), "left after exit");
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}
+
+#[test]
+fn a_signal_while_waiting_for_the_restart_prints_the_summary_and_exits_0() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_net_workload_copy();
+    let w = Peer::start_bin(&bin);
+    let pid = w.pid.to_string();
+    let mut tool = Tool::start(&["net", "--pid", &pid, "--interval", "0.2"]);
+    tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
+    w.quit();
+    tool.wait_stderr("waiting for");
+    tool.signal(libc::SIGTERM);
+    let (status, out, err) = tool.wait();
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+    assert!(
+        out.iter().any(|l| l.contains(&format!(
+            "target pid {pid} exited; waiting for {}",
+            bin.display()
+        ))),
+        "{out:#?}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with("=== net summary")),
+        "{out:#?}"
+    );
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}
+
+#[test]
+fn the_deadline_while_waiting_for_the_restart_ends_with_0() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_net_workload_copy();
+    let w = Peer::start_bin(&bin);
+    let pid = w.pid.to_string();
+    let mut tool = Tool::start(&["net", "5s", "--pid", &pid, "--json", "--interval", "0.2"]);
+    tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
+    w.quit();
+    let (status, out, err) = tool.wait();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the capture ran its course: {err:#?}"
+    );
+    let lines = lines_of(&out);
+    let exited: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
+    assert_eq!(exited.len(), 1, "{exited:#?}");
+    assert_eq!(exited[0]["event"], "exited");
+    assert_eq!(exited[0]["pid"].to_string(), pid);
+    let fin = final_report(&out);
+    assert_eq!(fin["gaps"], serde_json::json!([]), "no restart, no gap");
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }

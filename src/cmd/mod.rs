@@ -8,12 +8,14 @@ pub mod rocksdb;
 pub mod symbols;
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use crossbeam_channel::{bounded, select, tick, Receiver};
 
+use crate::model::{Gap, TargetEvent};
 use crate::target::follow::{Follow, Restart};
+use crate::target::Proc;
 
 /// Why a capture ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +155,66 @@ pub fn wait_for_restart(
                     return Waited::Restarted(r);
                 }
             }
+        }
+    }
+}
+
+/// A restart being followed: the gap so far, and when the exit was seen.
+pub struct Resume {
+    gap: Gap,
+    since: Instant,
+}
+
+impl Resume {
+    /// The restarted process is traced again: the gap ends now. Says so on
+    /// stderr; the caller prints `TargetEvent::Restarted` and reports it.
+    pub fn end(self) -> Gap {
+        let mut gap = self.gap;
+        gap.resumed_at = rfc3339(SystemTime::now());
+        gap.secs = self.since.elapsed().as_secs_f64();
+        note(crate::render::gap_line(&gap));
+        gap
+    }
+}
+
+/// The traced process `old` exited and every probe is detached: says so (a
+/// note, and `TargetEvent::Exited` through `print`), then waits for the node
+/// to start again. Returns the new process and the open gap, or why the
+/// capture stopped meanwhile. Every capturing subcommand follows restarts
+/// through this one function.
+pub fn follow_restart(
+    follow: &mut Follow,
+    old: &Proc,
+    sigs: &Receiver<()>,
+    deadline: &Receiver<Instant>,
+    mut print: impl FnMut(&TargetEvent) -> std::result::Result<(), Stop>,
+) -> std::result::Result<(Proc, Resume), Stop> {
+    let exited_at = rfc3339(SystemTime::now());
+    note(format!(
+        "target process {} exited; all probes detached; waiting for {} to start again (--no-follow exits instead)",
+        old.pid,
+        follow.exe().display()
+    ));
+    print(&TargetEvent::Exited {
+        pid: old.pid,
+        exe: follow.exe().display().to_string(),
+        time: exited_at.clone(),
+    })?;
+    let since = Instant::now();
+    match wait_for_restart(follow, sigs, deadline) {
+        Waited::Stopped(stop) => Err(stop),
+        Waited::Restarted(r) => {
+            follow.adopt(&r);
+            let gap = Gap {
+                old_pid: old.pid,
+                new_pid: r.proc.pid,
+                exited_at,
+                upgraded: r.upgraded,
+                old_build_id: r.old_build_id,
+                new_build_id: r.new_build_id,
+                ..Gap::default()
+            };
+            Ok((r.proc, Resume { gap, since }))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `ckb-libbpf net`: the P2P layer. Per peer: bytes each way, rates,
 //! connection age, retransmits; connect/accept/close as a log; an alert when
-//! a peer (or the node) disconnects more than 10 times a minute.
+//! a peer (or the node) disconnects more than 10 times a minute. Follows
+//! the node across restarts like `rocksdb` (see `super::follow_restart`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::mem::MaybeUninit;
@@ -8,16 +9,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 use clap::Args;
-use crossbeam_channel::{after, never, select};
+use crossbeam_channel::{after, never, select, Receiver};
 
-use super::{monotonic_ns, note, rfc3339, signals, Clock, Out, Stop};
+use super::{follow_restart, monotonic_ns, note, rfc3339, signals, Clock, Out, Resume, Stop};
 use crate::collect::{Poller, RingDrain};
 use crate::error::Exit;
 use crate::model::net::{
     ConnEvent, ConnId, DisconnectRate, Endpoint, EventKind, EventLine, NetReport, PeerRow, Totals,
 };
+use crate::model::{Gap, TargetEvent};
+use crate::probe::features::Probed;
 use crate::probe::net::{self, Choice, Maps, NetEvent, Sample, Variant};
+use crate::render;
 use crate::render::net as view;
+use crate::target::follow::Follow;
 use crate::target::{self, Proc};
 
 #[derive(Args, Debug, Clone)]
@@ -43,6 +48,10 @@ pub struct NetArgs {
     /// tp_btf, tracepoint, fentry, kprobe. Naming one uses only it.
     #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "tp_btf", "tracepoint", "fentry", "kprobe"])]
     pub backend: String,
+    /// When the traced process exits, stop (exit code 1) instead of waiting
+    /// for the same executable to start again and tracing it.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 fn positive_secs(s: &str) -> std::result::Result<f64, String> {
@@ -63,7 +72,9 @@ struct Closed {
 /// Turns cumulative samples and lifecycle events into interval and
 /// whole-capture reports. A peer's bytes are those of its closed
 /// connections (final counters from the close events) plus those of its
-/// open ones (from the table).
+/// open ones (from the table). A capture may span several processes
+/// (restarts of the target): each is a session with maps of its own, whose
+/// counters start from zero; what ended sessions measured is kept here.
 pub struct Aggregator {
     pid: Option<u32>,
     backends: Vec<(&'static str, &'static str)>,
@@ -80,6 +91,14 @@ pub struct Aggregator {
     rate: DisconnectRate,
     /// Events dropped between the ring buffer and us.
     pub user_lost: u64,
+    /// The last read of the session that ended, folded in when the next
+    /// one begins (or shown by the final report if none does).
+    ended: Option<Sample>,
+    /// Kernel counters and evictions of the sessions folded in.
+    totals_closed: Totals,
+    evicted_closed: u64,
+    gaps: Vec<Gap>,
+    new_gaps: Vec<Gap>,
 }
 
 impl Aggregator {
@@ -98,7 +117,59 @@ impl Aggregator {
             prev_totals: Totals::default(),
             rate: DisconnectRate::default(),
             user_lost: 0,
+            ended: None,
+            totals_closed: Totals::default(),
+            evicted_closed: 0,
+            gaps: Vec::new(),
+            new_gaps: Vec::new(),
         }
+    }
+
+    /// A session starts: the programs are attached for process `pid`.
+    /// Folds in the session before it. Its connections still open at its
+    /// last read belonged to a process that has exited since: they count
+    /// as closed with what they had moved.
+    pub fn begin(&mut self, pid: u32) {
+        if let Some(s) = self.ended.take() {
+            for c in &s.conns {
+                if self.closed_ids.contains(&c.id()) || !c.established {
+                    continue;
+                }
+                let k = self.closed.entry(c.remote).or_default();
+                k.tx += c.tx_bytes;
+                k.rx += c.rx_bytes;
+                k.retrans += c.retrans;
+                k.count += 1;
+            }
+            self.evicted_closed += evicted(&s);
+            self.totals_closed.add(&s.totals);
+            // The new session's maps start empty and from zero.
+            self.prev.clear();
+            self.closed_ids.clear();
+            self.prev_totals = Totals::default();
+        }
+        self.pid = Some(pid);
+    }
+
+    /// The session ends; `last` is its final read, taken after its events
+    /// were folded in.
+    pub fn end(&mut self, last: Option<Sample>) {
+        self.ended = Some(last.unwrap_or_default());
+    }
+
+    /// The target was traced again after `g`.
+    pub fn gap(&mut self, g: Gap) {
+        self.gaps.push(g.clone());
+        self.new_gaps.push(g);
+    }
+
+    /// The report of the whole capture, every session included (after
+    /// `end`).
+    pub fn whole(&mut self, now: Instant, now_ns: u64) -> NetReport {
+        let s = self.ended.take().unwrap_or_default();
+        let r = self.report(&s, now, now_ns, true);
+        self.ended = Some(s);
+        r
     }
 
     pub fn event(&mut self, e: &ConnEvent) {
@@ -209,16 +280,17 @@ impl Aggregator {
                 .cmp(&(a.tx_bytes + a.rx_bytes))
                 .then(a.peer.cmp(&b.peer))
         });
-        let t = s.totals;
+        let mut t = self.totals_closed;
+        t.add(&s.totals);
         let (dtx, drx) = if is_final {
             (t.tx_bytes, t.rx_bytes)
         } else {
             (
-                t.tx_bytes.saturating_sub(self.prev_totals.tx_bytes),
-                t.rx_bytes.saturating_sub(self.prev_totals.rx_bytes),
+                s.totals.tx_bytes.saturating_sub(self.prev_totals.tx_bytes),
+                s.totals.rx_bytes.saturating_sub(self.prev_totals.rx_bytes),
             )
         };
-        self.prev_totals = t;
+        self.prev_totals = s.totals;
         NetReport {
             timestamp: rfc3339(SystemTime::now()),
             pid: self.pid,
@@ -233,12 +305,22 @@ impl Aggregator {
             live_conns,
             alerts: self.rate.alerts(now_ns),
             lost_events: t.lost_events + self.user_lost,
-            evicted: t
-                .inserts
-                .saturating_sub(t.deletes)
-                .saturating_sub(s.conns.len() as u64),
+            evicted: self.evicted_closed + evicted(s),
+            gaps: if is_final {
+                self.gaps.clone()
+            } else {
+                std::mem::take(&mut self.new_gaps)
+            },
         }
     }
+}
+
+/// Connections the kernel table pushed out (LRU) in one session.
+fn evicted(s: &Sample) -> u64 {
+    s.totals
+        .inserts
+        .saturating_sub(s.totals.deletes)
+        .saturating_sub(s.conns.len() as u64)
 }
 
 fn event_line(clock: &Clock, e: &ConnEvent) -> EventLine {
@@ -258,137 +340,222 @@ fn event_line(clock: &Clock, e: &ConnEvent) -> EventLine {
     }
 }
 
-pub fn run(args: NetArgs) -> Result<Exit> {
-    crate::probe::require_privileges()?;
-    let proc: Proc = match args.pid {
-        Some(pid) => target::find_by_pid(pid)?,
-        None => target::find_by_name(&args.name)?,
-    };
-    let (choice, probed) = net::choose(Variant::from_name(&args.backend))?;
-    let mut obj = MaybeUninit::uninit();
-    let skel = net::load(&mut obj, proc.pid, &choice)?;
-    let maps = Maps::new(&skel)?;
-    let ports = net::seed_listeners(&maps, proc.pid)?;
-    let links = net::attach(&skel, &choice)?;
-    note(format!(
-        "attached {} net programs for pid {} ({}): {}",
-        links.len(),
-        proc.pid,
-        proc.comm,
-        choice.describe()
-    ));
-    note(format!(
-        "listening ports of the target: {}",
-        if ports.is_empty() {
-            "none yet (new listeners are learned as they open)".to_string()
-        } else {
-            ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    ));
-    for p in probed.iter().filter(|p| !p.ok) {
-        note(format!(
-            "{} programs not attached on this kernel: {}",
-            p.attach.name(),
-            p.detail
-        ));
-    }
-    for (f, v) in &choice.per_feature {
-        if v.is_none() {
-            note(format!("{} is not traced on this kernel", f.name()));
-        }
-    }
+/// What stays the same across the sessions of one capture.
+struct Capture<'a> {
+    args: &'a NetArgs,
+    choice: Choice,
+    probed: Vec<Probed>,
+    clock: Clock,
+    sigs: Receiver<()>,
+    deadline: Receiver<Instant>,
+}
 
-    let sigs = signals()?;
-    let interval = Duration::from_secs_f64(args.interval);
-    let poller = Poller::spawn(interval, move || net::read_sample(&maps));
-    let drain = RingDrain::spawn(net::events(&skel)?, 16384, NetEvent::parse);
-    let clock = Clock::new();
-    let mut agg = Aggregator::new(Some(proc.pid), &choice);
-    let mut out = Out::new();
-    let json = args.json;
-    if !json {
-        out.print(&view::event_header()).ok();
-    }
-    let print_event = |out: &mut Out, e: &ConnEvent| -> std::result::Result<(), Stop> {
-        let l = event_line(&clock, e);
-        if json {
+impl Capture<'_> {
+    fn print_event(&self, out: &mut Out, e: &ConnEvent) -> Result<(), Stop> {
+        let l = event_line(&self.clock, e);
+        if self.args.json {
             out.print(&view::event_json(&l))
         } else {
             out.print(&view::event_line(&l))
         }
-    };
-    let print_report = |out: &mut Out, r: &NetReport| -> std::result::Result<(), Stop> {
-        if json {
+    }
+
+    fn print_report(&self, out: &mut Out, r: &NetReport) -> Result<(), Stop> {
+        if self.args.json {
             out.print(&view::report_json(r))
         } else {
             out.print(&view::table(r))
         }
-    };
-    let deadline = args.duration.map(after).unwrap_or_else(never);
-    let events = drain.events.clone();
+    }
 
-    let stop = 'main: loop {
-        select! {
-            recv(poller.samples) -> s => {
-                let Ok(s) = s else { anyhow::bail!("the map poller thread stopped unexpectedly") };
-                let s = s?;
-                // Events already queued belong before this sample's report.
-                for e in events.try_iter() {
-                    agg.event(&e);
-                    if let Err(stop) = print_event(&mut out, &e) { break 'main stop; }
-                }
-                let r = agg.report(&s, Instant::now(), monotonic_ns(), false);
-                if let Err(stop) = print_report(&mut out, &r) { break stop; }
-                if !proc.alive() { break Stop::TargetExited; }
-            }
-            recv(events) -> e => {
-                if let Ok(e) = e {
-                    agg.event(&e);
-                    if let Err(stop) = print_event(&mut out, &e) { break stop; }
-                }
-            }
-            recv(sigs) -> _ => break Stop::Signal,
-            recv(deadline) -> _ => break Stop::Deadline,
-        }
-    };
-
-    // Detach first so the last read and the last events cover the same span.
-    crate::probe::detach(links);
-    let mut rest = poller.finish()?;
-    agg.user_lost = drain.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    for e in drain.finish()? {
-        agg.event(&e);
-        if stop != Stop::OutputClosed {
-            let _ = print_event(&mut out, &e);
+    fn print_target(&self, out: &mut Out, e: &TargetEvent) -> Result<(), Stop> {
+        if self.args.json {
+            out.print(&render::json::target_event(e))
+        } else {
+            out.print(&render::target_line(e))
         }
     }
-    let last = rest.pop();
-    for s in &rest {
-        agg.report(s, Instant::now(), monotonic_ns(), false);
-    }
-    if let (Some(s), true) = (last, stop != Stop::OutputClosed) {
-        let r = agg.report(&s, Instant::now(), monotonic_ns(), true);
-        let _ = print_report(&mut out, &r);
-    }
-    drop(skel);
-    if stop == Stop::TargetExited {
+
+    /// The attach notes; what the kernel cannot trace only the first time.
+    fn describe(&self, proc: &Proc, links: usize, ports: &[u16], again: bool) {
         note(format!(
-            "target process {} exited; all probes detached",
-            proc.pid
+            "attached {links} net programs for pid {} ({}): {}",
+            proc.pid,
+            proc.comm,
+            self.choice.describe()
         ));
+        note(format!(
+            "listening ports of the target: {}",
+            if ports.is_empty() {
+                "none yet (new listeners are learned as they open)".to_string()
+            } else {
+                ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+        if again {
+            return;
+        }
+        for p in self.probed.iter().filter(|p| !p.ok) {
+            note(format!(
+                "{} programs not attached on this kernel: {}",
+                p.attach.name(),
+                p.detail
+            ));
+        }
+        for (f, v) in &self.choice.per_feature {
+            if v.is_none() {
+                note(format!("{} is not traced on this kernel", f.name()));
+            }
+        }
     }
-    finish(stop)
+
+    /// Traces process `proc` until the capture stops or the process exits;
+    /// folds everything it measured into `agg` and detaches before
+    /// returning. `targ_tgid` is frozen at load, so every session loads a
+    /// skeleton of its own and seeds its listener table afresh.
+    fn session(
+        &self,
+        proc: &Proc,
+        agg: &mut Aggregator,
+        out: &mut Out,
+        resume: Option<Resume>,
+    ) -> anyhow::Result<Stop> {
+        let mut obj = MaybeUninit::uninit();
+        let skel = net::load(&mut obj, proc.pid, &self.choice)?;
+        let maps = Maps::new(&skel)?;
+        let ports = net::seed_listeners(&maps, proc.pid)?;
+        let links = net::attach(&skel, &self.choice)?;
+        self.describe(proc, links.len(), &ports, resume.is_some());
+        agg.begin(proc.pid);
+        let mut stop = None;
+        if let Some(resume) = resume {
+            let gap = resume.end();
+            stop = self
+                .print_target(out, &TargetEvent::Restarted(gap.clone()))
+                .err();
+            agg.gap(gap);
+        }
+
+        let interval = Duration::from_secs_f64(self.args.interval);
+        let poller = Poller::spawn(interval, move || net::read_sample(&maps));
+        let drain = RingDrain::spawn(net::events(&skel)?, 16384, NetEvent::parse);
+        let events = drain.events.clone();
+        let stop = match stop {
+            Some(s) => s,
+            None => 'main: loop {
+                select! {
+                    recv(poller.samples) -> s => {
+                        let Ok(s) = s else { anyhow::bail!("the map poller thread stopped unexpectedly") };
+                        let s = s?;
+                        // Events already queued belong before this sample's report.
+                        for e in events.try_iter() {
+                            agg.event(&e);
+                            if let Err(stop) = self.print_event(out, &e) { break 'main stop; }
+                        }
+                        let r = agg.report(&s, Instant::now(), monotonic_ns(), false);
+                        if let Err(stop) = self.print_report(out, &r) { break stop; }
+                        if !proc.alive() { break Stop::TargetExited; }
+                    }
+                    recv(events) -> e => {
+                        if let Ok(e) = e {
+                            agg.event(&e);
+                            if let Err(stop) = self.print_event(out, &e) { break stop; }
+                        }
+                    }
+                    recv(self.sigs) -> _ => break Stop::Signal,
+                    recv(self.deadline) -> _ => break Stop::Deadline,
+                }
+            },
+        };
+
+        // Detach first so the last read and the last events cover the same span.
+        crate::probe::detach(links);
+        let mut rest = poller.finish()?;
+        agg.user_lost += drain.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        for e in drain.finish()? {
+            agg.event(&e);
+            if stop != Stop::OutputClosed {
+                let _ = self.print_event(out, &e);
+            }
+        }
+        let last = rest.pop();
+        for s in &rest {
+            agg.report(s, Instant::now(), monotonic_ns(), false);
+        }
+        agg.end(last);
+        drop(skel);
+        Ok(stop)
+    }
 }
 
-fn finish(stop: Stop) -> Result<Exit> {
-    Ok(match stop {
-        Stop::TargetExited => Exit::Runtime,
-        _ => Exit::Ok,
-    })
+pub fn run(args: NetArgs) -> anyhow::Result<Exit> {
+    crate::probe::require_privileges()?;
+    crate::probe::require_kernel_features()?;
+    let mut proc: Proc = match args.pid {
+        Some(pid) => target::find_by_pid(pid)?,
+        None => target::find_by_name(&args.name)?,
+    };
+    let mut follow = (!args.no_follow).then(|| Follow::new(&proc));
+    let (choice, probed) = net::choose(Variant::from_name(&args.backend))?;
+    let cap = Capture {
+        args: &args,
+        choice,
+        probed,
+        clock: Clock::new(),
+        sigs: signals()?,
+        deadline: args.duration.map(after).unwrap_or_else(never),
+    };
+    let mut agg = Aggregator::new(Some(proc.pid), &cap.choice);
+    let mut out = Out::new();
+    if !args.json {
+        out.print(&view::event_header()).ok();
+    }
+    let mut resume = None;
+    let mut failed = None;
+    let stop = loop {
+        let first = agg.gaps.is_empty() && resume.is_none();
+        let stop = match cap.session(&proc, &mut agg, &mut out, resume.take()) {
+            Ok(stop) => stop,
+            Err(e) if first => return Err(e),
+            Err(e) => {
+                failed = Some(e);
+                break Stop::TargetExited;
+            }
+        };
+        let (Stop::TargetExited, Some(f)) = (stop, follow.as_mut()) else {
+            break stop;
+        };
+        let print = |e: &TargetEvent| cap.print_target(&mut out, e);
+        match follow_restart(f, &proc, &cap.sigs, &cap.deadline, print) {
+            Err(stop) => break stop,
+            Ok((p, r)) => {
+                resume = Some(r);
+                proc = p;
+            }
+        }
+    };
+
+    if stop != Stop::OutputClosed {
+        let r = agg.whole(Instant::now(), monotonic_ns());
+        let _ = cap.print_report(&mut out, &r);
+    }
+    if let Some(e) = failed {
+        return Err(e.context("tracing the restarted target"));
+    }
+    match stop {
+        Stop::TargetExited => {
+            note(format!(
+                "target process {} exited; all probes detached",
+                proc.pid
+            ));
+            Ok(Exit::Runtime)
+        }
+        _ => Ok(Exit::Ok),
+    }
 }
 
 #[cfg(test)]
@@ -455,5 +622,61 @@ mod tests {
             f.peers[0].tx_bytes, 150,
             "only the closed connection is left"
         );
+    }
+
+    #[test]
+    fn sessions_add_up_across_a_restart() {
+        let choice = Choice::new(|_: Feature, v: Variant| v == Variant::TpBtf, None);
+        let mut agg = Aggregator::new(Some(1), &choice);
+        let t0 = agg.start;
+        agg.begin(1);
+        let totals = |tx, rx, closes| Totals {
+            tx_bytes: tx,
+            rx_bytes: rx,
+            closes,
+            inserts: closes,
+            deletes: closes,
+            ..Totals::default()
+        };
+        // Session 1: one connection closes (100 sent), one is still open
+        // (7 sent) when the process dies.
+        agg.event(&ConnEvent {
+            ts_ns: 3,
+            kind: EventKind::Close,
+            conn: conn(1, 80, 100, 10),
+        });
+        let mut open = totals(107, 10, 1);
+        open.inserts = 2;
+        agg.end(Some(Sample {
+            conns: vec![conn(1, 80, 100, 10), conn(2, 80, 7, 0)],
+            totals: open,
+        }));
+        // Session 2 (a new process, maps from zero; the socket address and
+        // first-seen time of connection 1 repeat by chance).
+        agg.begin(2);
+        agg.gap(Gap {
+            old_pid: 1,
+            new_pid: 2,
+            ..Gap::default()
+        });
+        let s = Sample {
+            conns: vec![conn(1, 80, 5, 1)],
+            totals: totals(5, 1, 0),
+        };
+        let r = agg.report(&s, t0 + Duration::from_secs(1), 4, false);
+        assert_eq!(r.pid, Some(2));
+        assert_eq!(r.gaps.len(), 1, "the first interval after the restart");
+        assert_eq!(r.totals.tx_bytes, 112, "session totals add up");
+        assert_eq!(r.tx_per_sec, 5.0, "the new session's rate, not a jump");
+        let p = &r.peers[0];
+        assert_eq!((p.tx_bytes, p.live, p.closed), (112, 1, 2), "{p:?}");
+        let r = agg.report(&s, t0 + Duration::from_secs(2), 5, false);
+        assert!(r.gaps.is_empty(), "...only once");
+        assert_eq!(r.evicted, 0);
+        agg.end(Some(s));
+        let f = agg.whole(t0 + Duration::from_secs(3), 6);
+        assert_eq!((f.totals.tx_bytes, f.totals.closes), (112, 1));
+        assert_eq!(f.peers[0].tx_bytes, 112);
+        assert_eq!(f.gaps.len(), 1);
     }
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use crossbeam_channel::{after, never, select, Receiver};
 
 use super::background::{self, BgAggregator, BgTrace};
-use super::{note, rfc3339, signals, wait_for_restart, Clock, Out, Stop, Waited};
+use super::{follow_restart, note, rfc3339, signals, Clock, Out, Resume, Stop};
 use crate::analyze::{Analyzer, Anomaly, Config as AnalyzeConfig, Observation};
 use crate::collect::{Poller, RingDrain};
 use crate::error::{Exit, Failure};
@@ -379,12 +379,6 @@ struct Live {
     analyzer: Analyzer,
 }
 
-/// A restart being followed: the gap so far, and when the exit was seen.
-struct Resume {
-    gap: Gap,
-    since: Instant,
-}
-
 impl Capture<'_> {
     /// A report, with the interval's background work and the alerts active
     /// after it; the final one with the number of alerts raised.
@@ -567,10 +561,8 @@ impl Capture<'_> {
         let agg = &mut live.agg;
         agg.begin(&plan, pid);
         let mut stop = None;
-        if let Some(Resume { mut gap, since }) = resume {
-            gap.resumed_at = rfc3339(SystemTime::now());
-            gap.secs = since.elapsed().as_secs_f64();
-            note(render::gap_line(&gap));
+        if let Some(resume) = resume {
+            let gap = resume.end();
             stop = self
                 .print_event(out, &TargetEvent::Restarted(gap.clone()))
                 .err();
@@ -727,40 +719,12 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         let (Stop::TargetExited, Some(f), Some(old)) = (stop, follow.as_mut(), &target.proc) else {
             break stop;
         };
-        let exited = TargetEvent::Exited {
-            pid: old.pid,
-            exe: f.exe().display().to_string(),
-            time: rfc3339(SystemTime::now()),
-        };
-        note(format!(
-            "target process {} exited; all probes detached; waiting for {} to start again (--no-follow exits instead)",
-            old.pid,
-            f.exe().display()
-        ));
-        if let Err(stop) = cap.print_event(&mut out, &exited) {
-            break stop;
-        }
-        let since = Instant::now();
-        match wait_for_restart(f, &cap.sigs, &cap.deadline) {
-            Waited::Stopped(stop) => break stop,
-            Waited::Restarted(r) => {
-                f.adopt(&r);
-                resume = Some(Resume {
-                    gap: Gap {
-                        old_pid: old.pid,
-                        new_pid: r.proc.pid,
-                        exited_at: match &exited {
-                            TargetEvent::Exited { time, .. } => time.clone(),
-                            TargetEvent::Restarted(_) => String::new(),
-                        },
-                        upgraded: r.upgraded,
-                        old_build_id: r.old_build_id,
-                        new_build_id: r.new_build_id,
-                        ..Gap::default()
-                    },
-                    since,
-                });
-                target = process_target(r.proc)?;
+        let print = |e: &TargetEvent| cap.print_event(&mut out, e);
+        match follow_restart(f, old, &cap.sigs, &cap.deadline, print) {
+            Err(stop) => break stop,
+            Ok((proc, r)) => {
+                resume = Some(r);
+                target = process_target(proc)?;
             }
         }
     };

@@ -5,6 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::Gap;
+
 /// One end of a TCP connection. IPv4-mapped IPv6 addresses (a dual-stack
 /// socket talking IPv4) are shown as the IPv4 address they carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -183,6 +185,21 @@ impl Totals {
             lost_events: g(9),
         }
     }
+
+    /// Adds `o`: the counters of another session (a restarted target's
+    /// maps start from zero).
+    pub fn add(&mut self, o: &Totals) {
+        self.tx_bytes += o.tx_bytes;
+        self.rx_bytes += o.rx_bytes;
+        self.connects += o.connects;
+        self.accepts += o.accepts;
+        self.closes += o.closes;
+        self.connect_failures += o.connect_failures;
+        self.retrans += o.retrans;
+        self.inserts += o.inserts;
+        self.deletes += o.deletes;
+        self.lost_events += o.lost_events;
+    }
 }
 
 /// One remote peer (address:port) over one span.
@@ -253,6 +270,9 @@ pub struct NetReport {
     /// Connections pushed out of the full LRU table (their bytes still
     /// count in the totals).
     pub evicted: u64,
+    /// Spans without data because the target restarted: in an interval
+    /// report the gaps that ended in it, in the final report all of them.
+    pub gaps: Vec<Gap>,
 }
 
 /// More than this many disconnects in the window raises an alert.

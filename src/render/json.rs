@@ -57,7 +57,8 @@ pub fn report(r: &Report) -> String {
     v.to_string()
 }
 
-fn gap(g: &Gap) -> Value {
+/// One gap as a JSON object (reports' `gaps` arrays, restart events).
+pub fn gap(g: &Gap) -> Value {
     json!({
         "old_pid": g.old_pid,
         "new_pid": g.new_pid,

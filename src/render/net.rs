@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
-use super::{bytes, thousands};
+use super::{bytes, gap_line, thousands};
 use crate::model::net::{EventKind, EventLine, NetReport};
 
 fn rate(v: f64) -> String {
@@ -104,6 +104,12 @@ pub fn table(r: &NetReport) -> String {
     }
     for a in &r.alerts {
         let _ = writeln!(out, "{a}");
+    }
+    // Interval tables are preceded by the restart line (`target_line`).
+    if r.is_final {
+        for g in &r.gaps {
+            let _ = writeln!(out, "{}", gap_line(g));
+        }
     }
     if r.lost_events > 0 || r.evicted > 0 {
         let _ = writeln!(
@@ -221,6 +227,7 @@ pub fn report_json(r: &NetReport) -> String {
         })).collect::<Vec<_>>(),
         "lost_events": r.lost_events,
         "evicted_conns": r.evicted,
+        "gaps": r.gaps.iter().map(super::json::gap).collect::<Vec<Value>>(),
     })
     .to_string()
 }
@@ -277,6 +284,36 @@ mod tests {
             "{row}"
         );
         assert!(t.contains("ALERT: the node disconnected 12 times"), "{t}");
+    }
+
+    #[test]
+    fn gaps_show_in_the_summary_table_and_in_every_json_report() {
+        let g = crate::model::Gap {
+            old_pid: 7,
+            new_pid: 8,
+            exited_at: "2026-11-23T12:00:01.000Z".into(),
+            resumed_at: "2026-11-23T12:00:03.000Z".into(),
+            secs: 2.0,
+            ..Default::default()
+        };
+        let mut r = report();
+        r.gaps = vec![g];
+        assert!(
+            !table(&r).contains("gap:"),
+            "interval: the restart line says it"
+        );
+        let v: Value = serde_json::from_str(&report_json(&r)).unwrap();
+        assert_eq!(v["gaps"][0]["old_pid"], 7);
+        assert_eq!(v["gaps"][0]["new_pid"], 8);
+        r.is_final = true;
+        let t = table(&r);
+        assert!(
+            t.contains("gap: no data for 2.0 s, pid 7 exited 12:00:01, pid 8 traced from 12:00:03"),
+            "{t}"
+        );
+        r.gaps.clear();
+        let v: Value = serde_json::from_str(&report_json(&r)).unwrap();
+        assert_eq!(v["gaps"], json!([]));
     }
 
     #[test]

@@ -144,6 +144,8 @@ pub struct Tool {
     stdout_rx: mpsc::Receiver<String>,
     stderr_rx: mpsc::Receiver<String>,
     pub stderr: Vec<String>,
+    /// Stdout lines already read by `wait_stdout`; `wait` returns them first.
+    stdout_seen: Vec<String>,
 }
 
 impl Tool {
@@ -179,6 +181,7 @@ impl Tool {
             stdout_rx,
             stderr_rx,
             stderr: Vec::new(),
+            stdout_seen: Vec::new(),
         }
     }
 
@@ -199,6 +202,56 @@ impl Tool {
             }
         }
         panic!("ckb-libbpf did not attach within 60 s: {:#?}", self.stderr);
+    }
+
+    /// Waits until the tool writes a stderr line containing `needle` (after
+    /// the lines already seen); returns it.
+    pub fn wait_stderr(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(l) = self.stderr_rx.recv_timeout(Duration::from_millis(100)) {
+                self.stderr.push(l.clone());
+                if l.contains(needle) {
+                    return l;
+                }
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.drain_stderr();
+                panic!(
+                    "ckb-libbpf exited ({st}) before saying {needle:?}: {:#?}",
+                    self.stderr
+                );
+            }
+        }
+        panic!(
+            "ckb-libbpf did not say {needle:?} within 60 s: {:#?}",
+            self.stderr
+        );
+    }
+
+    /// Waits until the tool prints a stdout line for which `want` holds (a
+    /// condition to wait for instead of a timer); returns it.
+    pub fn wait_stdout(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(l) = self.stdout_rx.recv_timeout(Duration::from_millis(100)) {
+                self.stdout_seen.push(l.clone());
+                if want(&l) {
+                    return l;
+                }
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.drain_stderr();
+                panic!(
+                    "ckb-libbpf exited ({st}) before printing {what}: {:#?}",
+                    self.stderr
+                );
+            }
+        }
+        panic!(
+            "ckb-libbpf printed no {what} within 60 s: {:#?}",
+            self.stdout_seen
+        );
     }
 
     fn drain_stderr(&mut self) {
@@ -224,7 +277,7 @@ impl Tool {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.stdout_seen);
         while let Ok(l) = self.stdout_rx.recv_timeout(Duration::from_millis(500)) {
             out.push(l);
         }
