@@ -15,7 +15,8 @@ Examples:
   sudo ckb-libbpf rocksdb 30s                  # the `ckb` process, 30 s
   sudo ckb-libbpf rocksdb --pid 4242 --json    # JSON Lines until Ctrl-C
   sudo ckb-libbpf rocksdb --slow --threshold 500
-  sudo ckb-libbpf rocksdb --binary /usr/lib/x86_64-linux-gnu/librocksdb.so.7.8";
+  sudo ckb-libbpf rocksdb --binary /usr/lib/x86_64-linux-gnu/librocksdb.so.7.8
+  sudo ckb-libbpf syscall 30s --top 10         # syscalls of `ckb` by thread role";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,6 +49,11 @@ enum Command {
     /// Tiered report of what a CKB binary (or librocksdb.so) offers to probe.
     #[command(after_help = AFTER_HELP)]
     Symbols(cmd::symbols::SymbolsArgs),
+    /// Syscall profile per syscall, category and thread role (compaction,
+    /// flush, chain...): latency percentiles, errors, bytes, futex wait
+    /// ratio, epoll wakeups, fsync latency.
+    #[command(after_help = AFTER_HELP)]
+    Syscall(cmd::syscall::SyscallArgs),
 }
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
@@ -67,6 +73,7 @@ fn main() {
         Command::Rocksdb(args) => cmd::rocksdb::run(args),
         Command::Symbols(args) => cmd::symbols::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Syscall(args) => cmd::syscall::run(args),
     };
     let code = match result {
         Ok(code) => code,

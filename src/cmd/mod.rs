@@ -4,6 +4,7 @@
 pub mod check;
 pub mod rocksdb;
 pub mod symbols;
+pub mod syscall;
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

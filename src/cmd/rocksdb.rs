@@ -65,7 +65,7 @@ pub struct RocksdbArgs {
     pub by_function: bool,
 }
 
-fn positive_secs(s: &str) -> std::result::Result<f64, String> {
+pub(crate) fn positive_secs(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("`{s}` is not a positive number of seconds")),

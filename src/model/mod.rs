@@ -3,6 +3,7 @@
 
 pub mod hist;
 pub mod report;
+pub mod syscall;
 
 pub use hist::Histogram;
 pub use report::{LeftOut, OpStats, Report, Row, SlowEvent};

@@ -4,6 +4,7 @@
 
 pub mod features;
 pub mod rocksdb;
+pub mod syscall;
 
 use anyhow::Result;
 

@@ -4,6 +4,7 @@
 
 pub mod json;
 pub mod symbols;
+pub mod syscall;
 pub mod table;
 
 pub use table::{histograms, slow_header, slow_line, table};
