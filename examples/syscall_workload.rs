@@ -7,7 +7,8 @@
 //! - `go`: runs the script, one named thread after another, and prints what
 //!   each thread did as JSON: {"pid", "threads": {name: {syscall:
 //!   {"count", "bytes", "errors"}}}};
-//! - `bench N`: N getppid calls on the main thread; prints {"calls", "ns"};
+//! - `bench N [NR]`: N getppid (or syscall NR) calls on the main thread;
+//!   prints {"calls", "ns"};
 //! - `done` or end of input: exits.
 //!
 //! `--db DIR` is the scratch directory (created, removed by the caller);
@@ -39,7 +40,12 @@ const SCRIPT: &[(&str, &[Op])] = &[
     ("rocksdb:high0", &[Op::Pwrite(10, 1000), Op::Fsync(2)]),
     (
         "ChainService",
-        &[Op::Pwrite(25, 512), Op::Fdatasync(5), Op::Getppid(4), Op::PreadBadFd(3)],
+        &[
+            Op::Pwrite(25, 512),
+            Op::Fdatasync(5),
+            Op::Getppid(4),
+            Op::PreadBadFd(3),
+        ],
     ),
     ("GlobalRt-1", &[Op::Getppid(7), Op::Pread(3, 100)]),
     ("GlobalRt-2", &[Op::Getppid(7), Op::Pread(3, 100)]),
@@ -89,7 +95,8 @@ fn run_thread(fd: i32, slot: usize, ops: &[Op]) -> Tally {
             Op::Pread(n, len) => {
                 for i in 0..n {
                     // SAFETY: rbuf holds 4096 >= len bytes.
-                    let r = unsafe { libc::pread(fd, rbuf.as_mut_ptr().cast(), len, i as i64 * 100) };
+                    let r =
+                        unsafe { libc::pread(fd, rbuf.as_mut_ptr().cast(), len, i as i64 * 100) };
                     t.call("pread64", r);
                 }
             }
@@ -130,7 +137,9 @@ fn main() {
         .position(|a| a == "--db")
         .and_then(|i| args.get(i + 1))
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("syscall-workload-{}", std::process::id())));
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("syscall-workload-{}", std::process::id()))
+        });
     std::fs::create_dir_all(&dir).expect("creating the scratch directory");
     let path = dir.join("data");
     std::fs::write(&path, vec![0x5au8; FILE_SIZE]).expect("preparing the data file");
@@ -165,10 +174,15 @@ fn main() {
             }
             Some("bench") => {
                 let n: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(100_000);
+                // Another argument-less syscall by number, e.g. getpgrp.
+                let nr: Option<libc::c_long> = words.next().and_then(|w| w.parse().ok());
                 let t0 = Instant::now();
                 for _ in 0..n {
-                    // SAFETY: no preconditions.
-                    std::hint::black_box(unsafe { libc::getppid() });
+                    // SAFETY: argument-less syscalls without side effects.
+                    std::hint::black_box(match nr {
+                        Some(nr) => unsafe { libc::syscall(nr) },
+                        None => (unsafe { libc::getppid() }) as libc::c_long,
+                    });
                 }
                 let ns = t0.elapsed().as_nanos() as u64;
                 writeln!(out, "{}", json!({"calls": n, "ns": ns})).ok();

@@ -39,9 +39,15 @@ struct sc_start {
 	__u32 pad;
 };
 
-/* tid -> the syscall it is in; bounded, full = call not timed (counted). */
+/*
+ * tid -> the syscall it is in. Each thread's slot is created once and then
+ * rewritten in place (ts = 0 when not in a syscall): an update or delete per
+ * syscall takes the bucket lock and recycles an element, which measured
+ * ~250 ns more per syscall here. Slots of dead threads are never deleted;
+ * the LRU evicts them when the map fills.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_THREADS);
 	__type(key, __u32);
 	__type(value, struct sc_start);
@@ -74,13 +80,19 @@ static struct sc_stats zero_stats;
 static __always_inline int on_enter(long nr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct sc_start s = {};
+	struct sc_start *sp, s = {};
 	__u32 tid = id;
 
 	if (targ_tgid && (id >> 32) != targ_tgid)
 		return 0;
 	if (nr < 0 || nr == NR_EXIT || nr == NR_EXIT_GROUP)
 		return 0;
+	sp = bpf_map_lookup_elem(&starts, &tid);
+	if (sp) {
+		sp->nr = nr;
+		sp->ts = bpf_ktime_get_ns();
+		return 0;
+	}
 	s.ts = bpf_ktime_get_ns();
 	s.nr = nr;
 	if (bpf_map_update_elem(&starts, &tid, &s, BPF_ANY))
@@ -142,11 +154,11 @@ static __always_inline int on_exit(long ret)
 	if (targ_tgid && (id >> 32) != targ_tgid)
 		return 0;
 	s = bpf_map_lookup_elem(&starts, &tid);
-	if (!s)
+	if (!s || !s->ts)
 		return 0;	/* entered before we attached */
 	lat = bpf_ktime_get_ns() - s->ts;
 	key.nr = s->nr;
-	bpf_map_delete_elem(&starts, &tid);
+	s->ts = 0;
 
 	bpf_get_current_comm(key.family, sizeof(key.family));
 	cut_digits(key.family);

@@ -266,7 +266,10 @@ mod tests {
         let mut agg = Aggregator::new(Backend::RawTp, None, 0);
         let t0 = agg.start;
         let r1 = agg.interval(
-            &tick(vec![ks("GlobalRt-", "getppid", 10, 5000), ks("ckb", "getppid", 2, 9000)]),
+            &tick(vec![
+                ks("GlobalRt-", "getppid", 10, 5000),
+                ks("ckb", "getppid", 2, 9000),
+            ]),
             t0 + Duration::from_secs(1),
         );
         let g = &r1.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
@@ -276,7 +279,10 @@ mod tests {
         assert_eq!((r1.uncounted, r1.untimed), (1, 2));
 
         let r2 = agg.interval(
-            &tick(vec![ks("GlobalRt-", "getppid", 15, 3000), ks("ckb", "getppid", 2, 0)]),
+            &tick(vec![
+                ks("GlobalRt-", "getppid", 15, 3000),
+                ks("ckb", "getppid", 2, 0),
+            ]),
             t0 + Duration::from_secs(2),
         );
         let g = &r2.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
@@ -284,7 +290,10 @@ mod tests {
         assert_eq!(g.by_role["runtime"].count, 5);
         assert_eq!(g.row.max_us, Some(3.0));
 
-        let w = agg.whole(&tick(vec![ks("GlobalRt-", "getppid", 15, 0), ks("ckb", "getppid", 2, 0)]));
+        let w = agg.whole(&tick(vec![
+            ks("GlobalRt-", "getppid", 15, 0),
+            ks("ckb", "getppid", 2, 0),
+        ]));
         assert!(w.is_final);
         let g = &w.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
         assert_eq!(g.row.count, 17);

@@ -86,29 +86,128 @@ impl Category {
 }
 
 const FILE_IO: &[&str] = &[
-    "read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2",
-    "pwritev2", "open", "openat", "openat2", "creat", "close", "close_range", "lseek", "stat",
-    "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "getdents", "getdents64",
-    "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir",
-    "fallocate", "ftruncate", "truncate", "sendfile", "copy_file_range", "splice", "tee",
-    "fadvise64", "readahead", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
-    "link", "linkat", "symlink", "symlinkat", "fcntl", "flock", "dup", "dup2", "dup3",
-    "io_uring_enter", "io_submit", "io_getevents", "io_pgetevents", "name_to_handle_at",
+    "read",
+    "write",
+    "pread64",
+    "pwrite64",
+    "readv",
+    "writev",
+    "preadv",
+    "pwritev",
+    "preadv2",
+    "pwritev2",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "close",
+    "close_range",
+    "lseek",
+    "stat",
+    "fstat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "statfs",
+    "fstatfs",
+    "getdents",
+    "getdents64",
+    "rename",
+    "renameat",
+    "renameat2",
+    "unlink",
+    "unlinkat",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "fallocate",
+    "ftruncate",
+    "truncate",
+    "sendfile",
+    "copy_file_range",
+    "splice",
+    "tee",
+    "fadvise64",
+    "readahead",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "readlinkat",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "fcntl",
+    "flock",
+    "dup",
+    "dup2",
+    "dup3",
+    "io_uring_enter",
+    "io_submit",
+    "io_getevents",
+    "io_pgetevents",
+    "name_to_handle_at",
     "open_by_handle_at",
 ];
 const NETWORK: &[&str] = &[
-    "socket", "socketpair", "connect", "accept", "accept4", "bind", "listen", "sendto",
-    "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "getsockname",
-    "getpeername", "setsockopt", "getsockopt",
+    "socket",
+    "socketpair",
+    "connect",
+    "accept",
+    "accept4",
+    "bind",
+    "listen",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "sendmmsg",
+    "recvmmsg",
+    "shutdown",
+    "getsockname",
+    "getpeername",
+    "setsockopt",
+    "getsockopt",
 ];
 const SYNC: &[&str] = &[
-    "futex", "futex_waitv", "futex_wait", "futex_wake", "futex_requeue", "fsync", "fdatasync",
-    "sync_file_range", "sync", "syncfs", "msync", "epoll_wait", "epoll_pwait", "epoll_pwait2",
-    "poll", "ppoll", "select", "pselect6", "nanosleep", "clock_nanosleep", "sched_yield",
+    "futex",
+    "futex_waitv",
+    "futex_wait",
+    "futex_wake",
+    "futex_requeue",
+    "fsync",
+    "fdatasync",
+    "sync_file_range",
+    "sync",
+    "syncfs",
+    "msync",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "nanosleep",
+    "clock_nanosleep",
+    "sched_yield",
 ];
 const MEMORY: &[&str] = &[
-    "mmap", "munmap", "mremap", "mprotect", "madvise", "process_madvise", "brk", "mlock",
-    "mlock2", "munlock", "mlockall", "munlockall", "mincore", "membarrier",
+    "mmap",
+    "munmap",
+    "mremap",
+    "mprotect",
+    "madvise",
+    "process_madvise",
+    "brk",
+    "mlock",
+    "mlock2",
+    "munlock",
+    "mlockall",
+    "munlockall",
+    "mincore",
+    "membarrier",
 ];
 /// Return value is a byte count read (into the process).
 const READS: &[&str] = &[
@@ -116,8 +215,16 @@ const READS: &[&str] = &[
 ];
 /// Return value is a byte count written (out of the process).
 const WRITES: &[&str] = &[
-    "write", "pwrite64", "writev", "pwritev", "pwritev2", "sendto", "sendmsg", "sendfile",
-    "copy_file_range", "splice",
+    "write",
+    "pwrite64",
+    "writev",
+    "pwritev",
+    "pwritev2",
+    "sendto",
+    "sendmsg",
+    "sendfile",
+    "copy_file_range",
+    "splice",
 ];
 const FUTEX: &[&str] = &["futex", "futex_waitv", "futex_wait"];
 const EPOLL_WAIT: &[&str] = &["epoll_wait", "epoll_pwait", "epoll_pwait2"];
@@ -350,7 +457,9 @@ pub fn build(cells: &HashMap<(String, u32), CallStats>, span: &Span) -> SyscallR
     if let Some(threads) = &span.threads {
         for t in threads {
             let fam = family_of(t);
-            let r = roles.entry(role_of(fam, &span.main).to_string()).or_default();
+            let r = roles
+                .entry(role_of(fam, &span.main).to_string())
+                .or_default();
             r.threads += 1;
             r.families.insert(fam.to_string());
         }
@@ -448,7 +557,8 @@ pub fn build(cells: &HashMap<(String, u32), CallStats>, span: &Span) -> SyscallR
     let mut writes_by_role = Vec::new();
     for ((role, nr), st) in &by_role_nr {
         let name = syscall_name(*nr);
-        let written = bytes_kind(&name) == Some(Bytes::Written) && category(&name) == Category::FileIo;
+        let written =
+            bytes_kind(&name) == Some(Bytes::Written) && category(&name) == Category::FileIo;
         if written || FSYNC.contains(&name.as_str()) || name == "sync_file_range" {
             writes_by_role.push(WriteRow {
                 role: role.clone(),
@@ -514,8 +624,18 @@ mod tests {
     fn tables_are_sorted_and_know_the_usual_suspects() {
         for arch in ["x86_64", "aarch64"] {
             let t = table_for(arch).unwrap();
-            assert!(t.windows(2).all(|w| w[0].0 < w[1].0), "{arch} sorted, unique");
-            for n in ["read", "pwrite64", "futex", "fdatasync", "epoll_pwait", "getppid"] {
+            assert!(
+                t.windows(2).all(|w| w[0].0 < w[1].0),
+                "{arch} sorted, unique"
+            );
+            for n in [
+                "read",
+                "pwrite64",
+                "futex",
+                "fdatasync",
+                "epoll_pwait",
+                "getppid",
+            ] {
                 assert!(t.iter().any(|e| e.1 == n), "{arch}: {n}");
             }
         }
@@ -585,11 +705,26 @@ mod tests {
     #[test]
     fn report_splits_by_role_category_and_derives_metrics() {
         let mut cells = HashMap::new();
-        cells.insert(("rocksdb:low".into(), nr("pwrite64")), cs(40, 1000, 40 * 4096, 40, 0));
-        cells.insert(("ChainService".into(), nr("pwrite64")), cs(25, 2000, 25 * 512, 25, 0));
-        cells.insert(("ChainService".into(), nr("fdatasync")), cs(5, 1_000_000, 0, 0, 0));
-        cells.insert(("GlobalRt-".into(), nr("futex")), cs(10, 100_000_000, 0, 5, 2));
-        cells.insert(("GlobalRt-".into(), nr("epoll_wait")), cs(20, 1000, 30, 15, 0));
+        cells.insert(
+            ("rocksdb:low".into(), nr("pwrite64")),
+            cs(40, 1000, 40 * 4096, 40, 0),
+        );
+        cells.insert(
+            ("ChainService".into(), nr("pwrite64")),
+            cs(25, 2000, 25 * 512, 25, 0),
+        );
+        cells.insert(
+            ("ChainService".into(), nr("fdatasync")),
+            cs(5, 1_000_000, 0, 0, 0),
+        );
+        cells.insert(
+            ("GlobalRt-".into(), nr("futex")),
+            cs(10, 100_000_000, 0, 5, 2),
+        );
+        cells.insert(
+            ("GlobalRt-".into(), nr("epoll_wait")),
+            cs(20, 1000, 30, 15, 0),
+        );
         cells.insert(("GlobalRt-".into(), nr("openat")), cs(3, 1000, 9, 3, 1));
         cells.insert(("ckb".into(), nr("uretprobe")), cs(7, 500, 0, 0, 0));
         let span = Span {
@@ -607,7 +742,11 @@ mod tests {
             ..Default::default()
         };
         let r = build(&cells, &span);
-        assert_eq!(r.total_calls, 40 + 25 + 5 + 10 + 20 + 3, "uretprobe excluded");
+        assert_eq!(
+            r.total_calls,
+            40 + 25 + 5 + 10 + 20 + 3,
+            "uretprobe excluded"
+        );
         assert_eq!(r.probe_cost, vec![("uretprobe".to_string(), 7, 3500)]);
         assert_eq!(r.syscalls[0].0, "futex", "sorted by total time");
         let pw = &r.syscalls.iter().find(|s| s.0 == "pwrite64").unwrap().1;
@@ -646,7 +785,11 @@ mod tests {
             .collect();
         assert_eq!(
             w,
-            vec![("fdatasync", "chain"), ("pwrite64", "chain"), ("pwrite64", "compaction")]
+            vec![
+                ("fdatasync", "chain"),
+                ("pwrite64", "chain"),
+                ("pwrite64", "compaction")
+            ]
         );
 
         let top = build(&cells, &Span { top: 2, ..span });

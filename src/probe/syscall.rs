@@ -205,7 +205,11 @@ fn comm_str(c: &[u8]) -> String {
 /// Reads every aggregate, closing interval `epoch` (see rocksdb::read_sample).
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
     maps.ctl
-        .update(&0u32.to_ne_bytes(), &(epoch + 1).to_ne_bytes(), MapFlags::ANY)
+        .update(
+            &0u32.to_ne_bytes(),
+            &(epoch + 1).to_ne_bytes(),
+            MapFlags::ANY,
+        )
         .context("bumping the interval epoch")?;
     let slot = (epoch & 1) as usize;
     let mut rows = Vec::new();

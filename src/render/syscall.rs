@@ -60,8 +60,17 @@ pub fn table(r: &SyscallReport) -> String {
     let _ = writeln!(
         out,
         "{:<16} {:<8} {:>10} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7} {:>10}",
-        "SYSCALL", "CATEGORY", "COUNT", "RATE/s", "TOTAL(ms)", "AVG(us)", "P50(us)", "P99(us)",
-        "MAX(us)", "ERRORS", "BYTES"
+        "SYSCALL",
+        "CATEGORY",
+        "COUNT",
+        "RATE/s",
+        "TOTAL(ms)",
+        "AVG(us)",
+        "P50(us)",
+        "P99(us)",
+        "MAX(us)",
+        "ERRORS",
+        "BYTES"
     );
     for (name, s) in &r.syscalls {
         let _ = writeln!(
@@ -121,7 +130,13 @@ pub fn table(r: &SyscallReport) -> String {
         let fams: Vec<String> = row
             .families
             .iter()
-            .map(|f| if f.is_empty() { "(digits)".into() } else { format!("{f}*") })
+            .map(|f| {
+                if f.is_empty() {
+                    "(digits)".into()
+                } else {
+                    format!("{f}*")
+                }
+            })
             .collect();
         let _ = writeln!(
             out,
@@ -347,9 +362,18 @@ mod tests {
         fs.op.total_ns = 3_000_000;
         fs.op.hist.record(3_000_000);
         fs.op.max_ns = 3_000_000;
-        cells.insert(("rocksdb:low".to_string(), syscall_nr("pwrite64").unwrap()), pw.clone());
-        cells.insert(("ChainService".to_string(), syscall_nr("pwrite64").unwrap()), pw);
-        cells.insert(("ChainService".to_string(), syscall_nr("fdatasync").unwrap()), fs);
+        cells.insert(
+            ("rocksdb:low".to_string(), syscall_nr("pwrite64").unwrap()),
+            pw.clone(),
+        );
+        cells.insert(
+            ("ChainService".to_string(), syscall_nr("pwrite64").unwrap()),
+            pw,
+        );
+        cells.insert(
+            ("ChainService".to_string(), syscall_nr("fdatasync").unwrap()),
+            fs,
+        );
         build(
             &cells,
             &Span {
@@ -358,7 +382,11 @@ mod tests {
                 pid: Some(42),
                 secs: 1.0,
                 main: "ckb".into(),
-                threads: Some(vec!["ckb".into(), "ChainService".into(), "rocksdb:low0".into()]),
+                threads: Some(vec![
+                    "ckb".into(),
+                    "ChainService".into(),
+                    "rocksdb:low0".into(),
+                ]),
                 ..Default::default()
             },
         )
@@ -367,14 +395,23 @@ mod tests {
     #[test]
     fn table_names_backend_roles_and_derived_metrics() {
         let t = table(&report());
-        assert!(t.starts_with("12:00:01  syscall pid 42, 3 threads  backend tp_btf"), "{t}");
+        assert!(
+            t.starts_with("12:00:01  syscall pid 42, 3 threads  backend tp_btf"),
+            "{t}"
+        );
         let fd = t.lines().find(|l| l.starts_with("fdatasync ")).unwrap();
         assert!(fd.contains("sync"), "{fd}");
         assert!(
-            t.lines().any(|l| l.starts_with("pwrite64") && l.contains("compaction") && l.contains("background")),
+            t.lines().any(|l| l.starts_with("pwrite64")
+                && l.contains("compaction")
+                && l.contains("background")),
             "{t}"
         );
-        assert!(t.lines().any(|l| l.starts_with("compaction") && l.contains("rocksdb:low*")), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("compaction") && l.contains("rocksdb:low*")),
+            "{t}"
+        );
         assert!(t.contains("fsync+fdatasync: 1 calls"), "{t}");
     }
 
@@ -387,7 +424,10 @@ mod tests {
         assert_eq!(v["layer"], "syscall");
         assert_eq!(v["syscalls"]["pwrite64"]["count"], 8);
         assert_eq!(v["syscalls"]["pwrite64"]["bytes"], 8 * 4096);
-        assert_eq!(v["syscalls"]["pwrite64"]["by_role"]["compaction"]["bytes"], 4 * 4096);
+        assert_eq!(
+            v["syscalls"]["pwrite64"]["by_role"]["compaction"]["bytes"],
+            4 * 4096
+        );
         assert_eq!(v["roles"]["chain"]["fsyncs"], 1);
         assert_eq!(v["roles"]["compaction"]["background"], true);
         assert_eq!(v["derived"]["fsync"]["count"], 1);
