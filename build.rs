@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const LAYERS: &[&str] = &["rocksdb", "probe", "net", "background"];
+const LAYERS: &[&str] = &["rocksdb", "probe", "net", "background", "syscall"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -268,4 +268,40 @@ struct bg_event {
 	char comm[TASK_COMM_LEN];
 };
 
+/* ------------------------------------------------------------------ */
+/* Syscall layer                                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Aggregation key: one row per (syscall number, thread family). The family
+ * is the thread's comm with its trailing digits cut off ("rocksdb:low3" ->
+ * "rocksdb:low", "GlobalRt-12" -> "GlobalRt-"), so the key space grows with
+ * the kinds of threads, not with their number; userspace maps families to
+ * roles (compaction, flush, chain, ...) when it reads the map.
+ */
+struct sc_key {
+	char family[TASK_COMM_LEN];
+	__u32 nr;
+	__u32 pad;
+};
+
+/*
+ * Per-CPU aggregate, cumulative. ret_sum adds up positive return values:
+ * bytes for the read/write family, meaningless (and not shown) elsewhere.
+ * max_ns/max_epoch work as in struct rdb_stats.
+ */
+struct sc_stats {
+	__u64 count;
+	__u64 errors;		/* ret < 0 */
+	__u64 positive;		/* ret > 0 (epoll: wakeups with events) */
+	__u64 ret_sum;		/* sum of ret over ret > 0 */
+	__u64 total_ns;
+	__u64 max_ns[2];
+	__u64 max_epoch[2];
+	__u64 hist[LAT_SLOTS];
+};
+
+/* Drops of the syscall layer reuse enum drop_reason (DROP_STATS_FULL,
+ * DROP_STARTS_FULL); DROP_RINGBUF stays 0, it has no ring buffer. */
+
 #endif /* __CKB_LIBBPF_H */

@@ -16,7 +16,8 @@ Examples:
   sudo ckb-libbpf rocksdb --pid 4242 --json    # JSON Lines until Ctrl-C
   sudo ckb-libbpf rocksdb --slow --threshold 500
   sudo ckb-libbpf rocksdb --binary /usr/lib/x86_64-linux-gnu/librocksdb.so.7.8
-  sudo ckb-libbpf net 60s --json               # P2P peers of the `ckb` process";
+  sudo ckb-libbpf net 60s --json               # P2P peers of the `ckb` process
+  sudo ckb-libbpf syscall 30s --top 10         # syscalls of `ckb` by thread role";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,6 +58,11 @@ enum Command {
     /// (C++ internals). Hidden: `rocksdb` shows the same figures.
     #[command(hide = true, after_help = AFTER_HELP)]
     Background(cmd::background::BackgroundArgs),
+    /// Syscall profile per syscall, category and thread role (compaction,
+    /// flush, chain...): latency percentiles, errors, bytes, futex wait
+    /// ratio, epoll wakeups, fsync latency.
+    #[command(after_help = AFTER_HELP)]
+    Syscall(cmd::syscall::SyscallArgs),
 }
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
@@ -78,6 +84,7 @@ fn main() {
         Command::Symbols(args) => cmd::symbols::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Background(args) => cmd::background::run(args),
+        Command::Syscall(args) => cmd::syscall::run(args),
     };
     let code = match result {
         Ok(code) => code,

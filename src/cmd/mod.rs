@@ -6,6 +6,7 @@ pub mod check;
 pub mod net;
 pub mod rocksdb;
 pub mod symbols;
+pub mod syscall;
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -94,7 +94,7 @@ fn multiplier(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
-fn positive_secs(s: &str) -> std::result::Result<f64, String> {
+pub(crate) fn positive_secs(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("`{s}` is not a positive number of seconds")),

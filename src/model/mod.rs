@@ -5,6 +5,7 @@ pub mod background;
 pub mod hist;
 pub mod net;
 pub mod report;
+pub mod syscall;
 
 pub use background::{Background, BgJob, BgKind, BgRow, BgStats};
 pub use hist::Histogram;

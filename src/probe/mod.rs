@@ -6,6 +6,7 @@ pub mod background;
 pub mod features;
 pub mod net;
 pub mod rocksdb;
+pub mod syscall;
 
 use anyhow::Result;
 

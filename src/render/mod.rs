@@ -6,6 +6,7 @@ pub mod background;
 pub mod json;
 pub mod net;
 pub mod symbols;
+pub mod syscall;
 pub mod table;
 
 pub use table::{gap_line, histograms, slow_header, slow_line, table, target_line};

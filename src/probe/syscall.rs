@@ -1,0 +1,307 @@
+//! The syscall layer's kernel side: backend choice (tp_btf, raw_tp,
+//! tracepoint), loading the skeleton with only that pair of programs,
+//! attaching, and reading the per-CPU aggregates.
+
+use std::mem::MaybeUninit;
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
+
+use crate::error::{Exit, Failure};
+use crate::model::syscall::CallStats;
+use crate::probe::bpf_failure;
+use crate::probe::features::{self, Attach, Probed, Tracefs};
+
+mod skel {
+    #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
+    include!(concat!(env!("OUT_DIR"), "/syscall.skel.rs"));
+}
+pub use skel::SyscallSkel;
+use skel::{types, SyscallSkelBuilder};
+
+// SAFETY: plain C structs of integers and chars, no padding invariants.
+unsafe impl plain::Plain for types::sc_key {}
+unsafe impl plain::Plain for types::sc_stats {}
+
+/// The three program pairs of syscall.bpf.c, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    TpBtf,
+    RawTp,
+    Tracepoint,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::TpBtf, Backend::RawTp, Backend::Tracepoint];
+
+    pub fn attach_type(self) -> Attach {
+        match self {
+            Backend::TpBtf => Attach::TpBtf,
+            Backend::RawTp => Attach::RawTp,
+            Backend::Tracepoint => Attach::Tracepoint,
+        }
+    }
+    /// The name shown in the output, in `check` and accepted by --backend.
+    pub fn name(self) -> &'static str {
+        self.attach_type().name()
+    }
+    pub fn from_name(s: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.name() == s)
+    }
+}
+
+/// Picks the backend: `forced` if given, else the one `check` reports,
+/// from the same feature probes (`features::backend("syscall", ..)`), so
+/// the two never disagree. Returns the probe results for the notice.
+pub fn choose(forced: Option<Backend>) -> Result<(Backend, Vec<Probed>)> {
+    let candidates: Vec<Backend> = match forced {
+        Some(b) => vec![b],
+        None => Backend::ALL.to_vec(),
+    };
+    // The tracepoint backend resolves its id through tracefs.
+    if candidates.contains(&Backend::Tracepoint) {
+        if let Tracefs::Unavailable(why) = features::ensure_tracefs() {
+            if forced.is_some() {
+                return Err(Failure::new(
+                    Exit::Environment,
+                    format!("the tracepoint backend needs tracefs: {why}"),
+                )
+                .hint("mount -t tracefs tracefs /sys/kernel/tracing, or use --backend tp_btf")
+                .into());
+            }
+        }
+    }
+    let mut probed = Vec::new();
+    for b in &candidates {
+        let p = features::probe(b.attach_type());
+        let ok = p.ok;
+        probed.push(p);
+        if ok {
+            break; // the best one works: no need to probe worse ones
+        }
+    }
+    let chosen = features::backend("syscall", &probed)
+        .and_then(Backend::from_name)
+        .filter(|b| candidates.contains(b));
+    match chosen {
+        Some(b) => Ok((b, probed)),
+        None => {
+            let why: Vec<String> = probed
+                .iter()
+                .map(|p| format!("{}: {}", p.attach.name(), p.detail))
+                .collect();
+            Err(Failure::new(
+                Exit::Environment,
+                format!("no syscall tracing backend works here ({})", why.join("; ")),
+            )
+            .hint("`ckb-libbpf check` shows which BPF attach types this kernel supports")
+            .into())
+        }
+    }
+}
+
+/// Load-time settings (rodata and map sizes).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Only this process (0 = every process).
+    pub tgid: u32,
+}
+
+/// Opens and loads the object with only `backend`'s two programs.
+pub fn load<'obj>(
+    obj: &'obj mut MaybeUninit<OpenObject>,
+    cfg: &Config,
+    backend: Backend,
+) -> Result<SyscallSkel<'obj>> {
+    let mut open = SyscallSkelBuilder::default()
+        .open(obj)
+        .map_err(|e| bpf_failure("opening the syscall BPF object".into(), e))?;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("BPF object has no .rodata")?;
+    rodata.targ_tgid = cfg.tgid;
+    let p = &mut open.progs;
+    p.sc_enter_btf.set_autoload(backend == Backend::TpBtf);
+    p.sc_exit_btf.set_autoload(backend == Backend::TpBtf);
+    p.sc_enter_raw.set_autoload(backend == Backend::RawTp);
+    p.sc_exit_raw.set_autoload(backend == Backend::RawTp);
+    p.sc_enter_tp.set_autoload(backend == Backend::Tracepoint);
+    p.sc_exit_tp.set_autoload(backend == Backend::Tracepoint);
+    open.load().map_err(|e| {
+        bpf_failure(
+            format!("loading the syscall BPF programs ({})", backend.name()),
+            e,
+        )
+    })
+}
+
+/// Attaches the exit program first, then the entry one: an exit without a
+/// start is ignored, so no call is half-seen. Links detach when dropped.
+pub fn attach(skel: &SyscallSkel<'_>, backend: Backend) -> Result<Vec<Link>> {
+    let p = &skel.progs;
+    let (exit, enter) = match backend {
+        Backend::TpBtf => (&p.sc_exit_btf, &p.sc_enter_btf),
+        Backend::RawTp => (&p.sc_exit_raw, &p.sc_enter_raw),
+        Backend::Tracepoint => (&p.sc_exit_tp, &p.sc_enter_tp),
+    };
+    let mut links = Vec::with_capacity(2);
+    for (prog, what) in [(exit, "sys_exit"), (enter, "sys_enter")] {
+        let link = prog.attach().map_err(|e| {
+            bpf_failure(
+                format!("attaching {} to raw_syscalls:{what}", backend.name()),
+                e,
+            )
+        })?;
+        links.push(link);
+    }
+    Ok(links)
+}
+
+/// Owned map handles for the poller thread.
+pub struct Maps {
+    pub stats: MapHandle,
+    pub drops: MapHandle,
+    pub ctl: MapHandle,
+}
+
+impl Maps {
+    pub fn new(skel: &SyscallSkel<'_>) -> Result<Maps> {
+        let h = |m: &libbpf_rs::MapMut<'_>| {
+            MapHandle::try_from(m).context("duplicating a BPF map handle")
+        };
+        Ok(Maps {
+            stats: h(&skel.maps.stats)?,
+            drops: h(&skel.maps.drops)?,
+            ctl: h(&skel.maps.ctl)?,
+        })
+    }
+}
+
+/// Counters of one (thread family, syscall), summed over CPUs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyStats {
+    pub family: String,
+    pub nr: u32,
+    /// Cumulative; `op.max_ns` is the maximum of the interval just ended.
+    pub stats: CallStats,
+}
+
+/// One read of the maps at the end of an interval.
+#[derive(Clone, Debug, Default)]
+pub struct Sample {
+    pub rows: Vec<KeyStats>,
+    /// Cumulative drops per `enum drop_reason`.
+    pub drops: [u64; 3],
+}
+
+fn comm_str(c: &[u8]) -> String {
+    let end = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+    String::from_utf8_lossy(&c[..end]).into_owned()
+}
+
+/// Reads every aggregate, closing interval `epoch` (see rocksdb::read_sample).
+pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
+    maps.ctl
+        .update(
+            &0u32.to_ne_bytes(),
+            &(epoch + 1).to_ne_bytes(),
+            MapFlags::ANY,
+        )
+        .context("bumping the interval epoch")?;
+    let slot = (epoch & 1) as usize;
+    let mut rows = Vec::new();
+    for key in maps.stats.keys() {
+        let Some(per_cpu) = maps.stats.lookup_percpu(&key, MapFlags::ANY)? else {
+            continue;
+        };
+        let mut k = types::sc_key::default();
+        plain::copy_from_bytes(&mut k, &key).map_err(|_| anyhow::anyhow!("short sc_key"))?;
+        let family: Vec<u8> = k.family.iter().map(|&c| c as u8).collect();
+        let mut sum = CallStats::default();
+        for bytes in per_cpu {
+            let mut v = types::sc_stats::default();
+            plain::copy_from_bytes(&mut v, &bytes)
+                .map_err(|_| anyhow::anyhow!("short sc_stats"))?;
+            sum.op.count += v.count;
+            sum.op.total_ns += v.total_ns;
+            sum.op.bytes += v.ret_sum;
+            sum.errors += v.errors;
+            sum.positive += v.positive;
+            if v.max_epoch[slot] == epoch {
+                sum.op.max_ns = sum.op.max_ns.max(v.max_ns[slot]);
+            }
+            for (h, x) in sum.op.hist.slots.iter_mut().zip(v.hist.iter()) {
+                *h += x;
+            }
+        }
+        rows.push(KeyStats {
+            family: comm_str(&family),
+            nr: k.nr,
+            stats: sum,
+        });
+    }
+    let mut drops = [0u64; 3];
+    for (i, d) in drops.iter_mut().enumerate() {
+        if let Some(per_cpu) = maps
+            .drops
+            .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)?
+        {
+            *d = per_cpu
+                .iter()
+                .filter_map(|b| b.get(..8).and_then(|b| b.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .sum();
+        }
+    }
+    Ok(Sample { rows, drops })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_the_header() {
+        assert_eq!(std::mem::size_of::<types::sc_key>(), 24);
+        assert_eq!(
+            std::mem::size_of::<types::sc_stats>(),
+            8 * (9 + crate::model::hist::SLOTS)
+        );
+    }
+
+    #[test]
+    fn backend_names_round_trip_and_match_check() {
+        for b in Backend::ALL {
+            assert_eq!(Backend::from_name(b.name()), Some(b));
+        }
+        assert_eq!(Backend::from_name("kprobe"), None);
+        // features::backend("syscall") prefers the same order.
+        let all_ok: Vec<Probed> = Attach::ALL
+            .iter()
+            .map(|&a| Probed {
+                attach: a,
+                ok: true,
+                detail: String::new(),
+            })
+            .collect();
+        assert_eq!(features::backend("syscall", &all_ok), Some("tp_btf"));
+        let no_btf: Vec<Probed> = all_ok
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                p.ok = p.attach != Attach::TpBtf;
+                p
+            })
+            .collect();
+        assert_eq!(features::backend("syscall", &no_btf), Some("raw_tp"));
+    }
+
+    #[test]
+    fn comm_strings_stop_at_nul() {
+        assert_eq!(comm_str(b"rocksdb:low\0\0\0\0\0"), "rocksdb:low");
+        assert_eq!(comm_str(b"0123456789abcdef"), "0123456789abcdef");
+    }
+}

@@ -1,0 +1,437 @@
+//! Views of a `SyscallReport`: the table and its JSON Lines twin. Field
+//! names of the JSON are an API (README "syscall JSON"); change them
+//! deliberately.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use super::{bytes, duration_ns, micros, thousands};
+use crate::model::syscall::{is_background, SyscallReport};
+use crate::model::Row;
+
+fn ms(ns: u64) -> String {
+    let v = ns as f64 / 1e6;
+    if v >= 100.0 {
+        thousands(v.round() as u64)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1}%", v * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn opt_bytes(v: Option<u64>) -> String {
+    v.map(|b| bytes(b as f64)).unwrap_or_else(|| "-".into())
+}
+
+fn header(r: &SyscallReport) -> String {
+    let pid = r
+        .pid
+        .map(|p| format!("pid {p}"))
+        .unwrap_or_else(|| "all processes".into());
+    let threads = r
+        .derived
+        .threads
+        .map(|t| format!(", {t} threads"))
+        .unwrap_or_default();
+    if r.is_final {
+        format!(
+            "=== syscall summary: {pid}{threads}, {:.1} s captured, backend {} ===",
+            r.elapsed_secs, r.backend
+        )
+    } else {
+        let time = r.timestamp.get(11..19).unwrap_or(&r.timestamp);
+        format!(
+            "{time}  syscall {pid}{threads}  backend {}  interval {:.1}s  elapsed {:.0}s",
+            r.backend, r.interval_secs, r.elapsed_secs
+        )
+    }
+}
+
+/// The table: top syscalls, categories, roles, writes by role, derived
+/// metrics, probe cost, drops.
+pub fn table(r: &SyscallReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", header(r));
+    let _ = writeln!(
+        out,
+        "{:<16} {:<8} {:>10} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7} {:>10}",
+        "SYSCALL",
+        "CATEGORY",
+        "COUNT",
+        "RATE/s",
+        "TOTAL(ms)",
+        "AVG(us)",
+        "P50(us)",
+        "P99(us)",
+        "MAX(us)",
+        "ERRORS",
+        "BYTES"
+    );
+    for (name, s) in &r.syscalls {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<8} {:>10} {:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7} {:>10}",
+            name,
+            s.category.name(),
+            thousands(s.row.count),
+            format!("{:.1}", s.row.qps),
+            ms(s.total_ns),
+            micros(s.row.avg_us),
+            micros(s.row.p50_us),
+            micros(s.row.p99_us),
+            micros(s.row.max_us),
+            thousands(s.errors),
+            opt_bytes(s.row.bytes),
+        );
+    }
+    if r.distinct > r.syscalls.len() {
+        let _ = writeln!(
+            out,
+            "({} more syscalls; --top 0 shows all)",
+            r.distinct - r.syscalls.len()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "total: {} calls, {} ms in syscalls",
+        thousands(r.total_calls),
+        ms(r.total_ns)
+    );
+
+    let _ = writeln!(
+        out,
+        "\n{:<12} {:>10} {:>10} {:>7} {:>10} {:>10}",
+        "CATEGORY", "COUNT", "TOTAL(ms)", "ERRORS", "READ", "WRITTEN"
+    );
+    for (c, row) in &r.categories {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>10} {:>10} {:>7} {:>10} {:>10}",
+            c.name(),
+            thousands(row.count),
+            ms(row.total_ns),
+            thousands(row.errors),
+            bytes(row.bytes_read as f64),
+            bytes(row.bytes_written as f64),
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n{:<14} {:>7} {:>10} {:>10} {:>7} {:>10} {:>10} {:>6}  FAMILIES",
+        "ROLE", "THREADS", "COUNT", "TOTAL(ms)", "FUTEX%", "READ", "WRITTEN", "FSYNCS"
+    );
+    for (role, row) in &r.roles {
+        let fams: Vec<String> = row
+            .families
+            .iter()
+            .map(|f| {
+                if f.is_empty() {
+                    "(digits)".into()
+                } else {
+                    format!("{f}*")
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<14} {:>7} {:>10} {:>10} {:>7} {:>10} {:>10} {:>6}  {}",
+            role,
+            row.threads,
+            thousands(row.count),
+            ms(row.total_ns),
+            pct(row.futex_wait_ratio),
+            bytes(row.bytes_read as f64),
+            bytes(row.bytes_written as f64),
+            row.fsyncs,
+            fams.join(" "),
+        );
+    }
+
+    if !r.writes_by_role.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nfile writes and syncs by role (RocksDB's WAL is written by the committing foreground thread)"
+        );
+        let _ = writeln!(
+            out,
+            "{:<16} {:<14} {:<10} {:>9} {:>10} {:>8} {:>8} {:>9}",
+            "SYSCALL", "ROLE", "KIND", "COUNT", "BYTES", "AVG(us)", "P99(us)", "MAX(us)"
+        );
+        for w in &r.writes_by_role {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<14} {:<10} {:>9} {:>10} {:>8} {:>8} {:>9}",
+                w.syscall,
+                w.role,
+                if is_background(&w.role) {
+                    "background"
+                } else {
+                    "foreground"
+                },
+                thousands(w.row.count),
+                opt_bytes(w.row.bytes),
+                micros(w.row.avg_us),
+                micros(w.row.p99_us),
+                micros(w.row.max_us),
+            );
+        }
+    }
+
+    let d = &r.derived;
+    let fsync = d
+        .fsync
+        .as_ref()
+        .map(|f| {
+            format!(
+                "{} calls, p50 {} p99 {} max {} us",
+                thousands(f.count),
+                micros(f.p50_us),
+                micros(f.p99_us),
+                micros(f.max_us)
+            )
+        })
+        .unwrap_or_else(|| "none".into());
+    let _ = writeln!(
+        out,
+        "\nfutex wait ratio {} ({} in futex)  epoll wakeups {:.1}/s of {:.1} waits/s  fsync+fdatasync: {}",
+        pct(d.futex_wait_ratio),
+        duration_ns(d.futex_ns as f64),
+        d.epoll_wakeups_per_sec,
+        d.epoll_calls_per_sec,
+        fsync
+    );
+    for (name, count, ns) in &r.probe_cost {
+        let _ = writeln!(
+            out,
+            "probe cost (not in the profile): {} `{name}` syscalls, {} — made by active uretprobes (e.g. `ckb-libbpf rocksdb`)",
+            thousands(*count),
+            duration_ns(*ns as f64)
+        );
+    }
+    if r.uncounted > 0 || r.untimed > 0 {
+        let _ = writeln!(
+            out,
+            "uncounted calls: {} (aggregation map full), untimed calls: {} (thread map full)",
+            r.uncounted, r.untimed
+        );
+    }
+    out
+}
+
+fn latency(row: &Row) -> Value {
+    json!({
+        "count": row.count,
+        "rate": row.qps,
+        "avg_us": row.avg_us,
+        "p50_us": row.p50_us,
+        "p99_us": row.p99_us,
+        "max_us": row.max_us,
+        "bytes": row.bytes,
+    })
+}
+
+/// One report as one JSON line.
+pub fn json(r: &SyscallReport) -> String {
+    let mut syscalls = Map::new();
+    for (name, s) in &r.syscalls {
+        let mut v = latency(&s.row);
+        v["nr"] = json!(s.nr);
+        v["category"] = json!(s.category.name());
+        v["total_us"] = json!(s.total_ns as f64 / 1e3);
+        v["errors"] = json!(s.errors);
+        let mut by_role = Map::new();
+        for (role, c) in &s.by_role {
+            by_role.insert(
+                role.clone(),
+                json!({
+                    "count": c.count,
+                    "total_us": c.total_ns as f64 / 1e3,
+                    "errors": c.errors,
+                    "bytes": c.bytes,
+                }),
+            );
+        }
+        v["by_role"] = Value::Object(by_role);
+        syscalls.insert(name.clone(), v);
+    }
+    let mut categories = Map::new();
+    for (c, row) in &r.categories {
+        categories.insert(
+            c.name().into(),
+            json!({
+                "count": row.count,
+                "total_us": row.total_ns as f64 / 1e3,
+                "errors": row.errors,
+                "bytes_read": row.bytes_read,
+                "bytes_written": row.bytes_written,
+            }),
+        );
+    }
+    let mut roles = Map::new();
+    for (role, row) in &r.roles {
+        roles.insert(
+            role.clone(),
+            json!({
+                "background": is_background(role),
+                "families": row.families,
+                "threads": row.threads,
+                "count": row.count,
+                "total_us": row.total_ns as f64 / 1e3,
+                "errors": row.errors,
+                "bytes_read": row.bytes_read,
+                "bytes_written": row.bytes_written,
+                "fsyncs": row.fsyncs,
+                "futex_us": row.futex_ns as f64 / 1e3,
+                "futex_wait_ratio": row.futex_wait_ratio,
+            }),
+        );
+    }
+    let writes: Vec<Value> = r
+        .writes_by_role
+        .iter()
+        .map(|w| {
+            let mut v = latency(&w.row);
+            v["syscall"] = json!(w.syscall);
+            v["role"] = json!(w.role);
+            v["background"] = json!(is_background(&w.role));
+            v
+        })
+        .collect();
+    let d = &r.derived;
+    let probe: Map<String, Value> = r
+        .probe_cost
+        .iter()
+        .map(|(n, c, ns)| (n.clone(), json!({"count": c, "total_us": *ns as f64 / 1e3})))
+        .collect();
+    json!({
+        "type": "report",
+        "layer": "syscall",
+        "backend": r.backend,
+        "timestamp": r.timestamp,
+        "pid": r.pid,
+        "interval_secs": r.interval_secs,
+        "elapsed_secs": r.elapsed_secs,
+        "final": r.is_final,
+        "total_calls": r.total_calls,
+        "total_us": r.total_ns as f64 / 1e3,
+        "distinct_syscalls": r.distinct,
+        "syscalls": syscalls,
+        "categories": categories,
+        "roles": roles,
+        "writes_by_role": writes,
+        "derived": {
+            "threads": d.threads,
+            "futex_us": d.futex_ns as f64 / 1e3,
+            "futex_wait_ratio": d.futex_wait_ratio,
+            "epoll_waits_per_sec": d.epoll_calls_per_sec,
+            "epoll_wakeups_per_sec": d.epoll_wakeups_per_sec,
+            "fsync": d.fsync.as_ref().map(latency),
+        },
+        "probe_cost": probe,
+        "uncounted_calls": r.uncounted,
+        "untimed_calls": r.untimed,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::syscall::{build, syscall_nr, CallStats, Span};
+    use std::collections::HashMap;
+
+    fn report() -> SyscallReport {
+        let mut cells = HashMap::new();
+        let mut pw = CallStats::default();
+        for _ in 0..4 {
+            pw.op.count += 1;
+            pw.op.total_ns += 2000;
+            pw.op.hist.record(2000);
+            pw.positive += 1;
+        }
+        pw.op.bytes = 4 * 4096;
+        pw.op.max_ns = 2000;
+        let mut fs = CallStats::default();
+        fs.op.count = 1;
+        fs.op.total_ns = 3_000_000;
+        fs.op.hist.record(3_000_000);
+        fs.op.max_ns = 3_000_000;
+        cells.insert(
+            ("rocksdb:low".to_string(), syscall_nr("pwrite64").unwrap()),
+            pw.clone(),
+        );
+        cells.insert(
+            ("ChainService".to_string(), syscall_nr("pwrite64").unwrap()),
+            pw,
+        );
+        cells.insert(
+            ("ChainService".to_string(), syscall_nr("fdatasync").unwrap()),
+            fs,
+        );
+        build(
+            &cells,
+            &Span {
+                backend: "tp_btf",
+                timestamp: "2026-11-23T12:00:01.000Z".into(),
+                pid: Some(42),
+                secs: 1.0,
+                main: "ckb".into(),
+                threads: Some(vec![
+                    "ckb".into(),
+                    "ChainService".into(),
+                    "rocksdb:low0".into(),
+                ]),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn table_names_backend_roles_and_derived_metrics() {
+        let t = table(&report());
+        assert!(
+            t.starts_with("12:00:01  syscall pid 42, 3 threads  backend tp_btf"),
+            "{t}"
+        );
+        let fd = t.lines().find(|l| l.starts_with("fdatasync ")).unwrap();
+        assert!(fd.contains("sync"), "{fd}");
+        assert!(
+            t.lines().any(|l| l.starts_with("pwrite64")
+                && l.contains("compaction")
+                && l.contains("background")),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("compaction") && l.contains("rocksdb:low*")),
+            "{t}"
+        );
+        assert!(t.contains("fsync+fdatasync: 1 calls"), "{t}");
+    }
+
+    #[test]
+    fn json_is_one_line_with_the_same_content() {
+        let line = json(&report());
+        assert!(!line.contains('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["backend"], "tp_btf");
+        assert_eq!(v["layer"], "syscall");
+        assert_eq!(v["syscalls"]["pwrite64"]["count"], 8);
+        assert_eq!(v["syscalls"]["pwrite64"]["bytes"], 8 * 4096);
+        assert_eq!(
+            v["syscalls"]["pwrite64"]["by_role"]["compaction"]["bytes"],
+            4 * 4096
+        );
+        assert_eq!(v["roles"]["chain"]["fsyncs"], 1);
+        assert_eq!(v["roles"]["compaction"]["background"], true);
+        assert_eq!(v["derived"]["fsync"]["count"], 1);
+        assert_eq!(v["categories"]["file_io"]["bytes_written"], 8 * 4096);
+        assert_eq!(v["writes_by_role"].as_array().unwrap().len(), 3);
+    }
+}

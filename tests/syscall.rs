@@ -1,0 +1,456 @@
+//! `ckb-libbpf syscall` against examples/syscall_workload.rs in the real
+//! kernel: per syscall and per thread role, the tool's counts, bytes and
+//! errors must equal what the workload says it did, for every backend.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const BACKENDS: &[&str] = &["tp_btf", "raw_tp", "tracepoint"];
+
+/// The role each scripted thread must land in.
+const ROLES: &[(&str, &str)] = &[
+    ("rocksdb:low0", "compaction"),
+    ("rocksdb:high0", "flush"),
+    ("ChainService", "chain"),
+    ("GlobalRt-1", "runtime"),
+    ("GlobalRt-2", "runtime"),
+    ("verify_blocks", "verify"),
+];
+
+fn role(thread: &str) -> &'static str {
+    ROLES
+        .iter()
+        .find(|r| r.0 == thread)
+        .map(|r| r.1)
+        .unwrap_or_else(|| panic!("no role for {thread}"))
+}
+
+fn workload_bin() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let dir = tool()
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf();
+    let p = dir.join("examples/syscall_workload");
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", "syscall_workload"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("running cargo to build the workload");
+        assert!(st.success(), "building examples/syscall_workload failed");
+    });
+    p
+}
+
+/// The workload, waiting for commands.
+struct Workload {
+    child: Child,
+    pid: u32,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    dir: PathBuf,
+}
+
+impl Workload {
+    fn start() -> Workload {
+        let dir = std::env::temp_dir().join(format!("ckb-libbpf-sc-{:x}", rand_u64()));
+        let mut child = Command::new(workload_bin())
+            .arg("--db")
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the workload");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let pid = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("workload said {line:?}"));
+        Workload {
+            child,
+            pid,
+            stdin,
+            stdout,
+            dir,
+        }
+    }
+
+    fn cmd(&mut self, c: &str) -> Value {
+        writeln!(self.stdin, "{c}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("workload said {line:?}: {e}"))
+    }
+
+    fn finish(mut self) {
+        let _ = writeln!(self.stdin, "done");
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// (count, bytes, errors) of one (role, syscall).
+type Truth = ((String, String), (u64, u64, u64));
+
+/// (role, syscall) -> (count, bytes, errors) from the workload's own report.
+fn expected(counts: &Value) -> Vec<Truth> {
+    let mut m: std::collections::BTreeMap<(String, String), (u64, u64, u64)> = Default::default();
+    for (thread, calls) in counts["threads"].as_object().unwrap() {
+        for (sc, v) in calls.as_object().unwrap() {
+            let e = m.entry((role(thread).to_string(), sc.clone())).or_default();
+            e.0 += v["count"].as_u64().unwrap();
+            e.1 += v["bytes"].as_u64().unwrap();
+            e.2 += v["errors"].as_u64().unwrap();
+        }
+    }
+    m.into_iter().collect()
+}
+
+fn json_lines(out: &[String]) -> Vec<Value> {
+    out.iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// Traces workload A with `backend` while A and a second workload B both
+/// run the script; asserts A's counts exactly (B must not be counted).
+fn exact_counts_with(backend: &str) {
+    if !bpf_available() {
+        return;
+    }
+    let mut a = Workload::start();
+    let mut b = Workload::start();
+    let pid = a.pid.to_string();
+    let mut tool = Tool::start(&[
+        "syscall",
+        "--pid",
+        &pid,
+        "--json",
+        "--top",
+        "0",
+        "--interval",
+        "0.2",
+        "--backend",
+        backend,
+    ]);
+    tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
+    let counts = a.cmd("go");
+    let other = b.cmd("go");
+    assert_eq!(counts["threads"], other["threads"], "both did the same");
+    std::thread::sleep(Duration::from_millis(500));
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    a.finish();
+    b.finish();
+    assert_eq!(status.code(), Some(0), "SIGINT ends with 0: {err:#?}");
+
+    let lines = json_lines(&out);
+    assert!(lines.len() >= 2, "interval reports precede the final one");
+    let fin = final_report(&out);
+    assert_eq!(fin["layer"], "syscall");
+    assert_eq!(fin["backend"], backend, "the backend is shown");
+    assert_eq!(fin["pid"].as_u64(), pid.parse().ok());
+
+    let sys = &fin["syscalls"];
+    let mut totals: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    for ((role, sc), (count, bytes, errors)) in expected(&counts) {
+        let cell = &sys[sc.as_str()]["by_role"][role.as_str()];
+        assert_eq!(
+            cell["count"].as_u64(),
+            Some(count),
+            "{sc} from {role}: {cell}"
+        );
+        assert_eq!(
+            cell["errors"].as_u64(),
+            Some(errors),
+            "{sc} errors from {role}"
+        );
+        if sc.starts_with("pwrite") || sc.starts_with("pread") {
+            assert_eq!(
+                cell["bytes"].as_u64(),
+                Some(bytes),
+                "{sc} bytes from {role}"
+            );
+        }
+        let t = totals.entry(sc).or_default();
+        t.0 += count;
+        t.1 += bytes;
+        t.2 += errors;
+    }
+    // Whole syscalls: nothing else in A makes these calls, and B is filtered
+    // out in the kernel (it would double every figure).
+    for (sc, (count, bytes, errors)) in &totals {
+        let s = &sys[sc.as_str()];
+        assert_eq!(s["count"].as_u64(), Some(*count), "{sc}: {s}");
+        assert_eq!(s["errors"].as_u64(), Some(*errors), "{sc}");
+        if sc.starts_with("pwrite") || sc.starts_with("pread") {
+            assert_eq!(s["bytes"].as_u64(), Some(*bytes), "{sc}");
+        }
+    }
+    assert_eq!(sys["getppid"]["category"], "other");
+    assert_eq!(sys["pwrite64"]["category"], "file_io");
+    assert_eq!(sys["fdatasync"]["category"], "sync");
+    let lat = &sys["pwrite64"];
+    let (p50, p99, max) = (
+        lat["p50_us"].as_f64().unwrap(),
+        lat["p99_us"].as_f64().unwrap(),
+        lat["max_us"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lat}");
+
+    // Roles: bytes written and syncs, compaction vs WAL at one glance.
+    let roles = &fin["roles"];
+    assert_eq!(
+        roles["compaction"]["bytes_written"].as_u64(),
+        Some(40 * 4096)
+    );
+    assert_eq!(roles["compaction"]["background"], true);
+    assert_eq!(roles["flush"]["bytes_written"].as_u64(), Some(10 * 1000));
+    assert_eq!(roles["chain"]["bytes_written"].as_u64(), Some(25 * 512));
+    assert_eq!(roles["chain"]["background"], false);
+    assert_eq!(roles["chain"]["fsyncs"].as_u64(), Some(5));
+    assert_eq!(roles["compaction"]["fsyncs"].as_u64(), Some(3));
+    assert_eq!(roles["flush"]["fsyncs"].as_u64(), Some(2));
+    assert_eq!(
+        roles["runtime"]["families"],
+        serde_json::json!(["GlobalRt-"])
+    );
+    let writes: Vec<(&str, &str, u64)> = fin["writes_by_role"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["syscall"] == "pwrite64")
+        .map(|w| {
+            (
+                w["role"].as_str().unwrap(),
+                w["syscall"].as_str().unwrap(),
+                w["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        vec![
+            ("chain", "pwrite64", 25 * 512),
+            ("compaction", "pwrite64", 40 * 4096),
+            ("flush", "pwrite64", 10 * 1000)
+        ]
+    );
+    assert_eq!(fin["derived"]["fsync"]["count"].as_u64(), Some(10));
+    assert!(fin["derived"]["threads"].as_u64().unwrap() >= 1);
+    assert_eq!(fin["uncounted_calls"], 0);
+    assert_eq!(fin["untimed_calls"], 0);
+    assert!(
+        fin["probe_cost"].as_object().unwrap().is_empty(),
+        "no uretprobes active"
+    );
+
+    // The interval reports add up to the final one.
+    let summed: u64 = lines
+        .iter()
+        .filter(|v| v["final"] == false)
+        .filter_map(|v| v["syscalls"]["pwrite64"]["count"].as_u64())
+        .sum();
+    assert_eq!(Some(summed), sys["pwrite64"]["count"].as_u64());
+
+    assert_eq!(progs.len(), 2, "exactly one enter and one exit program");
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+}
+
+#[test]
+fn exact_counts_tp_btf() {
+    exact_counts_with("tp_btf");
+}
+
+#[test]
+fn exact_counts_raw_tp() {
+    exact_counts_with("raw_tp");
+}
+
+#[test]
+fn exact_counts_tracepoint() {
+    exact_counts_with("tracepoint");
+}
+
+#[test]
+fn default_backend_is_the_one_check_reports_and_the_table_shows_it() {
+    if !bpf_available() {
+        return;
+    }
+    let (code, check, _) = run_tool(&["check", "--json"]);
+    assert!(code == 0 || code == 3, "check ran");
+    let check: Value = serde_json::from_str(check.lines().last().unwrap_or("{}")).unwrap();
+    let want = check["backends"]["syscall"]
+        .as_str()
+        .expect("check names a syscall backend");
+
+    let mut wl = Workload::start();
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&["syscall", "--pid", &pid, "--interval", "0.2"]);
+    tool.wait_attached();
+    assert!(
+        tool.stderr.iter().any(|l| l.contains(&format!("({want})"))),
+        "{:#?}",
+        tool.stderr
+    );
+    wl.cmd("go");
+    std::thread::sleep(Duration::from_millis(400));
+    tool.signal(libc::SIGTERM);
+    let (status, out, err) = tool.wait();
+    wl.finish();
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+    let at = out
+        .iter()
+        .position(|l| l.starts_with("=== syscall summary"))
+        .unwrap_or_else(|| panic!("no summary in {out:#?}"));
+    assert!(out[at].contains(&format!("backend {want}")), "{}", out[at]);
+    let rest = &out[at..];
+    let line = |pred: &dyn Fn(&str) -> bool| -> String {
+        rest.iter()
+            .find(|l| pred(l))
+            .cloned()
+            .unwrap_or_else(|| panic!("line missing in {rest:#?}"))
+    };
+    let pw = line(&|l| l.starts_with("pwrite64 ") && l.contains(" compaction "));
+    assert!(
+        pw.contains("background") && pw.contains("160.0 KiB"),
+        "{pw}"
+    );
+    let pw = line(&|l| l.starts_with("pwrite64 ") && l.contains(" chain "));
+    assert!(pw.contains("foreground") && pw.contains("12.5 KiB"), "{pw}");
+    let gp = line(&|l| l.starts_with("getppid "));
+    assert_eq!(gp.split_whitespace().nth(2), Some("20"), "{gp}");
+    line(&|l| l.starts_with("runtime ") && l.contains("GlobalRt-*"));
+    line(&|l| l.starts_with("futex wait ratio"));
+}
+
+#[test]
+fn target_exit_ends_the_capture_with_code_1() {
+    if !bpf_available() {
+        return;
+    }
+    let mut wl = Workload::start();
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&["syscall", "--pid", &pid, "--interval", "0.2", "--json"]);
+    tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
+    let counts = wl.cmd("go");
+    wl.finish();
+    let (status, out, err) = tool.wait();
+    assert_eq!(status.code(), Some(1), "{err:#?}");
+    assert!(
+        err.iter()
+            .any(|l| l.contains(&format!("target process {pid} exited"))),
+        "{err:#?}"
+    );
+    let fin = final_report(&out);
+    let want = counts["threads"]["rocksdb:low0"]["pwrite64"]["count"].as_u64();
+    assert_eq!(
+        fin["syscalls"]["pwrite64"]["by_role"]["compaction"]["count"].as_u64(),
+        want
+    );
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+}
+
+#[test]
+fn bad_input_gets_a_message_and_exit_code() {
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["syscall", "--pid", "999999999"],
+            2,
+            "no process with PID 999999999",
+        ),
+        (
+            &["syscall", "--name", "no-such-process-xyz"],
+            2,
+            "no running process named `no-such-process-xyz`",
+        ),
+        (&["syscall", "--interval", "0"], 2, "positive"),
+        (&["syscall", "soon"], 2, "try 30s"),
+        (&["syscall", "--backend", "kprobe"], 2, "invalid value"),
+        (&["syscall", "--top", "many"], 2, "--top"),
+    ];
+    let root = unsafe { libc::geteuid() } == 0;
+    for (args, code, msg) in cases {
+        let (got, _out, err) = run_tool(args);
+        if !root && got == 3 {
+            assert!(err.contains("insufficient privileges"), "{err}");
+            continue;
+        }
+        assert_eq!(got, *code, "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: expected {msg:?} in {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// The cost each backend adds to a syscall: one workload alternates bare
+/// and traced loops of getppid; each figure is the fastest of five loops,
+/// which shrugs off other load on the machine. Prints the figures (run with
+/// --nocapture); asserts only exact counts, never timings.
+#[test]
+fn per_syscall_cost_of_each_backend() {
+    if !bpf_available() {
+        return;
+    }
+    const N: u64 = 100_000;
+    const LOOPS: u64 = 5;
+    let mut wl = Workload::start();
+    let pid = wl.pid.to_string();
+    let fastest = |wl: &mut Workload| -> f64 {
+        (0..LOOPS)
+            .map(|_| wl.cmd(&format!("bench {N}"))["ns"].as_f64().unwrap() / N as f64)
+            .fold(f64::INFINITY, f64::min)
+    };
+    fastest(&mut wl); // warm up
+    let mut report = Vec::new();
+    for backend in BACKENDS {
+        let bare_before = fastest(&mut wl);
+        let mut tool = Tool::start(&[
+            "syscall",
+            "--pid",
+            &pid,
+            "--json",
+            "--interval",
+            "10",
+            "--backend",
+            backend,
+        ]);
+        tool.wait_attached();
+        let traced = fastest(&mut wl);
+        tool.signal(libc::SIGINT);
+        let (status, out, err) = tool.wait();
+        assert_eq!(status.code(), Some(0), "{err:#?}");
+        let bare = bare_before.min(fastest(&mut wl));
+        let fin = final_report(&out);
+        assert_eq!(
+            fin["syscalls"]["getppid"]["count"].as_u64(),
+            Some(N * LOOPS),
+            "{backend}"
+        );
+        report.push(format!(
+            "{backend:>10}: bare {bare:6.1} ns, traced {traced:6.1} ns, +{:5.1} ns/syscall ({:.2}x)",
+            traced - bare,
+            traced / bare
+        ));
+    }
+    wl.finish();
+    eprintln!(
+        "\nper-syscall cost (getppid, fastest of {LOOPS} x {N}):\n{}",
+        report.join("\n")
+    );
+}
