@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 const AFTER_HELP: &str = "\
 Exit codes:
   0  capture finished, or ended by Ctrl-C / SIGTERM
-  1  runtime error, or the traced process exited
+  1  runtime error, or the traced process exited (with --no-follow)
   2  bad arguments: unknown PID, not an ELF file, no RocksDB symbols...
   3  environment: not root / missing CAP_BPF+CAP_PERFMON, kernel lacks a BPF feature
 
