@@ -476,11 +476,7 @@ mod tests {
         assert_eq!(r.gaps.len(), 1, "the first interval after the restart");
         let g = &r.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
         assert_eq!(g.row.count, 4, "the new session's calls, not a jump");
-        assert_eq!(
-            (r.uncounted, r.untimed),
-            (2, 4),
-            "drops of both sessions"
-        );
+        assert_eq!((r.uncounted, r.untimed), (2, 4), "drops of both sessions");
         let r = agg.interval(
             &tick(vec![ks("GlobalRt-", "getppid", 6, 0)]),
             t0 + Duration::from_secs(3),
