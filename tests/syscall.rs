@@ -62,16 +62,42 @@ struct Workload {
     dir: PathBuf,
 }
 
+/// A private copy of syscall_workload: a restarted target is recognised by
+/// its executable path, and parallel tests' workloads must not be adopted.
+fn private_workload_copy() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-scbin-{:x}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("syscall_workload");
+    std::fs::copy(workload_bin(), &p).unwrap();
+    p
+}
+
 impl Workload {
     fn start() -> Workload {
+        Workload::start_bin(&workload_bin())
+    }
+
+    fn start_bin(bin: &std::path::Path) -> Workload {
         let dir = std::env::temp_dir().join(format!("ckb-libbpf-sc-{:x}", rand_u64()));
-        let mut child = Command::new(workload_bin())
-            .arg("--db")
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the workload");
+        // A freshly copied binary can be briefly "text file busy": a test
+        // running in parallel may fork while our copy's write descriptor is
+        // still open, and its child holds that descriptor until it execs.
+        let mut tries = 0;
+        let mut child = loop {
+            match Command::new(bin)
+                .arg("--db")
+                .arg(&dir)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+            {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => break r.expect("starting the workload"),
+            }
+        };
         let stdin = child.stdin.take().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
@@ -98,6 +124,12 @@ impl Workload {
 
     fn finish(mut self) {
         let _ = writeln!(self.stdin, "done");
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+    /// SIGKILL: the node crashes.
+    fn kill(mut self) {
+        let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -346,7 +378,15 @@ fn target_exit_ends_the_capture_with_code_1() {
     }
     let mut wl = Workload::start();
     let pid = wl.pid.to_string();
-    let mut tool = Tool::start(&["syscall", "--pid", &pid, "--interval", "0.2", "--json"]);
+    let mut tool = Tool::start(&[
+        "syscall",
+        "--pid",
+        &pid,
+        "--interval",
+        "0.2",
+        "--json",
+        "--no-follow",
+    ]);
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
     let counts = wl.cmd("go");
@@ -364,7 +404,309 @@ fn target_exit_ends_the_capture_with_code_1() {
         fin["syscalls"]["pwrite64"]["by_role"]["compaction"]["count"].as_u64(),
         want
     );
+    assert!(
+        json_lines(&out).iter().all(|v| v["type"] != "target"),
+        "--no-follow waits for nothing: {out:#?}"
+    );
+    assert_eq!(fin["gaps"], serde_json::json!([]));
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+}
+
+/// Adds (role, syscall) -> (count, bytes, errors) of several processes.
+fn merged(runs: &[&Value]) -> Vec<Truth> {
+    let mut m: std::collections::BTreeMap<(String, String), (u64, u64, u64)> = Default::default();
+    for run in runs {
+        for (k, (c, b, e)) in expected(run) {
+            let t = m.entry(k).or_default();
+            t.0 += c;
+            t.1 += b;
+            t.2 += e;
+        }
+    }
+    m.into_iter().collect()
+}
+
+#[test]
+fn restart_is_followed_and_both_processes_counted_exactly() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_workload_copy();
+    let mut first = Workload::start_bin(&bin);
+    let old_pid = first.pid;
+    let pid = old_pid.to_string();
+    let mut tool = Tool::start(&[
+        "syscall",
+        "--pid",
+        &pid,
+        "--json",
+        "--top",
+        "0",
+        "--interval",
+        "0.2",
+    ]);
+    tool.wait_attached();
+    let progs_first = progs_held_by(tool.child.id());
+    let c1 = first.cmd("go");
+    first.kill();
+    tool.wait_stderr(&format!(
+        "target process {old_pid} exited; all probes detached; waiting for"
+    ));
+
+    // The node comes back from the same file with a new PID.
+    let mut second = Workload::start_bin(&bin);
+    let new_pid = second.pid;
+    tool.wait_stderr(&format!("for pid {new_pid} ("));
+    let progs_second = progs_held_by(tool.child.id());
+    let c2 = second.cmd("go");
+    // Run twice: the new session's counters must not restart the totals.
+    let c3 = second.cmd("go");
+    tool.wait_stdout("an interval report with the gap", |l| {
+        l.contains("\"final\":false") && l.contains("\"gaps\":[{")
+    });
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    second.finish();
+    assert_eq!(status.code(), Some(0), "SIGINT exits 0: {err:#?}");
+
+    let lines = json_lines(&out);
+    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
+    assert_eq!(events.len(), 2, "one exit, one restart: {events:#?}");
+    assert_eq!(events[0]["event"], "exited");
+    assert_eq!(events[0]["pid"].as_u64(), Some(old_pid as u64));
+    assert_eq!(events[0]["exe"].as_str(), bin.to_str());
+    assert_eq!(events[1]["event"], "restarted");
+    assert_eq!(events[1]["pid"].as_u64(), Some(new_pid as u64));
+    assert_eq!(events[1]["upgraded"], false, "the same file");
+
+    let fin = final_report(&out);
+    assert_eq!(fin["pid"].as_u64(), Some(new_pid as u64));
+    let gaps = fin["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{fin}");
+    assert_eq!(gaps[0]["old_pid"].as_u64(), Some(old_pid as u64));
+    assert_eq!(gaps[0]["new_pid"].as_u64(), Some(new_pid as u64));
+    assert!(gaps[0]["secs"].as_f64().unwrap() >= 0.0);
+    let with_gap: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "report" && v["final"] == false)
+        .filter(|v| v["gaps"].as_array().is_some_and(|g| !g.is_empty()))
+        .collect();
+    assert_eq!(with_gap.len(), 1, "one interval carries the gap");
+    assert_eq!(with_gap[0]["gaps"][0], gaps[0]);
+    assert_eq!(with_gap[0]["pid"].as_u64(), Some(new_pid as u64));
+
+    // Every process, per role and per syscall, exactly.
+    let sys = &fin["syscalls"];
+    let mut totals: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    for ((role, sc), (count, bytes, errors)) in merged(&[&c1, &c2, &c3]) {
+        let cell = &sys[sc.as_str()]["by_role"][role.as_str()];
+        assert_eq!(
+            cell["count"].as_u64(),
+            Some(count),
+            "{sc} from {role}: {cell}"
+        );
+        assert_eq!(cell["errors"].as_u64(), Some(errors), "{sc} from {role}");
+        if sc.starts_with("pwrite") || sc.starts_with("pread") {
+            assert_eq!(cell["bytes"].as_u64(), Some(bytes), "{sc} from {role}");
+        }
+        let t = totals.entry(sc).or_default();
+        t.0 += count;
+        t.2 += errors;
+    }
+    for (sc, (count, _, errors)) in &totals {
+        let s = &sys[sc.as_str()];
+        assert_eq!(s["count"].as_u64(), Some(*count), "{sc}: {s}");
+        assert_eq!(s["errors"].as_u64(), Some(*errors), "{sc}");
+    }
+    assert_eq!(
+        fin["roles"]["compaction"]["bytes_written"].as_u64(),
+        Some(3 * 40 * 4096)
+    );
+    assert_eq!(fin["derived"]["fsync"]["count"].as_u64(), Some(3 * 10));
+    assert_eq!(fin["uncounted_calls"], 0);
+    assert_eq!(fin["untimed_calls"], 0);
+
+    // A new skeleton per session, and nothing of either left.
+    assert_eq!(progs_first.len(), 2);
+    assert_eq!(progs_second.len(), 2);
+    assert!(progs_first.iter().all(|p| !progs_second.contains(p)));
+    let mut all = progs_first;
+    all.extend(progs_second);
+    assert_eq!(progs_left(&all), Vec::<u64>::new(), "left after exit");
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}
+
+#[test]
+fn a_signal_or_the_deadline_while_waiting_for_the_restart_ends_with_0() {
+    if !bpf_available() {
+        return;
+    }
+    let bin = private_workload_copy();
+    for how in ["signal", "deadline"] {
+        let mut wl = Workload::start_bin(&bin);
+        let pid = wl.pid.to_string();
+        let mut args = vec!["syscall", "--pid", &pid, "--interval", "0.2"];
+        if how == "deadline" {
+            args.extend(["--json", "5s"]);
+        }
+        let mut tool = Tool::start(&args);
+        tool.wait_attached();
+        let progs = progs_held_by(tool.child.id());
+        let counts = wl.cmd("go");
+        wl.finish();
+        tool.wait_stderr("waiting for");
+        if how == "signal" {
+            tool.signal(libc::SIGTERM);
+        }
+        let (status, out, err) = tool.wait();
+        assert_eq!(status.code(), Some(0), "{how}: {err:#?}");
+        let chain = counts["threads"]["ChainService"]["pwrite64"]["count"]
+            .as_u64()
+            .unwrap();
+        if how == "signal" {
+            assert!(
+                out.iter().any(|l| l.contains(&format!(
+                    "target pid {pid} exited; waiting for {}",
+                    bin.display()
+                ))),
+                "{out:#?}"
+            );
+            let at = out
+                .iter()
+                .position(|l| l.starts_with("=== syscall summary"))
+                .unwrap_or_else(|| panic!("no summary in {out:#?}"));
+            assert!(!out[at..].iter().any(|l| l.starts_with("gap:")));
+            let pw = out[at..]
+                .iter()
+                .find(|l| l.starts_with("pwrite64 ") && l.contains(" chain "))
+                .unwrap_or_else(|| panic!("{out:#?}"));
+            assert_eq!(
+                pw.split_whitespace().nth(3),
+                Some(chain.to_string().as_str()),
+                "{pw}"
+            );
+        } else {
+            let lines = json_lines(&out);
+            let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
+            assert_eq!(events.len(), 1, "{events:#?}");
+            assert_eq!(events[0]["event"], "exited");
+            let fin = final_report(&out);
+            assert_eq!(fin["gaps"], serde_json::json!([]), "no restart, no gap");
+            assert_eq!(
+                fin["syscalls"]["pwrite64"]["by_role"]["chain"]["count"].as_u64(),
+                Some(chain)
+            );
+        }
+        assert_eq!(
+            progs_left(&progs),
+            Vec::<u64>::new(),
+            "{how}: left after exit"
+        );
+    }
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}
+
+/// The probe cost line, checked against its cause: `ckb-libbpf rocksdb` on
+/// the bundled RocksDB workload makes every traced C API call return
+/// through the `uretprobe` syscall; `ckb-libbpf syscall` on the same PID
+/// keeps those out of the profile and counts exactly one per call.
+#[test]
+fn uretprobe_syscalls_are_the_rocksdb_layers_probe_cost() {
+    if !bpf_available() {
+        return;
+    }
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("no `uretprobe` syscall on this architecture: nothing to check");
+        return;
+    }
+    // A private copy: file-wide uprobes of parallel tests on the shared
+    // binary would add returns of their own to our process.
+    let bin = common::private_workload_copy();
+    let mut wl = common::Workload::start_bin(&bin, &["--rounds", "1"]);
+    let pid = wl.pid.to_string();
+    let mut sc = Tool::start(&[
+        "syscall",
+        "--pid",
+        &pid,
+        "--json",
+        "--top",
+        "0",
+        "--interval",
+        "0.5",
+    ]);
+    sc.wait_attached();
+    let mut rdb = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--interval", "0.5"]);
+    rdb.wait_attached();
+    let progs: Vec<u64> = [progs_held_by(sc.child.id()), progs_held_by(rdb.child.id())].concat();
+    let calls = wl.run();
+    // Both tools read their maps once more when they stop; the workload is
+    // idle by then, so both finals cover the same calls.
+    rdb.signal(libc::SIGINT);
+    sc.signal(libc::SIGINT);
+    let (rst, rout, rerr) = rdb.wait();
+    let (sst, sout, serr) = sc.wait();
+    wl.finish();
+    assert_eq!(rst.code(), Some(0), "{rerr:#?}");
+    assert_eq!(sst.code(), Some(0), "{serr:#?}");
+
+    let r = final_report(&rout);
+    let ops: u64 = r["operations"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|o| o["count"].as_u64().unwrap())
+        .sum();
+    let jobs: u64 = r["background"]["jobs"]
+        .as_object()
+        .map(|j| {
+            j.values()
+                .map(|k| k["finished"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0);
+    assert_eq!(r["uncounted_calls"], 0, "{r}");
+    // The workload's own count of the functions the rocksdb layer traced.
+    let left_out: Vec<&str> = r["left_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["function"].as_str())
+        .collect();
+    let traced: u64 = calls["calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(f, _)| !left_out.contains(&f.as_str()))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert!(ops > 0);
+    assert_eq!(ops, traced, "rocksdb counted every traced call: {r}");
+
+    let s = final_report(&sout);
+    assert!(
+        s["syscalls"].get("uretprobe").is_none(),
+        "the probe cost stays out of the profile: {}",
+        s["syscalls"]
+    );
+    let cost = &s["probe_cost"]["uretprobe"];
+    assert_eq!(
+        cost["count"].as_u64(),
+        Some(ops + jobs),
+        "one uretprobe syscall per traced return: {cost}"
+    );
+    let listed: u64 = s["syscalls"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        s["total_calls"].as_u64(),
+        Some(listed),
+        "not in the totals either"
+    );
+    assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `ckb-libbpf syscall`: the syscall profile of a live node, split by
 //! thread role (compaction, flush, chain, verify, runtime...), aggregated in
-//! the kernel.
+//! the kernel. Follows the node across restarts like `rocksdb` (see
+//! `super::follow_restart`).
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
@@ -8,14 +9,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 use clap::Args;
-use crossbeam_channel::{after, never, select};
+use crossbeam_channel::{after, never, select, Receiver};
 
-use super::{note, rfc3339, signals, Out, Stop};
+use super::{follow_restart, note, rfc3339, signals, Out, Resume, Stop};
 use crate::collect::Poller;
 use crate::error::Exit;
 use crate::model::syscall::{build, CallStats, Span, SyscallReport};
+use crate::model::{Gap, TargetEvent};
 use crate::probe::syscall::{self as sc, Backend, Sample};
+use crate::render;
 use crate::render::syscall as view;
+use crate::target::follow::Follow;
 use crate::target::{self, Proc};
 
 #[derive(Args, Debug, Clone)]
@@ -45,6 +49,10 @@ pub struct SyscallArgs {
     #[arg(long, hide = true, value_name = "BACKEND",
           value_parser = ["tp_btf", "raw_tp", "tracepoint"])]
     pub backend: Option<String>,
+    /// When the traced process exits, stop (exit code 1) instead of waiting
+    /// for the same executable to start again and tracing it.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 /// Thread names of `pid` (None once the process is gone).
@@ -67,10 +75,20 @@ pub struct Tick {
 
 type Key = (String, u32);
 
-/// Turns cumulative samples into interval and whole-capture reports.
+/// Turns cumulative samples into interval and whole-capture reports. A
+/// capture may span several processes (restarts of the target): each is a
+/// session with maps of its own, whose counters start from zero; what ended
+/// sessions measured is kept in `closed`.
 pub struct Aggregator {
+    /// Current session: cumulative counters at the last read, and the exact
+    /// maximum over all its intervals, per (family, syscall).
     prev: HashMap<Key, CallStats>,
     max: HashMap<Key, u64>,
+    /// Sessions that ended, maxima folded in.
+    closed: HashMap<Key, CallStats>,
+    /// Kernel drop counters of ended sessions, and the current one's.
+    drops_closed: [u64; 3],
+    drops: [u64; 3],
     backend: Backend,
     pid: Option<u32>,
     main: String,
@@ -78,25 +96,62 @@ pub struct Aggregator {
     threads: Option<Vec<String>>,
     start: Instant,
     last: Instant,
+    gaps: Vec<Gap>,
+    new_gaps: Vec<Gap>,
 }
 
 impl Aggregator {
-    pub fn new(backend: Backend, proc: Option<&Proc>, top: usize) -> Aggregator {
+    pub fn new(backend: Backend, top: usize) -> Aggregator {
         let now = Instant::now();
         Aggregator {
             prev: HashMap::new(),
             max: HashMap::new(),
+            closed: HashMap::new(),
+            drops_closed: [0; 3],
+            drops: [0; 3],
             backend,
-            pid: proc.map(|p| p.pid),
-            main: proc.map(|p| p.comm.clone()).unwrap_or_default(),
+            pid: None,
+            main: String::new(),
             top,
             threads: None,
             start: now,
             last: now,
+            gaps: Vec::new(),
+            new_gaps: Vec::new(),
         }
     }
 
-    fn span(&self, secs: f64, t: &Tick, is_final: bool) -> Span {
+    /// A session starts: the programs are attached for process `proc`.
+    pub fn begin(&mut self, proc: &Proc) {
+        self.pid = Some(proc.pid);
+        self.main = proc.comm.clone();
+    }
+
+    /// The session ends: `rest` are its reads not yet folded in, the last
+    /// one taken while the programs were still attached. Its counters join
+    /// the closed totals; the next session's maps start from zero.
+    pub fn end(&mut self, rest: &[Tick]) {
+        for t in rest {
+            let _ = self.interval(t, Instant::now()); // never shown: keep their maxima
+        }
+        for (key, mut st) in self.prev.drain() {
+            st.op.max_ns = self.max.get(&key).copied().unwrap_or(0);
+            self.closed.entry(key).or_default().add(&st);
+        }
+        self.max.clear();
+        for (c, d) in self.drops_closed.iter_mut().zip(self.drops) {
+            *c += d;
+        }
+        self.drops = [0; 3];
+    }
+
+    /// The target was traced again after `g`.
+    pub fn gap(&mut self, g: Gap) {
+        self.gaps.push(g.clone());
+        self.new_gaps.push(g);
+    }
+
+    fn span(&self, secs: f64, is_final: bool) -> Span {
         Span {
             backend: self.backend.name(),
             timestamp: rfc3339(SystemTime::now()),
@@ -107,8 +162,8 @@ impl Aggregator {
             main: self.main.clone(),
             threads: self.threads.clone(),
             top: self.top,
-            uncounted: t.sample.drops[1],
-            untimed: t.sample.drops[2],
+            uncounted: self.drops_closed[1] + self.drops[1],
+            untimed: self.drops_closed[2] + self.drops[2],
         }
     }
 
@@ -132,98 +187,178 @@ impl Aggregator {
             self.prev.insert(key.clone(), k.stats.clone());
             cells.entry(key).or_default().add(&d);
         }
-        build(&cells, &self.span(secs, t, false))
+        self.drops = t.sample.drops;
+        let mut r = build(&cells, &self.span(secs, false));
+        r.gaps = std::mem::take(&mut self.new_gaps);
+        r
     }
 
-    /// The report of the whole capture.
-    pub fn whole(&mut self, t: &Tick) -> SyscallReport {
-        let _ = self.interval(t, Instant::now());
-        let cells: HashMap<Key, CallStats> = self
-            .prev
-            .iter()
-            .map(|(k, s)| {
-                let mut s = s.clone();
-                s.op.max_ns = self.max.get(k).copied().unwrap_or(0);
-                (k.clone(), s)
-            })
-            .collect();
+    /// The report of the whole capture, every session included.
+    pub fn whole(&self) -> SyscallReport {
+        let mut cells = self.closed.clone();
+        for (k, s) in &self.prev {
+            let mut s = s.clone();
+            s.op.max_ns = self.max.get(k).copied().unwrap_or(0);
+            cells.entry(k.clone()).or_default().add(&s);
+        }
         let secs = self.start.elapsed().as_secs_f64();
-        build(&cells, &self.span(secs, t, true))
+        let mut r = build(&cells, &self.span(secs, true));
+        r.gaps = self.gaps.clone();
+        r
+    }
+}
+
+/// What stays the same across the sessions of one capture.
+struct Capture<'a> {
+    args: &'a SyscallArgs,
+    backend: Backend,
+    sigs: Receiver<()>,
+    deadline: Receiver<Instant>,
+}
+
+impl Capture<'_> {
+    fn print_report(&self, out: &mut Out, r: &SyscallReport) -> Result<(), Stop> {
+        if self.args.json {
+            out.print(&view::json(r))
+        } else {
+            out.print(&view::table(r))
+        }
+    }
+
+    fn print_target(&self, out: &mut Out, e: &TargetEvent) -> Result<(), Stop> {
+        if self.args.json {
+            out.print(&render::json::target_event(e))
+        } else {
+            out.print(&render::target_line(e))
+        }
+    }
+
+    /// Traces process `proc` until the capture stops or the process exits;
+    /// folds everything it measured into `agg` and detaches before
+    /// returning. `targ_tgid` is frozen at load, so every session loads a
+    /// skeleton of its own.
+    fn session(
+        &self,
+        proc: &Proc,
+        agg: &mut Aggregator,
+        out: &mut Out,
+        resume: Option<Resume>,
+    ) -> anyhow::Result<Stop> {
+        let cfg = sc::Config { tgid: proc.pid };
+        let mut obj = MaybeUninit::uninit();
+        let skel = sc::load(&mut obj, &cfg, self.backend)?;
+        let links = sc::attach(&skel, self.backend)?;
+        note(format!(
+            "attached raw_syscalls sys_enter/sys_exit ({}) for pid {} ({})",
+            self.backend.name(),
+            proc.pid,
+            proc.comm
+        ));
+        let maps = sc::Maps::new(&skel)?;
+        agg.begin(proc);
+        let mut stop = None;
+        if let Some(resume) = resume {
+            let gap = resume.end();
+            stop = self
+                .print_target(out, &TargetEvent::Restarted(gap.clone()))
+                .err();
+            agg.gap(gap);
+        }
+
+        let pid = proc.pid;
+        let mut epoch = 0u64;
+        let interval = Duration::from_secs_f64(self.args.interval);
+        let poller = Poller::spawn(interval, move || {
+            let sample = sc::read_sample(&maps, epoch)?;
+            epoch += 1;
+            Ok(Tick {
+                sample,
+                threads: thread_names(pid),
+            })
+        });
+        let stop = match stop {
+            Some(s) => s,
+            None => loop {
+                select! {
+                    recv(poller.samples) -> t => {
+                        let Ok(t) = t else { anyhow::bail!("the map poller thread stopped unexpectedly") };
+                        let r = agg.interval(&t?, Instant::now());
+                        if let Err(stop) = self.print_report(out, &r) { break stop; }
+                        if !proc.alive() { break Stop::TargetExited; }
+                    }
+                    recv(self.sigs) -> _ => break Stop::Signal,
+                    recv(self.deadline) -> _ => break Stop::Deadline,
+                }
+            },
+        };
+
+        // The final read happens with the programs still attached; then detach.
+        let rest = poller.finish()?;
+        crate::probe::detach(links);
+        agg.end(&rest);
+        drop(skel);
+        Ok(stop)
     }
 }
 
 pub fn run(args: SyscallArgs) -> Result<Exit> {
     crate::probe::require_privileges()?;
-    let proc = match args.pid {
+    crate::probe::require_kernel_features()?;
+    let mut proc = match args.pid {
         Some(pid) => target::find_by_pid(pid)?,
         None => target::find_by_name(&args.name)?,
     };
+    let mut follow = (!args.no_follow).then(|| Follow::new(&proc));
     let forced = args.backend.as_deref().and_then(Backend::from_name);
     let (backend, probed) = sc::choose(forced)?;
     for p in probed.iter().filter(|p| !p.ok) {
         note(format!("{} unavailable ({})", p.attach.name(), p.detail));
     }
-    let cfg = sc::Config { tgid: proc.pid };
-    let mut obj = MaybeUninit::uninit();
-    let skel = sc::load(&mut obj, &cfg, backend)?;
-    let links = sc::attach(&skel, backend)?;
-    note(format!(
-        "attached raw_syscalls sys_enter/sys_exit ({}) for pid {} ({})",
-        backend.name(),
-        proc.pid,
-        proc.comm
-    ));
-    let maps = sc::Maps::new(&skel)?;
-    let sigs = signals()?;
-
-    let pid = proc.pid;
-    let mut epoch = 0u64;
-    let poller = Poller::spawn(Duration::from_secs_f64(args.interval), move || {
-        let sample = sc::read_sample(&maps, epoch)?;
-        epoch += 1;
-        Ok(Tick {
-            sample,
-            threads: thread_names(pid),
-        })
-    });
-    let mut agg = Aggregator::new(backend, Some(&proc), args.top);
+    let cap = Capture {
+        args: &args,
+        backend,
+        sigs: signals()?,
+        deadline: args.duration.map(after).unwrap_or_else(never),
+    };
+    let mut agg = Aggregator::new(backend, args.top);
     let mut out = Out::new();
-    let print = |out: &mut Out, r: &SyscallReport| -> std::result::Result<(), Stop> {
-        if args.json {
-            out.print(&view::json(r))
-        } else {
-            out.print(&view::table(r))
-        }
-    };
-    let deadline = args.duration.map(after).unwrap_or_else(never);
+    let mut resume = None;
+    let mut failed = None;
     let stop = loop {
-        select! {
-            recv(poller.samples) -> t => {
-                let Ok(t) = t else { anyhow::bail!("the map poller thread stopped unexpectedly") };
-                let r = agg.interval(&t?, Instant::now());
-                if let Err(stop) = print(&mut out, &r) { break stop; }
-                if !proc.alive() { break Stop::TargetExited; }
+        let first = agg.gaps.is_empty() && resume.is_none();
+        let stop = match cap.session(&proc, &mut agg, &mut out, resume.take()) {
+            Ok(stop) => stop,
+            Err(e) if first => return Err(e),
+            Err(e) => {
+                failed = Some(e);
+                break Stop::TargetExited;
             }
-            recv(sigs) -> _ => break Stop::Signal,
-            recv(deadline) -> _ => break Stop::Deadline,
+        };
+        let (Stop::TargetExited, Some(f)) = (stop, follow.as_mut()) else {
+            break stop;
+        };
+        let print = |e: &TargetEvent| cap.print_target(&mut out, e);
+        match follow_restart(f, &proc, &cap.sigs, &cap.deadline, print) {
+            Err(stop) => break stop,
+            Ok((p, r)) => {
+                resume = Some(r);
+                proc = p;
+            }
         }
     };
 
-    // The final read happens with the programs still attached; then detach.
-    let mut rest = poller.finish()?;
-    crate::probe::detach(links);
-    let last = rest.pop();
-    for t in &rest {
-        agg.interval(t, Instant::now()); // intervals never shown: keep their maxima
+    if stop != Stop::OutputClosed {
+        let _ = cap.print_report(&mut out, &agg.whole());
     }
-    if let (Some(t), true) = (last, stop != Stop::OutputClosed) {
-        let r = agg.whole(&t);
-        let _ = print(&mut out, &r);
+    if let Some(e) = failed {
+        return Err(e.context("tracing the restarted target"));
     }
-    drop(skel);
     match stop {
         Stop::TargetExited => {
-            note(format!("target process {pid} exited; all probes detached"));
+            note(format!(
+                "target process {} exited; all probes detached",
+                proc.pid
+            ));
             Ok(Exit::Runtime)
         }
         _ => Ok(Exit::Ok),
@@ -263,7 +398,7 @@ mod tests {
 
     #[test]
     fn intervals_difference_and_the_summary_accumulates() {
-        let mut agg = Aggregator::new(Backend::RawTp, None, 0);
+        let mut agg = Aggregator::new(Backend::RawTp, 0);
         let t0 = agg.start;
         let r1 = agg.interval(
             &tick(vec![
@@ -290,14 +425,73 @@ mod tests {
         assert_eq!(g.by_role["runtime"].count, 5);
         assert_eq!(g.row.max_us, Some(3.0));
 
-        let w = agg.whole(&tick(vec![
+        agg.end(&[tick(vec![
             ks("GlobalRt-", "getppid", 15, 0),
             ks("ckb", "getppid", 2, 0),
-        ]));
+        ])]);
+        let w = agg.whole();
         assert!(w.is_final);
         let g = &w.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
         assert_eq!(g.row.count, 17);
         assert_eq!(g.row.max_us, Some(9.0), "max of the intervals");
         assert_eq!(w.derived.threads, Some(2));
+    }
+
+    fn proc(pid: u32) -> Proc {
+        Proc {
+            pid,
+            start_time: pid as u64,
+            comm: "ckb".into(),
+            exe: "/usr/bin/ckb".into(),
+        }
+    }
+
+    #[test]
+    fn sessions_add_up_across_a_restart() {
+        let mut agg = Aggregator::new(Backend::TpBtf, 0);
+        let t0 = agg.start;
+        agg.begin(&proc(1));
+        let r = agg.interval(
+            &tick(vec![ks("GlobalRt-", "getppid", 10, 5000)]),
+            t0 + Duration::from_secs(1),
+        );
+        assert!(r.gaps.is_empty());
+        // Session 1 ends: 3 more calls in its last read (never shown).
+        agg.end(&[tick(vec![ks("GlobalRt-", "getppid", 13, 0)])]);
+        // Session 2: a new process, maps from zero.
+        agg.begin(&proc(2));
+        agg.gap(Gap {
+            old_pid: 1,
+            new_pid: 2,
+            ..Gap::default()
+        });
+        let r = agg.interval(
+            &tick(vec![
+                ks("GlobalRt-", "getppid", 4, 2000),
+                ks("rocksdb:low", "pwrite64", 1, 1000),
+            ]),
+            t0 + Duration::from_secs(2),
+        );
+        assert_eq!(r.pid, Some(2));
+        assert_eq!(r.gaps.len(), 1, "the first interval after the restart");
+        let g = &r.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
+        assert_eq!(g.row.count, 4, "the new session's calls, not a jump");
+        assert_eq!((r.uncounted, r.untimed), (2, 4), "drops of both sessions");
+        let r = agg.interval(
+            &tick(vec![ks("GlobalRt-", "getppid", 6, 0)]),
+            t0 + Duration::from_secs(3),
+        );
+        assert!(r.gaps.is_empty(), "...only once");
+        agg.end(&[]);
+        let w = agg.whole();
+        let g = &w.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
+        assert_eq!(g.row.count, 19, "13 + 6: every process");
+        assert_eq!(g.by_role["runtime"].count, 19);
+        assert_eq!(g.row.max_us, Some(5.0), "max over both sessions");
+        let p = &w.syscalls.iter().find(|s| s.0 == "pwrite64").unwrap().1;
+        assert_eq!(p.by_role["compaction"].count, 1);
+        assert_eq!(w.gaps.len(), 1);
+        assert_eq!((w.gaps[0].old_pid, w.gaps[0].new_pid), (1, 2));
+        assert_eq!(w.pid, Some(2));
     }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{OpStats, Row};
+use super::{Gap, OpStats, Row};
 
 mod sysnames;
 
@@ -411,6 +411,9 @@ pub struct SyscallReport {
     pub uncounted: u64,
     /// Calls not timed because the per-thread start map was full.
     pub untimed: u64,
+    /// Restarts of the target: in an interval report the gaps that ended in
+    /// it, in the final report all of them.
+    pub gaps: Vec<Gap>,
 }
 
 /// What a report is built from, besides the counters.
@@ -613,6 +616,7 @@ pub fn build(cells: &HashMap<(String, u32), CallStats>, span: &Span) -> SyscallR
         probe_cost: probe.into_iter().map(|(n, (c, t))| (n, c, t)).collect(),
         uncounted: span.uncounted,
         untimed: span.untimed,
+        gaps: Vec::new(),
     }
 }
 

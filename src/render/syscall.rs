@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
-use super::{bytes, duration_ns, micros, thousands};
+use super::{bytes, duration_ns, gap_line, micros, thousands};
 use crate::model::syscall::{is_background, SyscallReport};
 use crate::model::Row;
 
@@ -221,6 +221,12 @@ pub fn table(r: &SyscallReport) -> String {
             r.uncounted, r.untimed
         );
     }
+    // Interval tables are preceded by the restart line (`target_line`).
+    if r.is_final {
+        for g in &r.gaps {
+            let _ = writeln!(out, "{}", gap_line(g));
+        }
+    }
     out
 }
 
@@ -336,6 +342,7 @@ pub fn json(r: &SyscallReport) -> String {
         "probe_cost": probe,
         "uncounted_calls": r.uncounted,
         "untimed_calls": r.untimed,
+        "gaps": r.gaps.iter().map(super::json::gap).collect::<Vec<Value>>(),
     })
     .to_string()
 }
@@ -433,5 +440,34 @@ mod tests {
         assert_eq!(v["derived"]["fsync"]["count"], 1);
         assert_eq!(v["categories"]["file_io"]["bytes_written"], 8 * 4096);
         assert_eq!(v["writes_by_role"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn gaps_show_in_the_summary_table_and_in_every_json_report() {
+        let g = crate::model::Gap {
+            old_pid: 7,
+            new_pid: 8,
+            exited_at: "2026-11-23T12:00:01.000Z".into(),
+            resumed_at: "2026-11-23T12:00:03.000Z".into(),
+            secs: 2.0,
+            ..Default::default()
+        };
+        let mut r = report();
+        let v: Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["gaps"], serde_json::json!([]), "no restart, no gap");
+        r.gaps = vec![g];
+        assert!(
+            !table(&r).contains("gap:"),
+            "interval: the restart line says it"
+        );
+        let v: Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["gaps"][0]["old_pid"], 7);
+        assert_eq!(v["gaps"][0]["new_pid"], 8);
+        r.is_final = true;
+        let t = table(&r);
+        assert!(
+            t.contains("gap: no data for 2.0 s, pid 7 exited 12:00:01, pid 8 traced from 12:00:03"),
+            "{t}"
+        );
     }
 }
