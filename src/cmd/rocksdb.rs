@@ -68,6 +68,10 @@ pub struct RocksdbArgs {
     /// for the same executable to start again and tracing it.
     #[arg(long)]
     pub no_follow: bool,
+    /// Benchmarks only (`make bench`): attach empty programs to the same
+    /// functions through the same links, to measure the kernel's floor.
+    #[arg(long, hide = true)]
+    pub empty_programs: bool,
 }
 
 fn positive_secs(s: &str) -> std::result::Result<f64, String> {
@@ -422,6 +426,7 @@ impl Capture<'_> {
                 .args
                 .slow
                 .then(|| self.args.threshold.saturating_mul(1000)),
+            empty: self.args.empty_programs,
         };
         // Prefer uprobe_multi links; a kernel without them (before 6.6) fails
         // the load or the attach, and we fall back to one link per function.
