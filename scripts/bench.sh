@@ -224,11 +224,15 @@ section_funcs() {
 		n=$(jq --arg f "$fn" '.[$f] // 0' <<< "$counts")
 		[ "$n" -gt 0 ] || { record funcs "$(jq -cn --arg f "$fn" --arg k "$kind" '{function: $f, probe_cost: $k, calls_per_run: 0}')"; continue; }
 		local bare=() floor=() ours=()
+		cp "$wl" "$scratch/wl-floor"; cp "$wl" "$scratch/wl-ours"
+		w=$scratch/wl-floor NAME=floor start_tool --empty-programs --ops "$fn"; keep
+		w=$scratch/wl-ours NAME=ours start_tool --ops "$fn"; keep
 		for i in $(seq "$reps"); do
 			bare+=("$(run_wl)")
-			start_tool --empty-programs --ops "$fn"; floor+=("$(run_wl)"); stop_bg
-			start_tool --ops "$fn"; ours+=("$(run_wl)"); stop_bg
+			floor+=("$(w=$scratch/wl-floor run_wl)")
+			ours+=("$(w=$scratch/wl-ours run_wl)")
 		done
+		stop_all
 		local mb mf mo; mb=$(median "${bare[@]}"); mf=$(median "${floor[@]}"); mo=$(median "${ours[@]}")
 		record funcs "$(jq -cn --arg f "$fn" --arg k "$kind" --argjson n "$n" --argjson b "$mb" --argjson fl "$mf" --argjson o "$mo" '{
 			function: $f, probe_cost: $k, calls_per_run: $n,
@@ -253,11 +257,19 @@ section_ckb() {
 		rm -rf "$scratch/imp"
 		"$c" init -C "$scratch/imp" --chain dev --ba-arg 0xc8328aabcd9b9e8e64fbc566c4385c3bdeb219d7 --force >/dev/null
 		cp "$dir/chain/specs/dev.toml" "$scratch/imp/specs/dev.toml"
+		# CPU seconds (task-clock) by default: wall time is quantised
+		# here (runs fall ~1 s apart whatever is attached); METRIC=wall
+		# for elapsed seconds.
 		local t0 t1; t0=$(date +%s.%N)
-		"$c" import -C "$scratch/imp" "$exported" >/dev/null 2>&1
+		perf stat -x, -e task-clock -o "$scratch/perf.out" \
+			"$c" import -C "$scratch/imp" "$exported" >/dev/null 2>&1
 		t1=$(date +%s.%N)
 		rm -rf "$scratch/imp"
-		awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
+		if [ "${METRIC:-cpu}" = wall ]; then
+			awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}'
+		else
+			awk -F, '/task-clock/ {printf "%.3f\n", $1 / 1000}' "$scratch/perf.out"
+		fi
 	}
 	local bare=() floor=() ours=() blocks
 	for i in $(seq "$n"); do
@@ -268,9 +280,9 @@ section_ckb() {
 	done
 	blocks=$(wc -l < "$exported" 2>/dev/null || echo 0)
 	local mb mf mo; mb=$(median "${bare[@]}"); mf=$(median "${floor[@]}"); mo=$(median "${ours[@]}")
-	record ckb "$(jq -cn --argjson b "$mb" --argjson f "$mf" --argjson o "$mo" --argjson blocks "$blocks" \
+	record ckb "$(jq -cn --arg metric "${METRIC:-cpu}" --argjson b "$mb" --argjson f "$mf" --argjson o "$mo" --argjson blocks "$blocks" \
 		--arg raw "bare ${bare[*]} | floor ${floor[*]} | ours ${ours[*]}" '{
-		blocks: $blocks, median_s: {bare: $b, floor: $f, ours: $o},
+		metric: $metric, blocks: $blocks, median_s: {bare: $b, floor: $f, ours: $o},
 		floor_slowdown: ($f/$b), ours_slowdown: ($o/$b), ours_vs_floor: (($o/$b)/($f/$b)), raw_s: $raw}')"
 }
 
