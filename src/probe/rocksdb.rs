@@ -400,7 +400,10 @@ pub fn attach(skel: &RocksdbSkel<'_>, plan: &Plan, backend: Backend) -> Result<V
 
 /// Whether the skeleton was loaded with the empty (floor) programs.
 fn empty(skel: &RocksdbSkel<'_>) -> bool {
-    skel.maps.rodata_data.as_ref().is_some_and(|r| r.empty_programs)
+    skel.maps
+        .rodata_data
+        .as_ref()
+        .is_some_and(|r| r.empty_programs)
 }
 
 fn attach_multi(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
