@@ -8,7 +8,7 @@ APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq 
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 
-.PHONY: all deps build workload demo demo-stress test vmlinux install lint clean e2e-ckb fuzz soak
+.PHONY: all deps build workload demo demo-stress test vmlinux install lint clean e2e-ckb fuzz soak bench
 
 all: build
 
@@ -68,3 +68,10 @@ fuzz:
 # workload, or beside PID=...; writes a TSV timeseries and a verdict.
 soak: build workload
 	scripts/soak.sh $(or $(SOAK_SECS),172800) $(PID)
+
+# Benchmarks (issue 6): per-hit cost against the empty-program floor and
+# bpftrace, bpf_stats per program, the tool's own CPU/RSS/losses, cost per
+# function, `ckb import` when scripts/e2e-ckb.sh's data exists. Root; about
+# 30 min. BENCH="hit prog" runs some sections only; results in target/bench/.
+bench: build workload
+	scripts/bench.sh $(BENCH)

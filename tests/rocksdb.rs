@@ -443,3 +443,43 @@ fn sigkill_leaves_nothing_behind() {
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after SIGKILL");
     assert!(leftover_uprobe_events(tool_pid).is_empty());
 }
+
+#[test]
+fn empty_programs_mode_attaches_the_floor_and_counts_nothing() {
+    if !bpf_available() {
+        return;
+    }
+    // `make bench` measures the kernel's floor with these: the same links
+    // and offsets as a real capture, programs that do nothing.
+    let mut wl = Workload::start(&["--rounds", "1"]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--empty-programs"]);
+    tool.wait_attached();
+    let progs = progs_held_by(tool.child.id());
+    let names: Vec<String> = progs
+        .iter()
+        .map(|id| {
+            let out = std::process::Command::new("bpftool")
+                .args(["prog", "show", "id", &id.to_string(), "--json"])
+                .output()
+                .unwrap();
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            v["name"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    let counts = wl.run();
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    wl.finish();
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+    assert_eq!(progs.len(), 2, "{err:#?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("rdb_empty")),
+        "only empty programs: {names:?}"
+    );
+    assert!(calls(&counts).values().sum::<u64>() > 0);
+    let fin = final_report(&out);
+    for (op, row) in fin["operations"].as_object().unwrap() {
+        assert_eq!(row["count"], 0, "{op}: {err:#?}");
+    }
+}

@@ -420,6 +420,7 @@ fn live_lines(pid: u32, probed: &[features::Probed], secs: u64) -> Vec<Line> {
         let cfg = rdb::Config {
             tgid: pid,
             slow_ns: None,
+            ..Default::default()
         };
         let mut obj = MaybeUninit::uninit();
         let skel = rdb::load(&mut obj, &cfg, backend)?;

@@ -78,6 +78,10 @@ pub struct RocksdbArgs {
     /// times its baseline.
     #[arg(long, value_name = "X", default_value_t = 5.0, value_parser = multiplier)]
     pub alert_multiplier: f64,
+    /// Benchmarks only (`make bench`): attach empty programs to the same
+    /// functions through the same links, to measure the kernel's floor.
+    #[arg(long, hide = true)]
+    pub empty_programs: bool,
 }
 
 fn non_negative_secs(s: &str) -> std::result::Result<f64, String> {
@@ -486,6 +490,7 @@ impl Capture<'_> {
                 .args
                 .slow
                 .then(|| self.args.threshold.saturating_mul(1000)),
+            empty: self.args.empty_programs,
         };
         // Prefer uprobe_multi links; a kernel without them (before 6.6) fails
         // the load or the attach, and we fall back to one link per function.
@@ -515,13 +520,20 @@ impl Capture<'_> {
         // Background work (compactions, flushes, stalls): optional, never
         // fatal; a build without RocksDB's C++ symbols simply lacks it.
         let (mut bg_multi, mut bg_single) = (MaybeUninit::uninit(), MaybeUninit::uninit());
-        let bgt = match BgTrace::start(
-            &mut bg_multi,
-            &mut bg_single,
-            &target.files,
-            cfg.tgid,
-            self.args.slow,
-        ) {
+        // Not with --empty-programs: the floor holds nothing of ours but
+        // empty programs.
+        let started = if self.args.empty_programs {
+            Ok(None)
+        } else {
+            BgTrace::start(
+                &mut bg_multi,
+                &mut bg_single,
+                &target.files,
+                cfg.tgid,
+                self.args.slow,
+            )
+        };
+        let bgt = match started {
             Ok(Some(t)) => {
                 if !again {
                     t.describe().into_iter().for_each(note);
@@ -529,7 +541,7 @@ impl Capture<'_> {
                 Some(t)
             }
             Ok(None) => {
-                if !again {
+                if !again && !self.args.empty_programs {
                     note("RocksDB's C++ internals are not in the target: no background figures");
                 }
                 None

@@ -340,6 +340,9 @@ pub struct Config {
     pub tgid: u32,
     /// Send operations at or over this latency through the ring buffer.
     pub slow_ns: Option<u64>,
+    /// Benchmarks only: attach programs that do nothing (the kernel's floor
+    /// for a uprobe + uretprobe) through the same links and cookies.
+    pub empty: bool,
 }
 
 /// How probes are attached.
@@ -370,11 +373,17 @@ pub fn load<'obj>(
     rodata.targ_tgid = cfg.tgid;
     rodata.slow_enabled = cfg.slow_ns.is_some();
     rodata.slow_ns = cfg.slow_ns.unwrap_or(0);
+    rodata.empty_programs = cfg.empty;
     let multi = backend == Backend::Multi;
-    open.progs.rdb_enter_m.set_autoload(multi);
-    open.progs.rdb_exit_m.set_autoload(multi);
-    open.progs.rdb_enter.set_autoload(!multi);
-    open.progs.rdb_exit.set_autoload(!multi);
+    let (real, empty) = (!cfg.empty, cfg.empty);
+    open.progs.rdb_enter_m.set_autoload(multi && real);
+    open.progs.rdb_exit_m.set_autoload(multi && real);
+    open.progs.rdb_enter.set_autoload(!multi && real);
+    open.progs.rdb_exit.set_autoload(!multi && real);
+    open.progs.rdb_empty_enter_m.set_autoload(multi && empty);
+    open.progs.rdb_empty_exit_m.set_autoload(multi && empty);
+    open.progs.rdb_empty_enter.set_autoload(!multi && empty);
+    open.progs.rdb_empty_exit.set_autoload(!multi && empty);
     open.load()
         .map_err(|e| bpf_failure("loading the RocksDB BPF programs".into(), e))
 }
@@ -389,7 +398,20 @@ pub fn attach(skel: &RocksdbSkel<'_>, plan: &Plan, backend: Backend) -> Result<V
     }
 }
 
+/// Whether the skeleton was loaded with the empty (floor) programs.
+fn empty(skel: &RocksdbSkel<'_>) -> bool {
+    skel.maps
+        .rodata_data
+        .as_ref()
+        .is_some_and(|r| r.empty_programs)
+}
+
 fn attach_multi(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
+    let (enter, exit) = if empty(skel) {
+        (&skel.progs.rdb_empty_enter_m, &skel.progs.rdb_empty_exit_m)
+    } else {
+        (&skel.progs.rdb_enter_m, &skel.progs.rdb_exit_m)
+    };
     let mut links = Vec::new();
     let mut files: Vec<&ProbeFile> = Vec::new();
     for p in &plan.attach {
@@ -403,10 +425,7 @@ fn attach_multi(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
             .iter()
             .filter(|p| p.file.attach_path == file.attach_path)
             .collect();
-        for (prog, retprobe) in [
-            (&skel.progs.rdb_enter_m, false),
-            (&skel.progs.rdb_exit_m, true),
-        ] {
+        for (prog, retprobe) in [(enter, false), (exit, true)] {
             let opts = UprobeMultiOpts {
                 offsets: funcs.iter().map(|p| p.sym.offset as usize).collect(),
                 cookies: funcs.iter().map(|p| cookie(p.id, &p.def)).collect(),
@@ -432,9 +451,14 @@ fn attach_multi(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
 }
 
 fn attach_single(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
+    let (enter, exit) = if empty(skel) {
+        (&skel.progs.rdb_empty_enter, &skel.progs.rdb_empty_exit)
+    } else {
+        (&skel.progs.rdb_enter, &skel.progs.rdb_exit)
+    };
     let mut links = Vec::with_capacity(plan.attach.len() * 2);
     for p in &plan.attach {
-        for (prog, retprobe) in [(&skel.progs.rdb_enter, false), (&skel.progs.rdb_exit, true)] {
+        for (prog, retprobe) in [(enter, false), (exit, true)] {
             let opts = UprobeOpts {
                 cookie: cookie(p.id, &p.def),
                 retprobe,

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Markdown tables (BENCHMARKS.md-ready) from scripts/bench.sh's results.json.
+# Usage: scripts/bench-report.sh results.json
+set -euo pipefail
+f=${1:?usage: bench-report.sh results.json}
+jq -r '
+def r(n): (n * 100 | round) / 100;
+def r1(n): (n * 10 | round) / 10;
+def pass(ok): if ok then "yes" else "**no**" end;
+(map(select(.section == "machine")) | .[0]) as $m |
+"Machine: Linux \($m.kernel), \($m.cpus) × \($m.cpu), load \($m.load) at start; commit \($m.commit); \($m.bpftrace).\n",
+(map(select(.section == "hit"))[] |
+  "### 1–2. Per-hit cost (bundled workload, \(.functions) functions, \(.calls_per_run) traced calls per run, medians of \(.reps))\n",
+  "| setup | median run | per traced call | ratio |",
+  "|---|---|---|---|",
+  "| bare | \(r1(.median_us.bare / 1000)) ms | | |",
+  "| floor: empty programs, our uprobe_multi links | \(r1(.median_us.floor / 1000)) ms | +\(.per_call_ns.floor | round) ns | 1 |",
+  "| ckb-libbpf rocksdb | \(r1(.median_us.ours / 1000)) ms | +\(.per_call_ns.ours | round) ns | **\(r(.ours_vs_floor))** × floor (target ≤ 1.10: \(pass(.ours_vs_floor <= 1.10))) |",
+  "| bpftrace, empty probes | \(r1(.median_us.bpftrace_empty / 1000)) ms | +\(.per_call_ns.bpftrace_empty | round) ns | |",
+  "| bpftrace, count + hist | \(r1(.median_us.bpftrace / 1000)) ms | +\(.per_call_ns.bpftrace | round) ns | ours / bpftrace = **\(r(.ours_vs_bpftrace))** (target < 1.0: \(pass(.ours_vs_bpftrace < 1.0))) |",
+  ""),
+(map(select(.section == "prog"))[] |
+  "### bpf_stats run time per call (kernel.bpf_stats_enabled=1, medians)\n",
+  "| program | ns per call | empty program (the cost of bpf_stats itself) | net |", "|---|---|---|---|",
+  "| entry (rdb_enter_m) | \(.enter_ns) | \(.empty_enter_ns) | \(.enter_ns - .empty_enter_ns) |",
+  "| return (rdb_exit_m) | \(.exit_ns) | \(.empty_exit_ns) | \(.exit_ns - .empty_exit_ns) |", ""),
+(map(select(.section == "tool")) | select(length > 0) |
+  "### 3. Cost of the tool itself\n",
+  "| setup | calls/s reached | CPU % of one core | RSS steady / peak | slow events | lost |",
+  "|---|---|---|---|---|---|",
+  (.[] | "| \(.setup) | \(.calls_per_s | round) | \(r(.cpu_pct_of_core)) | \(r1(.rss_steady_kb / 1024)) / \(r1(.rss_peak_kb / 1024)) MB | \(.slow_events) | \(.lost) |"),
+  ""),
+(map(select(.section == "funcs")) | select(length > 0) |
+  "### 5. Cost per hit of each function (workload, that function alone)\n",
+  "| function | first instruction | calls/run | floor ns/hit | ckb-libbpf ns/hit |",
+  "|---|---|---|---|---|",
+  (.[] | if .calls_per_run == 0 then "| \(.function) | \(.probe_cost) | 0 (the workload does not call it) | | |"
+         else "| \(.function) | \(.probe_cost) | \(.calls_per_run) | \(.floor_ns_per_hit | round) | \(.ours_ns_per_hit | round) |" end),
+  ""),
+(map(select(.section == "ckb"))[] |
+  if .skipped then "### 4. ckb import: skipped (no CKB binary or no export)\n"
+  else "### 4. `ckb import` of \(.blocks) blocks (medians)\n",
+    "| setup | seconds | slowdown |", "|---|---|---|",
+    "| bare | \(.median_s.bare) | 1 |",
+    "| floor (empty programs) | \(.median_s.floor) | \(r(.floor_slowdown))× |",
+    "| ckb-libbpf | \(.median_s.ours) | \(r(.ours_slowdown))× (\(r(.ours_vs_floor))× the floor slowdown; target ≤ 1.10: \(pass(.ours_vs_floor <= 1.10))) |",
+    "", "raw: \(.raw_s)\n" end)
+' "$f"

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# `make bench`: what ckb-libbpf costs, as ratios measured in one run each
+# (the machines are noisy: setups alternate, medians are compared, nothing
+# here is an absolute-time assertion). Sections, all by default:
+#   hit    1+2. per-hit cost of the bundled workload: bare / empty programs
+#               through our own links (the floor) / ckb-libbpf / bpftrace
+#   prog        bpf_stats run time per program call (kernel.bpf_stats_enabled)
+#   tool   3.   the tool's own CPU, RSS and lost events at ~10 K and ~100 K calls/s
+#   funcs  5.   cost per hit of every function the tool can attach, by probe kind
+#   ckb    4.   `ckb import` of an exported dev chain: bare / floor / ckb-libbpf
+#               (needs scripts/e2e-ckb.sh's data; skipped otherwise)
+# Usage: scripts/bench.sh [SECTION...]
+# Env: OUT (default target/bench), REPS (alternations, 7), ROUNDS (workload
+#      rounds per run, 200), TOOL_SECS (10), CKB_BIN, E2E_DIR, CKB_REPS (5).
+# Writes $OUT/results.json (one object per measurement) and $OUT/results.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+out=${OUT:-$repo/target/bench}; reps=${REPS:-7}; rounds=${ROUNDS:-200}
+tool_secs=${TOOL_SECS:-10}
+tool=$repo/target/release/ckb-libbpf; wl=$repo/target/release/examples/rocksdb_workload
+sections=${*:-hit prog tool funcs ckb}
+[ -x "$tool" ] && [ -x "$wl" ] || { echo "build first: make build workload" >&2; exit 1; }
+for c in jq bpftrace bpftool awk perf; do
+	command -v $c >/dev/null || { echo "$c missing: make deps" >&2; exit 3; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench loads BPF programs: run as root" >&2; exit 3; }
+
+mkdir -p "$out"; : > "$out/results.jsonl"
+scratch=$(mktemp -d /tmp/ckb-libbpf-bench.XXXXXX)
+bg=""; bgs=(); stats_old=$(sysctl -n kernel.bpf_stats_enabled)
+cleanup() {
+	for p in $bg "${bgs[@]}"; do kill -INT "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	sysctl -qw kernel.bpf_stats_enabled="$stats_old"
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# A private copy: file-wide probes see only our runs, not other users'.
+cp "$wl" "$scratch/wl"; w=$scratch/wl
+
+log() { printf '%s\n' "$*" >&2; }
+# record SECTION JSON-OBJECT: one machine-readable result line
+record() { jq -cn --arg s "$1" --argjson v "$2" '{section: $s} + $v' >> "$out/results.jsonl"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+wait_for() { # PATTERN FILE PID: until the line shows up, or the process died
+	until grep -q "$1" "$2" 2>/dev/null; do
+		kill -0 "$3" 2>/dev/null || { log "setup failed:"; cat "$2" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+stop_bg() { [ -n "$bg" ] && { kill -INT $bg 2>/dev/null; wait $bg || true; }; bg=""; }
+
+# Tool in the background on $w (bg=its pid, output in $scratch/$name.out);
+# remaining args go to `ckb-libbpf rocksdb`.
+start_tool() {
+	local name=${NAME:-tool}
+	"$tool" rocksdb --binary "$w" --json --interval "${INTERVAL:-3600}" "$@" \
+		> "$scratch/$name.out" 2> "$scratch/$name.err" & bg=$!
+	wait_for attached "$scratch/$name.err" $bg
+}
+# bpftrace in the background with script $1.
+start_bpftrace() {
+	local name=${NAME:-bt}
+	bpftrace -e "$1" > "$scratch/$name.out" 2>&1 & bg=$!
+	wait_for Attaching "$scratch/$name.out" $bg
+	sleep 1 # "Attaching N probes..." is printed before the last attach
+}
+# Keeps the tracer just started running (stopped by stop_all).
+keep() { bgs+=("$bg"); bg=""; }
+stop_all() { for p in "${bgs[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" || true; done; bgs=(); }
+# One workload run; prints the CPU time it took in µs (task-clock of the
+# whole process: user + kernel, where uprobes and BPF programs run). CPU
+# time rather than wall time: the other jobs on a shared machine delay a
+# run but do not add to its CPU time. METRIC=wall for the workload's own
+# elapsed time of its rounds.
+run_wl() {
+	local wall
+	wall=$(perf stat -x, -e task-clock -o "$scratch/perf.out" \
+		"$w" --db "$scratch/db" --rounds "$rounds" "$@" | sed -n 's/.*"elapsed_us":\([0-9]*\).*/\1/p')
+	rm -rf "$scratch/db"
+	if [ "${METRIC:-cpu}" = wall ]; then echo "$wall"; else
+		awk -F, '/task-clock/ {printf "%d\n", $1 * 1000}' "$scratch/perf.out"; fi
+}
+# Functions the tool attaches by default (emulated first instruction).
+default_funcs() {
+	"$tool" symbols "$1" --json --tier 1 |
+		jq -r '.tier1[] | select(.present and .probe_cost == "emulated") | .name'
+}
+# The equivalent bpftrace script: per-function count and latency histogram.
+bt_script() { # FILE FUNCS...
+	local f=$1 p="" r=""; shift
+	for fn in "$@"; do p+="uprobe:$f:$fn,"; r+="uretprobe:$f:$fn,"; done
+	printf '%s { @start[tid] = nsecs; } %s /@start[tid]/ { @count[probe] = count(); @lat[probe] = hist(nsecs - @start[tid]); delete(@start[tid]); }' \
+		"${p%,}" "${r%,}"
+}
+bt_empty() { # FILE FUNCS...
+	local f=$1 p="" r=""; shift
+	for fn in "$@"; do p+="uprobe:$f:$fn,"; r+="uretprobe:$f:$fn,"; done
+	printf '%s { } %s { }' "${p%,}" "${r%,}"
+}
+# bpf_stats of the programs held by PID: "name run_time_ns run_cnt" lines.
+prog_stats() {
+	local pid=$1 f id
+	for f in /proc/"$pid"/fdinfo/*; do
+		# program fds only (link fds name a prog_id too, without counters)
+		grep -q '^run_cnt:' "$f" 2>/dev/null || continue
+		id=$(awk '/^prog_id:/ {print $2}' "$f")
+		printf '%s %s\n' "$(bpftool prog show id "$id" -j | jq -r .name)" \
+			"$(awk '/^run_time_ns:/ {t=$2} /^run_cnt:/ {c=$2} END {print t, c}' "$f")"
+	done | sort -u
+}
+
+mapfile -t funcs < <(default_funcs "$w")
+log "machine: $(uname -r), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+record machine "$(jq -cn --arg k "$(uname -r)" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" \
+	--argjson n "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo ?)" \
+	--arg bt "$(bpftrace --version)" '{kernel: $k, cpu: $cpu, cpus: $n, load: $load, commit: $commit, bpftrace: $bt}')"
+
+# ---------------------------------------------------------------- 1 + 2
+# Every setup traces a private copy of the workload (probes are per file),
+# all attached at once, so runs can alternate quickly without attaching and
+# detaching in between: REPS rounds of bare, floor, ours, bpftrace,
+# bpftrace-empty, in a rotating order.
+section_hit() {
+	log "== per-hit cost: bare / floor (our links, empty programs) / ckb-libbpf / bpftrace / bpftrace empty; $reps alternations of $rounds rounds"
+	local s; for s in bare floor ours bt bte; do cp "$wl" "$scratch/wl-$s"; done
+	w=$scratch/wl-floor NAME=floor start_tool --empty-programs; keep
+	w=$scratch/wl-ours NAME=ours start_tool; keep
+	NAME=bt start_bpftrace "$(bt_script "$scratch/wl-bt" "${funcs[@]}")"; keep
+	NAME=bte start_bpftrace "$(bt_empty "$scratch/wl-bte" "${funcs[@]}")"; keep
+	local -A t=()
+	local order=(bare floor ours bt bte)
+	for i in $(seq "$reps"); do
+		for s in "${order[@]}"; do t[$s]+=" $(w=$scratch/wl-$s run_wl)"; done
+		order=("${order[@]:1}" "${order[0]}")
+		log "  $i: bare${t[bare]##* } floor${t[floor]##* } ours${t[ours]##* } bpftrace${t[bt]##* } bpftrace-empty${t[bte]##* } µs"
+	done
+	stop_all
+	local calls; calls=$(tail -1 "$scratch/ours.out" | jq --argjson n "$reps" '[.operations[].count] | add / $n')
+	# shellcheck disable=SC2086 # word splitting of the lists is meant
+	record hit "$(jq -cn --arg metric "${METRIC:-cpu}" --argjson b "$(median ${t[bare]})" --argjson f "$(median ${t[floor]})" \
+		--argjson o "$(median ${t[ours]})" --argjson t "$(median ${t[bt]})" --argjson e "$(median ${t[bte]})" \
+		--argjson c "$calls" --argjson reps "$reps" --argjson rounds "$rounds" --argjson nf "${#funcs[@]}" \
+		--arg raw "bare${t[bare]} | floor${t[floor]} | ours${t[ours]} | bpftrace${t[bt]} | bpftrace-empty${t[bte]}" '{
+		metric: $metric, functions: $nf, rounds: $rounds, reps: $reps, calls_per_run: $c,
+		median_us: {bare: $b, floor: $f, ours: $o, bpftrace: $t, bpftrace_empty: $e},
+		per_call_ns: {floor: (($f-$b)*1000/$c), ours: (($o-$b)*1000/$c), bpftrace: (($t-$b)*1000/$c), bpftrace_empty: (($e-$b)*1000/$c)},
+		ours_vs_floor: (($o-$b)/($f-$b)), ours_vs_bpftrace: (($o-$b)/($t-$b)), raw_us: $raw}')"
+}
+
+# ---------------------------------------------------------------- prog
+section_prog() {
+	log "== bpf_stats: run time per program call, ours and the empty programs ($reps runs of $rounds rounds each)"
+	cp "$wl" "$scratch/wl-floor"; cp "$wl" "$scratch/wl-ours"
+	w=$scratch/wl-floor NAME=floor start_tool --empty-programs; local pf=$bg; keep
+	w=$scratch/wl-ours NAME=ours start_tool; local po=$bg; keep
+	sysctl -qw kernel.bpf_stats_enabled=1
+	local -A ns=()
+	local a b s pid name t0 c0 t1 c1
+	for i in $(seq "$reps"); do
+		for s in ours floor; do
+			if [ $s = ours ]; then pid=$po; else pid=$pf; fi
+			a=$(prog_stats $pid); w=$scratch/wl-$s run_wl >/dev/null; b=$(prog_stats $pid)
+			while read -r name t1 c1; do
+				read -r t0 c0 < <(awk -v n="$name" '$1 == n {print $2, $3}' <<< "$a")
+				[ "$c1" -gt "$c0" ] || continue
+				ns[$name]+=" $(( (t1 - t0) / (c1 - c0) ))"
+			done <<< "$b"
+		done
+	done
+	sysctl -qw kernel.bpf_stats_enabled="$stats_old"
+	stop_all
+	# shellcheck disable=SC2086 # word splitting of the lists is meant
+	record prog "$(jq -cn --argjson e "$(median ${ns[rdb_enter_m]})" --argjson x "$(median ${ns[rdb_exit_m]})" \
+		--argjson ee "$(median ${ns[rdb_empty_enter_m]})" --argjson ex "$(median ${ns[rdb_empty_exit_m]})" \
+		--arg raw "enter${ns[rdb_enter_m]} | exit${ns[rdb_exit_m]} | empty enter${ns[rdb_empty_enter_m]} | empty exit${ns[rdb_empty_exit_m]}" \
+		'{enter_ns: $e, exit_ns: $x, empty_enter_ns: $ee, empty_exit_ns: $ex, raw_ns: $raw}')"
+	log "  $(tail -1 "$out/results.jsonl")"
+}
+
+# ---------------------------------------------------------------- 3
+# proc_cpu PID: utime+stime in clock ticks
+proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+section_tool() {
+	local hz; hz=$(getconf CLK_TCK)
+	# pause 60 ms ≈ 10 K calls/s here, pause 0 ≈ the most the workload
+	# does (~100 K/s); the rate actually reached is reported.
+	for spec in "10k 60 " "100k 0 " "100k-slow 0 --slow --threshold 0"; do
+		set -- $spec; local name=$1 pause=$2; shift 2
+		log "== tool's own cost: $name (pause $pause ms, $tool_secs s) $*"
+		INTERVAL=1 start_tool "$@"
+		sleep 2 # past start-up: steady state only
+		local c0 t0 c1 t1 rss_steady
+		c0=$(proc_cpu $bg); t0=$(date +%s.%N)
+		"$w" --db "$scratch/db" --secs "$tool_secs" --pause-ms "$pause" > "$scratch/wl.out"
+		c1=$(proc_cpu $bg); t1=$(date +%s.%N)
+		rss_steady=$(awk '/^VmRSS:/ {print $2}' /proc/$bg/status)
+		local hwm; hwm=$(awk '/^VmHWM:/ {print $2}' /proc/$bg/status)
+		rm -rf "$scratch/db"; stop_bg
+		local calls lost slow
+		calls=$(tail -1 "$scratch/tool.out" | jq '[.operations[].count] | add')
+		lost=$(tail -1 "$scratch/tool.out" | jq '.lost_events + .uncounted_calls')
+		slow=$(tail -1 "$scratch/tool.out" | jq '.slow_events')
+		record tool "$(jq -cn --arg n "$name" --argjson c0 "$c0" --argjson c1 "$c1" --argjson t0 "$t0" --argjson t1 "$t1" \
+			--argjson hz "$hz" --argjson calls "$calls" --argjson secs "$tool_secs" --argjson lost "$lost" \
+			--argjson slow "$slow" --argjson rss "$rss_steady" --argjson hwm "$hwm" --argjson pause "$pause" '{
+			setup: $n, pause_ms: $pause, calls_per_s: ($calls / $secs), cpu_pct_of_core: (($c1-$c0)/$hz*100/($t1-$t0)),
+			rss_steady_kb: $rss, rss_peak_kb: $hwm, slow_events: $slow, lost: $lost}')"
+		log "  $(tail -1 "$out/results.jsonl")"
+	done
+}
+
+# ---------------------------------------------------------------- 5
+section_funcs() {
+	log "== cost per hit of each function (ckb-libbpf --ops FUNC vs empty programs vs bare, $reps alternations)"
+	local all; mapfile -t all < <("$tool" symbols "$w" --json --tier 1 |
+		jq -r '.tier1[] | select(.present) | "\(.name) \(.probe_cost) \(.first_insn // .insn // "")"')
+	# The workload's own count of each function per run.
+	local counts; counts=$("$w" --db "$scratch/db" --rounds "$rounds" | jq -c .calls); rm -rf "$scratch/db"
+	for line in "${all[@]}"; do
+		local fn kind n; fn=${line%% *}; kind=$(cut -d' ' -f2 <<< "$line")
+		n=$(jq --arg f "$fn" '.[$f] // 0' <<< "$counts")
+		[ "$n" -gt 0 ] || { record funcs "$(jq -cn --arg f "$fn" --arg k "$kind" '{function: $f, probe_cost: $k, calls_per_run: 0}')"; continue; }
+		local bare=() floor=() ours=()
+		cp "$wl" "$scratch/wl-floor"; cp "$wl" "$scratch/wl-ours"
+		w=$scratch/wl-floor NAME=floor start_tool --empty-programs --ops "$fn"; keep
+		w=$scratch/wl-ours NAME=ours start_tool --ops "$fn"; keep
+		for i in $(seq "$reps"); do
+			bare+=("$(run_wl)")
+			floor+=("$(w=$scratch/wl-floor run_wl)")
+			ours+=("$(w=$scratch/wl-ours run_wl)")
+		done
+		stop_all
+		local mb mf mo; mb=$(median "${bare[@]}"); mf=$(median "${floor[@]}"); mo=$(median "${ours[@]}")
+		record funcs "$(jq -cn --arg f "$fn" --arg k "$kind" --argjson n "$n" --argjson b "$mb" --argjson fl "$mf" --argjson o "$mo" '{
+			function: $f, probe_cost: $k, calls_per_run: $n,
+			floor_ns_per_hit: (($fl-$b)*1000/$n), ours_ns_per_hit: (($o-$b)*1000/$n)}')"
+		log "  $(tail -1 "$out/results.jsonl")"
+	done
+}
+
+# ---------------------------------------------------------------- 4
+section_ckb() {
+	local ckb=${CKB_BIN:-/root/ckb-build/inst/bin/ckb} dir=${E2E_DIR:-/tmp/ckb-libbpf-e2e}
+	local n=${CKB_REPS:-5}
+	if [ ! -x "$ckb" ] || ! ls "$dir"/export/*.json* >/dev/null 2>&1 || [ ! -f "$dir/chain/specs/dev.toml" ]; then
+		log "== ckb import: skipped (needs $ckb and scripts/e2e-ckb.sh's export in $dir)"
+		record ckb '{"skipped": true}'
+		return
+	fi
+	cp "$ckb" "$scratch/ckb"; local c=$scratch/ckb exported
+	exported=$(ls "$dir"/export/*.json* | head -1)
+	log "== ckb import of $exported: bare / floor / ckb-libbpf, $n alternations"
+	import() { # prints seconds; the exporting chain's spec, as e2e-ckb.sh
+		rm -rf "$scratch/imp"
+		"$c" init -C "$scratch/imp" --chain dev --ba-arg 0xc8328aabcd9b9e8e64fbc566c4385c3bdeb219d7 --force >/dev/null
+		cp "$dir/chain/specs/dev.toml" "$scratch/imp/specs/dev.toml"
+		# CPU seconds (task-clock) by default: wall time is quantised
+		# here (runs fall ~1 s apart whatever is attached); METRIC=wall
+		# for elapsed seconds.
+		local t0 t1; t0=$(date +%s.%N)
+		perf stat -x, -e task-clock -o "$scratch/perf.out" \
+			"$c" import -C "$scratch/imp" "$exported" >/dev/null 2>&1
+		t1=$(date +%s.%N)
+		rm -rf "$scratch/imp"
+		if [ "${METRIC:-cpu}" = wall ]; then
+			awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}'
+		else
+			awk -F, '/task-clock/ {printf "%.3f\n", $1 / 1000}' "$scratch/perf.out"
+		fi
+	}
+	local bare=() floor=() ours=() blocks
+	for i in $(seq "$n"); do
+		bare+=("$(import)")
+		w=$c start_tool --empty-programs; floor+=("$(import)"); stop_bg
+		w=$c start_tool; ours+=("$(import)"); stop_bg
+		log "  $i: bare ${bare[-1]} floor ${floor[-1]} ours ${ours[-1]} s"
+	done
+	blocks=$(wc -l < "$exported" 2>/dev/null || echo 0)
+	local mb mf mo; mb=$(median "${bare[@]}"); mf=$(median "${floor[@]}"); mo=$(median "${ours[@]}")
+	record ckb "$(jq -cn --arg metric "${METRIC:-cpu}" --argjson b "$mb" --argjson f "$mf" --argjson o "$mo" --argjson blocks "$blocks" \
+		--arg raw "bare ${bare[*]} | floor ${floor[*]} | ours ${ours[*]}" '{
+		metric: $metric, blocks: $blocks, median_s: {bare: $b, floor: $f, ours: $o},
+		floor_slowdown: ($f/$b), ours_slowdown: ($o/$b), ours_vs_floor: (($o/$b)/($f/$b)), raw_s: $raw}')"
+}
+
+for s in $sections; do "section_$s"; done
+jq -s . "$out/results.jsonl" > "$out/results.json"
+scripts/bench-report.sh "$out/results.json" > "$out/results.md"
+cat "$out/results.md"
+log "results: $out/results.json, $out/results.md"
