@@ -194,3 +194,75 @@ fn bad_causes_are_usage_errors() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`disk` is not a cause layer"), "{err}");
 }
+
+/// The syscall layer's futex figures for a process whose only futex calls
+/// are `waits` waits and `wakes` wakes, traced with `backend`.
+fn futex_figures(
+    bin: &std::path::Path,
+    backend: ckb_libbpf::probe::syscall::Backend,
+    waits: u32,
+    wakes: u32,
+) -> ckb_libbpf::analyze::inputs::SyscallTotals {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    use ckb_libbpf::analyze::inputs::SyscallTotals;
+    use ckb_libbpf::probe::syscall as sc;
+
+    let mut child = Command::new(bin)
+        .args([waits.to_string(), wakes.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: u32 = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
+
+    let (backend, _) = sc::choose(Some(backend)).unwrap();
+    let mut obj = std::mem::MaybeUninit::uninit();
+    let skel = sc::load(&mut obj, &sc::Config { tgid: pid }, backend).unwrap();
+    let links = sc::attach(&skel, backend).unwrap();
+    let maps = sc::Maps::new(&skel).unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "done");
+    let w = sc::read_futex_waits(&maps).unwrap();
+    let s = sc::read_sample(&maps, 0).unwrap();
+    drop(links);
+    drop(stdin);
+    child.wait().unwrap();
+    SyscallTotals::from_rows(s.rows.iter().map(|r| (r.nr, &r.stats.op)), w)
+}
+
+/// The futex wait counter, exactly, with every backend: FUTEX_WAIT and
+/// FUTEX_WAIT_BITSET count as waits, FUTEX_WAKE does not.
+#[test]
+fn futex_waits_are_counted_apart_from_wakes() {
+    use ckb_libbpf::probe::syscall::Backend;
+    use std::process::Command;
+
+    if !bpf_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-futex-{:x}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("futex_calls");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/futex_calls.c");
+    let st = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&bin)
+        .arg(src)
+        .status()
+        .expect("cc");
+    assert!(st.success(), "building tests/c/futex_calls.c");
+    for b in Backend::ALL {
+        let t = futex_figures(&bin, b, 7, 5);
+        assert_eq!((t.futex_calls, t.futex_waits), (12, 7), "{b:?}");
+        assert_eq!(t.fsync.count, 0, "{b:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
