@@ -224,7 +224,7 @@ impl CauseInputs {
         }
         if let Some(now) = &s.net {
             obs = obs.with_peers(now, self.net.as_ref());
-            self.net = Some(now.clone());
+            self.net = Some(*now);
         }
         obs
     }
