@@ -42,8 +42,12 @@ for i in $(seq "$pairs"); do
 done
 grep -h "cause inputs" "$scratch/tool.err" || true
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+fastest() { printf '%s\n' "$@" | sort -n | head -1; }
 mb=$(median "${base[@]}"); ms=$(median "${sys[@]}"); mn=$(median "${net[@]}")
+fb=$(fastest "${base[@]}"); fs=$(fastest "${sys[@]}"); fn=$(fastest "${net[@]}")
 echo "workload: $rounds rounds; $pairs alternations"
 echo "elapsed us: rocksdb [${base[*]}]  +syscall [${sys[*]}]  +net [${net[*]}]"
 awk -v b="$mb" -v s="$ms" -v n="$mn" 'BEGIN {
 	printf "median: rocksdb %.1f ms, +syscall %.1f ms (%.3fx), +net %.1f ms (%.3fx)\n", b/1e3, s/1e3, s/b, n/1e3, n/b }'
+awk -v b="$fb" -v s="$fs" -v n="$fn" 'BEGIN {
+	printf "fastest: rocksdb %.1f ms, +syscall %.1f ms (%.3fx), +net %.1f ms (%.3fx)\n", b/1e3, s/1e3, s/b, n/1e3, n/b }'
