@@ -10,6 +10,7 @@
 //! rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS]
 //!                  [--slow-batch ENTRIES] [--wait-stdin]
 //!                  [--burst-mb N] [--burst-at S] [--small-memtables] [--stats]
+//!                  [--sync-writes]
 //! ```
 //! `--wait-stdin`: print `READY <pid>`, wait for a line on stdin, run, print
 //! the counts, then wait for a second line (or EOF) before exiting, so a tracer
@@ -26,6 +27,12 @@
 //! to settle before printing, and the JSON gains `"rocksdb"`: RocksDB's own
 //! count of flushes, compactions (jobs, not trivial moves) and stall time.
 //! The burst's start and end go to stderr as `BURST start|done <unix ms>`.
+//!
+//! `--sync-writes`: the rounds' `rocksdb_put`/`rocksdb_put_cf` calls wait
+//! for their WAL record to reach the disk (WriteOptions sync = true), so
+//! every one of them makes an fdatasync: the node's write latency then
+//! follows the disk's (the fsync cause of the anomaly detector). Same calls,
+//! same counts.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write as _};
@@ -36,6 +43,7 @@ use ckb_rocksdb::ops::{GetProperty, GetPropertyCF};
 use ckb_rocksdb::prelude::*;
 use ckb_rocksdb::{
     ColumnFamilyDescriptor, OptimisticTransactionDB, OptimisticTransactionOptions, WriteBatch,
+    WriteOptions,
 };
 
 const CF: &str = "cells";
@@ -106,17 +114,18 @@ fn check<T>(r: Result<T, ckb_rocksdb::Error>) -> T {
 }
 
 /// One scripted round. Every call is counted where it is made.
-fn round(db: &OptimisticTransactionDB, r: u64, c: &mut Counts) {
+fn round(db: &OptimisticTransactionDB, r: u64, wo: &WriteOptions, c: &mut Counts) {
     let cf = db.cf_handle(CF).expect("column family opened above");
     let val = vec![b'v'; VAL];
     let tval = vec![b't'; TXN_VAL];
 
     for i in 0..KEYS {
         let k = key(r, "d", i);
-        check(db.put(&k, &val));
+        check(db.put_opt(&k, &val, wo));
         c.put("rocksdb_put", &k, &val);
         let k = key(r, "c", i);
-        check(db.put_cf(cf, &k, &val));
+        // ckb-rocksdb's DeleteCF also names a method put_cf_opt: say which.
+        check(ckb_rocksdb::ops::PutCF::put_cf_opt(db, cf, &k, &val, wo));
         c.put("rocksdb_put_cf", &k, &val);
     }
 
@@ -367,6 +376,7 @@ struct Args {
     burst_at: Option<u64>,
     small_memtables: bool,
     stats: bool,
+    sync_writes: bool,
 }
 
 fn num(it: &mut impl Iterator<Item = String>, name: &str) -> u64 {
@@ -388,6 +398,7 @@ fn parse_args() -> Args {
         burst_at: None,
         small_memtables: false,
         stats: false,
+        sync_writes: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -407,8 +418,9 @@ fn parse_args() -> Args {
             "--burst-at" => a.burst_at = Some(num(&mut it, "--burst-at")),
             "--small-memtables" => a.small_memtables = true,
             "--stats" => a.stats = true,
+            "--sync-writes" => a.sync_writes = true,
             "-h" | "--help" => {
-                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--small-memtables] [--stats]");
+                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--small-memtables] [--stats] [--sync-writes]");
                 std::process::exit(0)
             }
             other => {
@@ -455,6 +467,8 @@ fn main() {
         let _ = stdin.lock().read_line(&mut line);
     }
 
+    let mut wo = WriteOptions::default();
+    wo.set_sync(args.sync_writes);
     let mut counts = Counts::default();
     let mut rounds = 0u64;
     let start = Instant::now();
@@ -471,7 +485,7 @@ fn main() {
                 burst_left = false;
             }
         }
-        round(&db, rounds, &mut counts);
+        round(&db, rounds, &wo, &mut counts);
         rounds += 1;
         if args.pause_ms > 0 {
             std::thread::sleep(Duration::from_millis(args.pause_ms));

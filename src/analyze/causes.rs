@@ -223,11 +223,15 @@ impl Rule for FsyncSpike {
         let now = w.fsync?.avg_ns()?;
         let base = b.fsync_avg.value()?;
         (base > 0.0 && now > cfg.multiplier * base).then(|| {
-            Evidence::from([
+            let mut e = Evidence::from([
                 ("fsync_avg_us", now / 1e3),
                 ("fsync_baseline_us", base / 1e3),
                 ("fsync_calls", w.fsync.map_or(0, |f| f.count) as f64),
-            ])
+            ]);
+            if let Some(p99) = w.fsync_hist.as_ref().and_then(|h| h.quantile(0.99, None)) {
+                e.insert("fsync_p99_us", p99 / 1e3);
+            }
+            e
         })
     }
 }

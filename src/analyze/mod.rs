@@ -17,6 +17,7 @@
 
 pub mod baseline;
 pub mod causes;
+pub mod inputs;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -159,6 +160,8 @@ pub struct Observation {
     pub background: Option<BgWindow>,
     /// fsync + fdatasync of the target.
     pub fsync: Option<Latency>,
+    /// Their latency histogram (for the p99 in the evidence).
+    pub fsync_hist: Option<crate::model::Histogram>,
     pub futex: Option<Futex>,
     pub peers: Option<Peers>,
 }
@@ -200,11 +203,25 @@ pub struct Window {
     pub ops: BTreeMap<String, Latency>,
     pub background: Option<BgWindow>,
     pub fsync: Option<Latency>,
+    pub fsync_hist: Option<crate::model::Histogram>,
     pub futex: Option<Futex>,
     pub peers: Option<Peers>,
 }
 
 impl Window {
+    /// The inputs of the cause rules that no layer fed in this window:
+    /// their causes could not be checked.
+    pub fn unchecked(&self) -> Vec<&'static str> {
+        [
+            ("fsync", self.fsync.is_none()),
+            ("futex", self.futex.is_none()),
+            ("peers", self.peers.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(n, absent)| absent.then_some(n))
+        .collect()
+    }
+
     fn of<'a>(obs: impl Iterator<Item = &'a Observation>) -> Window {
         let mut w = Window::default();
         for o in obs {
@@ -217,6 +234,9 @@ impl Window {
             }
             if let Some(f) = &o.fsync {
                 w.fsync.get_or_insert_with(Default::default).add(f);
+            }
+            if let Some(h) = &o.fsync_hist {
+                w.fsync_hist.get_or_insert_with(Default::default).add(h);
             }
             if let Some(f) = &o.futex {
                 let x = w.futex.get_or_insert_with(Default::default);
@@ -253,6 +273,10 @@ pub struct Anomaly {
     pub onset: bool,
     /// The span `current_avg_us` covers.
     pub window_secs: f64,
+    /// Inputs no layer fed ("fsync", "futex", "peers"): the causes that
+    /// rest on them were not checked (`--causes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -346,6 +370,7 @@ impl Analyzer {
                     next_step: cause.next_step().to_string(),
                     onset: !st.alerting,
                     window_secs: window.secs,
+                    unchecked: window.unchecked(),
                 });
                 if !st.alerting {
                     self.onsets += 1;

@@ -25,10 +25,22 @@
 #if defined(__TARGET_ARCH_arm64)
 #define NR_EXIT 93
 #define NR_EXIT_GROUP 94
+#define NR_FUTEX 98
 #else
 #define NR_EXIT 60
 #define NR_EXIT_GROUP 231
+#define NR_FUTEX 202
 #endif
+#define NR_FUTEX_WAITV 449	/* same number on every architecture */
+
+/*
+ * futex(2) commands that wait (uapi/linux/futex.h): FUTEX_WAIT,
+ * FUTEX_LOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI, FUTEX_LOCK_PI2.
+ * The op carries flags (PRIVATE 128, CLOCK_REALTIME 256) above the command.
+ */
+#define SC_FUTEX_CMD(op) ((op) & 0x7f)
+#define SC_FUTEX_WAITS(cmd) \
+	((cmd) == 0 || (cmd) == 6 || (cmd) == 9 || (cmd) == 11 || (cmd) == 13)
 
 /* Load-time knob (rodata): only this process, 0 = every process. */
 const volatile __u32 targ_tgid = 0;
@@ -36,7 +48,7 @@ const volatile __u32 targ_tgid = 0;
 struct sc_start {
 	__u64 ts;
 	__u32 nr;
-	__u32 pad;
+	__u32 wait;	/* a futex wait-family call (see waits) */
 };
 
 /*
@@ -75,26 +87,50 @@ struct {
 	__type(value, __u64);
 } ctl SEC(".maps");
 
+/*
+ * waits[0]: futex calls of the wait family (FUTEX_WAIT and kin, and
+ * futex_waitv) that returned, counted at exit like `stats`. The anomaly
+ * detector's futex contention rule wants the share of futex calls that
+ * wait; the (nr, family) key cannot tell a wait from a wake.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} waits SEC(".maps");
+
 static struct sc_stats zero_stats;
 
-static __always_inline int on_enter(long nr)
+static __always_inline bool is_target(void)
+{
+	return !targ_tgid || (bpf_get_current_pid_tgid() >> 32) == targ_tgid;
+}
+
+/* `op`: futex(2)'s second argument when nr is futex, else unused. */
+static __always_inline int on_enter(long nr, __u64 op)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sc_start *sp, s = {};
 	__u32 tid = id;
+	__u32 wait;
 
 	if (targ_tgid && (id >> 32) != targ_tgid)
 		return 0;
 	if (nr < 0 || nr == NR_EXIT || nr == NR_EXIT_GROUP)
 		return 0;
+	wait = (nr == NR_FUTEX && SC_FUTEX_WAITS(SC_FUTEX_CMD(op))) ||
+	       nr == NR_FUTEX_WAITV;
 	sp = bpf_map_lookup_elem(&starts, &tid);
 	if (sp) {
 		sp->nr = nr;
+		sp->wait = wait;
 		sp->ts = bpf_ktime_get_ns();
 		return 0;
 	}
 	s.ts = bpf_ktime_get_ns();
 	s.nr = nr;
+	s.wait = wait;
 	if (bpf_map_update_elem(&starts, &tid, &s, BPF_ANY))
 		count_drop(drops, DROP_STARTS_FULL);
 	return 0;
@@ -159,6 +195,13 @@ static __always_inline int on_exit(long ret)
 	lat = bpf_ktime_get_ns() - s->ts;
 	key.nr = s->nr;
 	s->ts = 0;
+	if (s->wait) {
+		__u32 zero = 0;
+		__u64 *w = bpf_map_lookup_elem(&waits, &zero);
+
+		if (w)
+			(*w)++;
+	}
 
 	bpf_get_current_comm(key.family, sizeof(key.family));
 	cut_digits(key.family);
@@ -184,10 +227,20 @@ static __always_inline int on_exit(long ret)
 	return 0;
 }
 
+/* futex(2)'s `op`: the second syscall argument in the user registers. */
+static __always_inline __u64 futex_op(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_arm64)
+	return BPF_CORE_READ(regs, regs[1]);
+#else
+	return BPF_CORE_READ(regs, si);
+#endif
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sc_enter_btf, struct pt_regs *regs, long id)
 {
-	return on_enter(id);
+	return on_enter(id, id == NR_FUTEX && is_target() ? futex_op(regs) : 0);
 }
 
 SEC("tp_btf/sys_exit")
@@ -199,7 +252,7 @@ int BPF_PROG(sc_exit_btf, struct pt_regs *regs, long ret)
 SEC("raw_tp/sys_enter")
 int BPF_PROG(sc_enter_raw, struct pt_regs *regs, long id)
 {
-	return on_enter(id);
+	return on_enter(id, id == NR_FUTEX && is_target() ? futex_op(regs) : 0);
 }
 
 SEC("raw_tp/sys_exit")
@@ -211,7 +264,7 @@ int BPF_PROG(sc_exit_raw, struct pt_regs *regs, long ret)
 SEC("tracepoint/raw_syscalls/sys_enter")
 int sc_enter_tp(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_enter(ctx->id);
+	return on_enter(ctx->id, ctx->args[1]);
 }
 
 SEC("tracepoint/raw_syscalls/sys_exit")

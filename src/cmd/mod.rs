@@ -2,6 +2,7 @@
 //! capturing subcommand shares lives here: signals, deadlines, output.
 
 pub mod background;
+pub mod causes;
 pub mod check;
 pub mod net;
 pub mod rocksdb;

@@ -11,6 +11,7 @@ use clap::Args;
 use crossbeam_channel::{after, never, select, Receiver};
 
 use super::background::{self, BgAggregator, BgTrace};
+use super::causes::{self as causes, CauseInputs, CauseTrace, Causes};
 use super::{follow_restart, note, rfc3339, signals, Clock, Out, Resume, Stop};
 use crate::analyze::{Analyzer, Anomaly, Config as AnalyzeConfig, Observation};
 use crate::collect::{Poller, RingDrain};
@@ -82,6 +83,14 @@ pub struct RocksdbArgs {
     /// functions through the same links, to measure the kernel's floor.
     #[arg(long, hide = true)]
     pub empty_programs: bool,
+    /// Layers that feed the alerts' probable causes, comma-separated:
+    /// `net` (peer churn; cheap, it runs per TCP send/receive: on by
+    /// default), `syscall` (fsync/fdatasync latency spikes and futex
+    /// contention; off by default: it traces every syscall of the node,
+    /// ~0.4 us each, see README), `all`, `none`.
+    #[arg(long, value_name = "LIST", default_value = "net",
+          value_parser = causes::parse_causes)]
+    pub causes: Causes,
 }
 
 fn non_negative_secs(s: &str) -> std::result::Result<f64, String> {
@@ -381,6 +390,8 @@ struct Live {
     /// RocksDB's C++ internals.
     bg: Option<BgAggregator>,
     analyzer: Analyzer,
+    /// The syscall and net layers' figures for the cause rules.
+    causes: CauseInputs,
 }
 
 impl Capture<'_> {
@@ -558,6 +569,19 @@ impl Capture<'_> {
             .as_ref()
             .map(|t| bgprobe::Maps::new(&t.skel))
             .transpose()?;
+        // Cause inputs (syscall, net layers): optional, never fatal.
+        let (mut sc_obj, mut net_obj) = (MaybeUninit::uninit(), MaybeUninit::uninit());
+        let wanted = if self.args.empty_programs {
+            Causes::NONE
+        } else {
+            self.args.causes
+        };
+        let (mut ct, notes) = CauseTrace::start(&mut sc_obj, &mut net_obj, wanted, pid);
+        if !again {
+            notes.into_iter().for_each(note);
+        }
+        let cmaps = ct.maps()?;
+        live.causes.begin();
         let bg_drain = match (&bgt, self.args.slow) {
             (Some(t), true) => Some(RingDrain::spawn(
                 bgprobe::events(&t.skel)?,
@@ -589,8 +613,9 @@ impl Capture<'_> {
                 .as_ref()
                 .map(|m| bgprobe::read_sample(m, epoch))
                 .transpose();
+            let c = causes::read(&cmaps, epoch);
             epoch += 1;
-            Ok((s?, b?))
+            Ok((s?, b?, c?))
         });
         let drain = self
             .args
@@ -607,13 +632,14 @@ impl Capture<'_> {
                 select! {
                     recv(poller.samples) -> s => {
                         let Ok(s) = s else { anyhow::bail!("the map poller thread stopped unexpectedly") };
-                        let (s, bs) = s?;
+                        let (s, bs, cs) = s?;
                         let r = agg.interval(&s, Instant::now());
                         let b = match (&mut live.bg, &bs) {
                             (Some(a), Some(bs)) => Some(a.interval(bs)),
                             _ => None,
                         };
-                        let alerts = live.analyzer.observe(Observation::from_report(&r, b.as_ref()));
+                        let obs = live.causes.observe(Observation::from_report(&r, b.as_ref()), &cs);
+                        let alerts = live.analyzer.observe(obs);
                         if let Err(stop) = self.print_report(out, &r, b.as_ref(), &alerts, &live.analyzer) { break stop; }
                         if target.proc.as_ref().is_some_and(|p| !p.alive()) {
                             break Stop::TargetExited;
@@ -641,7 +667,9 @@ impl Capture<'_> {
         let rest = poller.finish()?;
         crate::probe::detach(links);
         let bskel = bgt.map(BgTrace::detach);
-        let (rest, brest): (Vec<Sample>, Vec<Option<bgprobe::Sample>>) = rest.into_iter().unzip();
+        ct.detach();
+        let (rest, brest): (Vec<Sample>, Vec<Option<bgprobe::Sample>>) =
+            rest.into_iter().map(|(s, b, _)| (s, b)).unzip();
         agg.end(&rest);
         if let Some(a) = &mut live.bg {
             let brest: Vec<bgprobe::Sample> = brest.into_iter().flatten().collect();
@@ -667,6 +695,7 @@ impl Capture<'_> {
             }
         }
         drop(bskel);
+        drop(ct);
         drop(skel);
         Ok(stop)
     }
@@ -715,6 +744,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
             multiplier: args.alert_multiplier,
             ..AnalyzeConfig::default()
         }),
+        causes: CauseInputs::default(),
     };
     let mut resume = None;
     let mut failed = None;

@@ -165,6 +165,8 @@ pub struct Maps {
     pub stats: MapHandle,
     pub drops: MapHandle,
     pub ctl: MapHandle,
+    /// Futex wait-family calls (`read_futex_waits`).
+    pub waits: MapHandle,
 }
 
 impl Maps {
@@ -176,6 +178,7 @@ impl Maps {
             stats: h(&skel.maps.stats)?,
             drops: h(&skel.maps.drops)?,
             ctl: h(&skel.maps.ctl)?,
+            waits: h(&skel.maps.waits)?,
         })
     }
 }
@@ -257,6 +260,23 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
         }
     }
     Ok(Sample { rows, drops })
+}
+
+/// Futex calls of the wait family (FUTEX_WAIT, _BITSET, _LOCK_PI,
+/// _WAIT_REQUEUE_PI, _LOCK_PI2, futex_waitv) that returned, cumulative.
+/// Read after `read_sample` it counts at least the waits its rows hold.
+pub fn read_futex_waits(maps: &Maps) -> Result<u64> {
+    Ok(maps
+        .waits
+        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)?
+        .map(|per_cpu| {
+            per_cpu
+                .iter()
+                .filter_map(|b| b.get(..8).and_then(|b| b.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .sum()
+        })
+        .unwrap_or(0))
 }
 
 #[cfg(test)]

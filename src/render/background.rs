@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Map, Value};
 
 use super::{duration_ns, micros, thousands};
-use crate::analyze::Anomaly;
+use crate::analyze::{Anomaly, Cause};
 use crate::model::{Background, BgJob};
 
 /// The background section: one line per kind the target has.
@@ -66,10 +66,18 @@ pub fn anomalies(list: &[Anomaly]) -> String {
                 }
             })
             .collect();
+        // An unknown cause with layers missing says how to check the rest.
+        let cause = match (a.cause, a.unchecked.is_empty()) {
+            (Cause::Unknown, false) => format!(
+                "{} (run with --causes all to check {})",
+                a.cause.describe(),
+                a.unchecked.join("/")
+            ),
+            _ => a.cause.describe().to_string(),
+        };
         let _ = writeln!(
             out,
-            "   -> probable cause: {}{}",
-            a.cause.describe(),
+            "   -> probable cause: {cause}{}",
             if ev.is_empty() {
                 String::new()
             } else {
@@ -177,7 +185,7 @@ pub fn alerts_summary(total: u64, learning: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::Cause;
+
     use crate::model::background::{row, Running};
     use crate::model::{BgKind, BgStats};
 
@@ -228,6 +236,7 @@ mod tests {
             next_step: Cause::WriteStall.next_step().into(),
             onset: true,
             window_secs: 10.0,
+            unchecked: vec!["fsync", "futex", "peers"],
         };
         let line = extend_report_line(
             r#"{"type":"report","final":true}"#,
@@ -250,7 +259,7 @@ mod tests {
             "anomaly detection: 1 alert raised"
         );
 
-        let text = anomalies(&[a]);
+        let text = anomalies(std::slice::from_ref(&a));
         assert!(
             text.starts_with("!! ANOMALY: WRITE avg latency 2342 us"),
             "{text}"
@@ -261,5 +270,30 @@ mod tests {
         );
         assert!(text.contains("next: run `ckb-libbpf rocksdb --slow`"));
         assert_eq!(anomalies(&[]), "");
+        assert_eq!(v["anomalies"][0]["unchecked"][0], "fsync");
+
+        // Nothing found, and some layers were not loaded: say how to look.
+        let unknown = Anomaly {
+            cause: Cause::Unknown,
+            evidence: Default::default(),
+            unchecked: vec!["fsync", "futex", "peers"],
+            ..a.clone()
+        };
+        assert!(
+            anomalies(std::slice::from_ref(&unknown)).contains(
+                "probable cause: unknown (run with --causes all to check fsync/futex/peers)\n"
+            ),
+            "{}",
+            anomalies(&[unknown])
+        );
+        let checked = Anomaly {
+            cause: Cause::Unknown,
+            evidence: Default::default(),
+            unchecked: vec![],
+            ..a
+        };
+        let v = serde_json::to_value(&checked).unwrap();
+        assert!(v.get("unchecked").is_none(), "only when something is");
+        assert!(anomalies(&[checked]).contains("probable cause: unknown\n"));
     }
 }

@@ -114,6 +114,17 @@ impl Workload {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("workload counts {line:?}: {e}"))
     }
 
+    /// Starts the scripted operations without waiting for them (for runs
+    /// with --secs that a test ends itself: kill `child`, then `finish`).
+    pub fn go(&mut self) {
+        self.stdin.write_all(b"go\n").unwrap();
+    }
+
+    /// The workload's database directory.
+    pub fn db_dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Lets the workload exit.
     pub fn finish(mut self) {
         let _ = self.stdin.write_all(b"done\n");
