@@ -107,29 +107,43 @@ impl Default for Out {
 }
 
 /// Standard output that reports a closed pipe instead of panicking.
+/// `print` writes and flushes at once (reports, notices); `queue` only
+/// buffers, for bursts of event lines that a later `flush` (or `print`)
+/// writes with one syscall instead of one per line.
 pub struct Out {
     inner: std::io::Stdout,
+    queued: Vec<u8>,
 }
 
 impl Out {
     pub fn new() -> Out {
         Out {
             inner: std::io::stdout(),
+            queued: Vec::new(),
         }
     }
 
-    /// Writes `text` (a line is added if missing); Err(Stop) if the reader
-    /// went away.
-    pub fn print(&mut self, text: &str) -> std::result::Result<(), Stop> {
+    /// Adds `text` (and a newline if missing) to the buffer.
+    pub fn queue(&mut self, text: &str) {
+        self.queued.extend_from_slice(text.as_bytes());
+        if !text.ends_with('\n') {
+            self.queued.push(b'\n');
+        }
+    }
+
+    /// Writes what is queued; Err(Stop) if the reader went away.
+    pub fn flush(&mut self) -> std::result::Result<(), Stop> {
         let mut lock = self.inner.lock();
-        let r = if text.ends_with('\n') {
-            lock.write_all(text.as_bytes())
-        } else {
-            lock.write_all(text.as_bytes())
-                .and_then(|()| lock.write_all(b"\n"))
-        };
-        r.and_then(|()| lock.flush())
-            .map_err(|_| Stop::OutputClosed)
+        let r = lock.write_all(&self.queued).and_then(|()| lock.flush());
+        self.queued.clear();
+        r.map_err(|_| Stop::OutputClosed)
+    }
+
+    /// Writes `text` (a line is added if missing) after anything queued;
+    /// Err(Stop) if the reader went away.
+    pub fn print(&mut self, text: &str) -> std::result::Result<(), Stop> {
+        self.queue(text);
+        self.flush()
     }
 }
 

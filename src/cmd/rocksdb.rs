@@ -444,7 +444,8 @@ impl Capture<'_> {
         })
     }
 
-    fn print_slow(&self, out: &mut Out, e: RdbEvent) -> Result<(), Stop> {
+    /// Queues one slow-operation line (see `Out::queue`).
+    fn queue_slow(&self, out: &mut Out, e: RdbEvent) {
         let e = SlowEvent {
             time: rfc3339(self.clock.wall(e.ts_ns)),
             pid: e.tgid,
@@ -458,8 +459,8 @@ impl Capture<'_> {
             db: e.db,
         };
         match self.view {
-            View::Json => out.print(&render::json::slow_event(&e)),
-            _ => out.print(&render::slow_line(&e)),
+            View::Json => out.queue(&render::json::slow_event(&e)),
+            _ => out.queue(&render::slow_line(&e)),
         }
     }
 
@@ -646,10 +647,12 @@ impl Capture<'_> {
                         }
                     }
                     recv(slow_rx) -> e => {
-                        if let Ok(e) = e {
+                        // A burst of events goes out with one write.
+                        for e in e.into_iter().chain(slow_rx.try_iter().take(4096)) {
                             agg.slow_events += 1;
-                            if let Err(stop) = self.print_slow(out, e) { break stop; }
+                            self.queue_slow(out, e);
                         }
+                        if let Err(stop) = out.flush() { break stop; }
                     }
                     recv(jobs_rx) -> e => {
                         if let Ok(e) = e {
@@ -690,7 +693,7 @@ impl Capture<'_> {
             for e in d.finish()? {
                 agg.slow_events += 1;
                 if stop != Stop::OutputClosed {
-                    let _ = self.print_slow(out, e);
+                    self.queue_slow(out, e);
                 }
             }
         }

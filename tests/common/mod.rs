@@ -80,15 +80,26 @@ impl Workload {
             std::process::id(),
             rand_u64()
         ));
-        let mut child = Command::new(bin)
-            .arg("--db")
-            .arg(&dir)
-            .arg("--wait-stdin")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the workload");
+        // A binary copied a moment ago can still be open for writing in a
+        // child another test thread is forking (ETXTBSY): retry briefly.
+        let mut tries = 0;
+        let mut child = loop {
+            let r = Command::new(bin)
+                .arg("--db")
+                .arg(&dir)
+                .arg("--wait-stdin")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn();
+            match r {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => break r.expect("starting the workload"),
+            }
+        };
         let stdin = child.stdin.take().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
