@@ -233,19 +233,19 @@ section_funcs() {
 		"$tool" symbols "$scratch/pc-bare" --json --tier 1 |
 			jq -r '.tier1[] | select(.present) | "\(.name) \(.probe_cost) \(.first_insn | gsub(" "; "_"))"')
 	run_pc() { # SETUP FUNC: prints "loop_cpu_ns hits"
-		"$scratch/pc-$1" --func "$2" --n "$n" --db "$scratch/pcdb" |
-			jq -r "[.loop_${METRIC:-cpu}_ns, .hits] | @tsv"
-		rm -rf "$scratch/pcdb"
+		"$scratch/pc-$1" --func "$2" --n "$n" --db "$scratch/pcdb-$1" |
+			jq -r "[.loop_${METRIC:-cpu}_ns, .hits, .setup_calls] | @tsv"
+		rm -rf "$scratch/pcdb-$1"
 	}
 	local fn
 	for fn in $("$pc" --list); do
 		[ -n "${kind[$fn]:-}" ] || { log "  $fn: not in the binary, skipped"; continue; }
 		w=$scratch/pc-floor NAME=floor start_tool --empty-programs --ops "$fn"; keep
 		w=$scratch/pc-ours NAME=ours start_tool --ops "$fn"; keep
-		local -A t=(); local hits=0 order=(bare floor ours) v h
+		local -A t=(); local hits=0 setup=0 order=(bare floor ours) v h u
 		for _ in $(seq "$reps"); do
 			for s in "${order[@]}"; do
-				read -r v h < <(run_pc "$s" "$fn"); t[$s]+=" $v"; hits=$h
+				read -r v h u <<< "$(run_pc "$s" "$fn")"; t[$s]+=" $v"; hits=$h; setup=$u
 			done
 			order=("${order[@]:1}" "${order[0]}")
 		done
@@ -254,11 +254,11 @@ section_funcs() {
 		local seen; seen=$(tail -1 "$scratch/ours.out" | jq '[.operations[].count] | add // 0')
 		# shellcheck disable=SC2086 # word splitting of the lists is meant
 		record funcs "$(jq -cn --arg f "$fn" --arg k "${kind[$fn]}" --arg insn "${insn[$fn]//_/ }" \
-			--argjson n "$hits" --argjson reps "$reps" --argjson seen "$seen" --arg metric "${METRIC:-cpu}" \
+			--argjson n "$hits" --argjson u "$setup" --argjson reps "$reps" --argjson seen "$seen" --arg metric "${METRIC:-cpu}" \
 			--argjson b "$(median ${t[bare]})" --argjson fl "$(median ${t[floor]})" --argjson o "$(median ${t[ours]})" \
 			--arg raw "bare${t[bare]} | floor${t[floor]} | ours${t[ours]}" '{
 			function: $f, probe_cost: $k, first_insn: $insn, metric: $metric, calls_per_run: $n, reps: $reps,
-			calls_seen: $seen, calls_expected: ($n * $reps), bare_ns_per_call: ($b / $n),
+			calls_seen: $seen, calls_expected: (($n + $u) * $reps), bare_ns_per_call: ($b / $n),
 			floor_ns_per_hit: (($fl-$b)/$n), ours_ns_per_hit: (($o-$b)/$n), raw_ns: $raw}')"
 		log "  $(tail -1 "$out/results.jsonl" | jq -c '{function, probe_cost, floor_ns_per_hit, ours_ns_per_hit, calls_seen, calls_expected}')"
 	done
