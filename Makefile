@@ -74,4 +74,5 @@ soak: build workload
 # function, `ckb import` when scripts/e2e-ckb.sh's data exists. Root; about
 # 30 min. BENCH="hit prog" runs some sections only; results in target/bench/.
 bench: build workload
+	$(CARGO) build --release --example rocksdb_percall
 	scripts/bench.sh $(BENCH)

@@ -31,11 +31,10 @@ def pass(ok): if ok then "yes" else "**no**" end;
   (.[] | "| \(.setup) | \(.calls_per_s | round) | \(r(.cpu_pct_of_core)) | \(r1(.rss_steady_kb / 1024)) / \(r1(.rss_peak_kb / 1024)) MB | \(.slow_events) | \(.lost) |"),
   ""),
 (map(select(.section == "funcs")) | select(length > 0) |
-  "### 5. Cost per hit of each function (workload, that function alone)\n",
-  "| function | first instruction | calls/run | floor ns/hit | ckb-libbpf ns/hit |",
-  "|---|---|---|---|---|",
-  (.[] | if .calls_per_run == 0 then "| \(.function) | \(.probe_cost) | 0 (the workload does not call it) | | |"
-         else "| \(.function) | \(.probe_cost) | \(.calls_per_run) | \(.floor_ns_per_hit | round) | \(.ours_ns_per_hit | round) |" end),
+  "### 5. Cost per hit of each function (rocksdb_percall: that function alone, N calls a run, medians)\n",
+  "| function | first instruction | probe | calls/run | bare ns/call | floor ns/hit | ckb-libbpf ns/hit | seen / made |",
+  "|---|---|---|---|---|---|---|---|",
+  (.[] | "| \(.function) | `\(.first_insn)` | \(.probe_cost) | \(.calls_per_run) | \(.bare_ns_per_call | round) | \(.floor_ns_per_hit | round) | \(.ours_ns_per_hit | round) | \(.calls_seen) / \(.calls_expected) |"),
   ""),
 (map(select(.section == "ckb"))[] |
   if .skipped then "### 4. ckb import: skipped (no CKB binary or no export)\n"

@@ -7,11 +7,13 @@
 #   prog        bpf_stats run time per program call (kernel.bpf_stats_enabled)
 #   tool   3.   the tool's own CPU, RSS and lost events at ~10 K and ~100 K calls/s
 #   funcs  5.   cost per hit of every function the tool can attach, by probe kind
+#               (examples/rocksdb_percall: one function PERCALL_N times a run)
 #   ckb    4.   `ckb import` of an exported dev chain: bare / floor / ckb-libbpf
 #               (needs scripts/e2e-ckb.sh's data; skipped otherwise)
 # Usage: scripts/bench.sh [SECTION...]
 # Env: OUT (default target/bench), REPS (alternations, 7), ROUNDS (workload
-#      rounds per run, 200), TOOL_SECS (10), CKB_BIN, E2E_DIR, CKB_REPS (5).
+#      rounds per run, 200), TOOL_SECS (10), CKB_BIN, E2E_DIR, CKB_REPS (5),
+#      PERCALL_N (calls of the function per run in `funcs`, 100000).
 # Writes $OUT/results.json (one object per measurement) and $OUT/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -213,31 +215,52 @@ section_tool() {
 }
 
 # ---------------------------------------------------------------- 5
+# examples/rocksdb_percall calls ONE function PERCALL_N times in a tight
+# loop and prints the loop's CPU time (its thread's user + kernel time,
+# where the uprobe traps and BPF programs run). Per function: the floor
+# (empty programs, our links) and ckb-libbpf --ops FUNC stay attached to
+# private copies, and REPS runs of bare / floor / ours alternate in a
+# rotating order; cost per hit = (median traced - median bare) / hits.
+# `--ops FUNC` names the function, so single-stepped ones are probed too.
 section_funcs() {
-	log "== cost per hit of each function (ckb-libbpf --ops FUNC vs empty programs vs bare, $reps alternations)"
-	local all; mapfile -t all < <("$tool" symbols "$w" --json --tier 1 |
-		jq -r '.tier1[] | select(.present) | "\(.name) \(.probe_cost) \(.first_insn // .insn // "")"')
-	# The workload's own count of each function per run.
-	local counts; counts=$("$w" --db "$scratch/db" --rounds "$rounds" | jq -c .calls); rm -rf "$scratch/db"
-	for line in "${all[@]}"; do
-		local fn kind n; fn=${line%% *}; kind=$(cut -d' ' -f2 <<< "$line")
-		n=$(jq --arg f "$fn" '.[$f] // 0' <<< "$counts")
-		[ "$n" -gt 0 ] || { record funcs "$(jq -cn --arg f "$fn" --arg k "$kind" '{function: $f, probe_cost: $k, calls_per_run: 0}')"; continue; }
-		local bare=() floor=() ours=()
-		cp "$wl" "$scratch/wl-floor"; cp "$wl" "$scratch/wl-ours"
-		w=$scratch/wl-floor NAME=floor start_tool --empty-programs --ops "$fn"; keep
-		w=$scratch/wl-ours NAME=ours start_tool --ops "$fn"; keep
-		for i in $(seq "$reps"); do
-			bare+=("$(run_wl)")
-			floor+=("$(w=$scratch/wl-floor run_wl)")
-			ours+=("$(w=$scratch/wl-ours run_wl)")
+	local pc=$repo/target/release/examples/rocksdb_percall n=${PERCALL_N:-100000}
+	[ -x "$pc" ] || { echo "build first: cargo build --release --example rocksdb_percall" >&2; exit 1; }
+	log "== cost per hit of each function: rocksdb_percall --n $n, bare / floor / ckb-libbpf --ops FUNC, $reps alternations"
+	local s; for s in bare floor ours; do cp "$pc" "$scratch/pc-$s"; done
+	local -A insn=() kind=()
+	local name k i
+	while read -r name k i; do kind[$name]=$k; insn[$name]=$i; done < <(
+		"$tool" symbols "$scratch/pc-bare" --json --tier 1 |
+			jq -r '.tier1[] | select(.present) | "\(.name) \(.probe_cost) \(.first_insn | gsub(" "; "_"))"')
+	run_pc() { # SETUP FUNC: prints "loop_cpu_ns hits"
+		"$scratch/pc-$1" --func "$2" --n "$n" --db "$scratch/pcdb-$1" |
+			jq -r "[.loop_${METRIC:-cpu}_ns, .hits, .setup_calls] | @tsv"
+		rm -rf "$scratch/pcdb-$1"
+	}
+	local fn
+	for fn in $("$pc" --list); do
+		[ -n "${kind[$fn]:-}" ] || { log "  $fn: not in the binary, skipped"; continue; }
+		w=$scratch/pc-floor NAME=floor start_tool --empty-programs --ops "$fn"; keep
+		w=$scratch/pc-ours NAME=ours start_tool --ops "$fn"; keep
+		local -A t=(); local hits=0 setup=0 order=(bare floor ours) v h u
+		for _ in $(seq "$reps"); do
+			for s in "${order[@]}"; do
+				read -r v h u <<< "$(run_pc "$s" "$fn")"; t[$s]+=" $v"; hits=$h; setup=$u
+			done
+			order=("${order[@]:1}" "${order[0]}")
 		done
 		stop_all
-		local mb mf mo; mb=$(median "${bare[@]}"); mf=$(median "${floor[@]}"); mo=$(median "${ours[@]}")
-		record funcs "$(jq -cn --arg f "$fn" --arg k "$kind" --argjson n "$n" --argjson b "$mb" --argjson fl "$mf" --argjson o "$mo" '{
-			function: $f, probe_cost: $k, calls_per_run: $n,
-			floor_ns_per_hit: (($fl-$b)*1000/$n), ours_ns_per_hit: (($o-$b)*1000/$n)}')"
-		log "  $(tail -1 "$out/results.jsonl")"
+		# Ground truth: the tool saw exactly the calls the loop made.
+		local seen; seen=$(tail -1 "$scratch/ours.out" | jq '[.operations[].count] | add // 0')
+		# shellcheck disable=SC2086 # word splitting of the lists is meant
+		record funcs "$(jq -cn --arg f "$fn" --arg k "${kind[$fn]}" --arg insn "${insn[$fn]//_/ }" \
+			--argjson n "$hits" --argjson u "$setup" --argjson reps "$reps" --argjson seen "$seen" --arg metric "${METRIC:-cpu}" \
+			--argjson b "$(median ${t[bare]})" --argjson fl "$(median ${t[floor]})" --argjson o "$(median ${t[ours]})" \
+			--arg raw "bare${t[bare]} | floor${t[floor]} | ours${t[ours]}" '{
+			function: $f, probe_cost: $k, first_insn: $insn, metric: $metric, calls_per_run: $n, reps: $reps,
+			calls_seen: $seen, calls_expected: (($n + $u) * $reps), bare_ns_per_call: ($b / $n),
+			floor_ns_per_hit: (($fl-$b)/$n), ours_ns_per_hit: (($o-$b)/$n), raw_ns: $raw}')"
+		log "  $(tail -1 "$out/results.jsonl" | jq -c '{function, probe_cost, floor_ns_per_hit, ours_ns_per_hit, calls_seen, calls_expected}')"
 	done
 }
 
