@@ -198,7 +198,7 @@ impl Resume {
 /// to start again. Returns the new process and the open gap, or why the
 /// capture stopped meanwhile. Every capturing subcommand follows restarts
 /// through this one function.
-pub fn follow_restart(
+fn follow_restart(
     follow: &mut Follow,
     old: &Proc,
     sigs: &Receiver<()>,
@@ -231,6 +231,108 @@ pub fn follow_restart(
                 ..Gap::default()
             };
             Ok((r.proc, Resume { gap, since }))
+        }
+    }
+}
+
+/// What a capturing subcommand traces in one session: a process, or (for
+/// `rocksdb --binary`) a file with no process to follow.
+pub trait Traced: Sized {
+    fn proc(&self) -> Option<&Proc>;
+    /// The same target, now run by the restarted process `p`.
+    fn restarted(p: Proc) -> Result<Self>;
+}
+
+impl Traced for Proc {
+    fn proc(&self) -> Option<&Proc> {
+        Some(self)
+    }
+    fn restarted(p: Proc) -> Result<Proc> {
+        Ok(p)
+    }
+}
+
+/// How a capture of one or more sessions ended.
+pub struct Ended<T> {
+    pub stop: Stop,
+    /// What the last session traced.
+    pub target: T,
+    /// A session after the first failed (the first one's error is returned
+    /// before anything is printed).
+    failed: Option<anyhow::Error>,
+}
+
+impl<T: Traced> Ended<T> {
+    /// The exit code, once the final report is printed.
+    pub fn exit(self) -> Result<crate::error::Exit> {
+        use crate::error::Exit;
+        if let Some(e) = self.failed {
+            return Err(e.context("tracing the restarted target"));
+        }
+        match self.stop {
+            Stop::TargetExited => {
+                let pid = self.target.proc().map_or(0, |p| p.pid);
+                note(format!("target process {pid} exited; all probes detached"));
+                Ok(Exit::Runtime)
+            }
+            _ => Ok(Exit::Ok),
+        }
+    }
+}
+
+/// The capture loop every capturing subcommand shares: `session` traces
+/// `target` until the capture stops or the process exits; then, unless
+/// `no_follow`, `follow_restart` waits for the node to start again and the
+/// next session traces it, with the gap in `Resume`.
+pub fn run_sessions<T: Traced>(
+    mut target: T,
+    no_follow: bool,
+    sigs: &Receiver<()>,
+    deadline: &Receiver<Instant>,
+    out: &mut Out,
+    mut session: impl FnMut(&T, &mut Out, Option<Resume>) -> Result<Stop>,
+    mut print_target: impl FnMut(&mut Out, &TargetEvent) -> std::result::Result<(), Stop>,
+) -> Result<Ended<T>> {
+    let mut follow = target.proc().filter(|_| !no_follow).map(Follow::new);
+    let mut resume = None;
+    let mut first = true;
+    loop {
+        let failed = |target, e| {
+            Ok(Ended {
+                stop: Stop::TargetExited,
+                target,
+                failed: Some(e),
+            })
+        };
+        let stop = match session(&target, out, resume.take()) {
+            Ok(stop) => stop,
+            Err(e) if first => return Err(e),
+            Err(e) => return failed(target, e),
+        };
+        first = false;
+        let (Stop::TargetExited, Some(f), Some(old)) = (stop, follow.as_mut(), target.proc())
+        else {
+            return Ok(Ended {
+                stop,
+                target,
+                failed: None,
+            });
+        };
+        match follow_restart(f, old, sigs, deadline, |e| print_target(out, e)) {
+            Err(stop) => {
+                return Ok(Ended {
+                    stop,
+                    target,
+                    failed: None,
+                })
+            }
+            Ok((p, r)) => match T::restarted(p) {
+                Ok(t) => {
+                    target = t;
+                    resume = Some(r);
+                }
+                Err(e) => return failed(target, e),
+            },
         }
     }
 }

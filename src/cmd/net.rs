@@ -11,7 +11,7 @@ use anyhow::Result;
 use clap::Args;
 use crossbeam_channel::{after, never, select, Receiver};
 
-use super::{follow_restart, monotonic_ns, note, rfc3339, signals, Clock, Out, Resume, Stop};
+use super::{monotonic_ns, note, rfc3339, run_sessions, signals, Clock, Out, Resume, Stop};
 use crate::collect::{Poller, RingDrain};
 use crate::error::Exit;
 use crate::model::net::{
@@ -22,7 +22,6 @@ use crate::probe::features::Probed;
 use crate::probe::net::{self, Choice, Maps, NetEvent, Sample, Variant};
 use crate::render;
 use crate::render::net as view;
-use crate::target::follow::Follow;
 use crate::target::{self, Proc};
 
 #[derive(Args, Debug, Clone)]
@@ -495,11 +494,10 @@ impl Capture<'_> {
 pub fn run(args: NetArgs) -> anyhow::Result<Exit> {
     crate::probe::require_privileges()?;
     crate::probe::require_kernel_features()?;
-    let mut proc: Proc = match args.pid {
+    let proc: Proc = match args.pid {
         Some(pid) => target::find_by_pid(pid)?,
         None => target::find_by_name(&args.name)?,
     };
-    let mut follow = (!args.no_follow).then(|| Follow::new(&proc));
     let (choice, probed) = net::choose(Variant::from_name(&args.backend))?;
     let cap = Capture {
         args: &args,
@@ -514,48 +512,20 @@ pub fn run(args: NetArgs) -> anyhow::Result<Exit> {
     if !args.json {
         out.print(&view::event_header()).ok();
     }
-    let mut resume = None;
-    let mut failed = None;
-    let stop = loop {
-        let first = agg.gaps.is_empty() && resume.is_none();
-        let stop = match cap.session(&proc, &mut agg, &mut out, resume.take()) {
-            Ok(stop) => stop,
-            Err(e) if first => return Err(e),
-            Err(e) => {
-                failed = Some(e);
-                break Stop::TargetExited;
-            }
-        };
-        let (Stop::TargetExited, Some(f)) = (stop, follow.as_mut()) else {
-            break stop;
-        };
-        let print = |e: &TargetEvent| cap.print_target(&mut out, e);
-        match follow_restart(f, &proc, &cap.sigs, &cap.deadline, print) {
-            Err(stop) => break stop,
-            Ok((p, r)) => {
-                resume = Some(r);
-                proc = p;
-            }
-        }
-    };
-
-    if stop != Stop::OutputClosed {
+    let ended = run_sessions(
+        proc,
+        args.no_follow,
+        &cap.sigs,
+        &cap.deadline,
+        &mut out,
+        |p, out, resume| cap.session(p, &mut agg, out, resume),
+        |out, e| cap.print_target(out, e),
+    )?;
+    if ended.stop != Stop::OutputClosed {
         let r = agg.whole(Instant::now(), monotonic_ns());
         let _ = cap.print_report(&mut out, &r);
     }
-    if let Some(e) = failed {
-        return Err(e.context("tracing the restarted target"));
-    }
-    match stop {
-        Stop::TargetExited => {
-            note(format!(
-                "target process {} exited; all probes detached",
-                proc.pid
-            ));
-            Ok(Exit::Runtime)
-        }
-        _ => Ok(Exit::Ok),
-    }
+    ended.exit()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crossbeam_channel::{after, never, select, Receiver};
 
 use super::background::{self, BgAggregator, BgTrace};
 use super::causes::{self as causes, CauseInputs, CauseTrace, Causes};
-use super::{follow_restart, note, rfc3339, signals, Clock, Out, Resume, Stop};
+use super::{note, rfc3339, run_sessions, signals, Clock, Out, Resume, Stop, Traced};
 use crate::analyze::{Analyzer, Anomaly, Config as AnalyzeConfig, Observation};
 use crate::collect::{Poller, RingDrain};
 use crate::error::{Exit, Failure};
@@ -20,7 +20,6 @@ use crate::model::{Background, Gap, LeftOut, OpStats, Report, Row, SlowEvent, Ta
 use crate::probe::background::{self as bgprobe, BgEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
-use crate::target::follow::Follow;
 use crate::target::{self, elf::Elf, ProbeFile, Proc, Selector};
 
 #[derive(Args, Debug, Clone)]
@@ -118,6 +117,16 @@ pub(crate) fn positive_secs(s: &str) -> std::result::Result<f64, String> {
 pub(crate) struct Target {
     pub files: Vec<ProbeFile>,
     pub proc: Option<Proc>,
+}
+
+impl Traced for Target {
+    fn proc(&self) -> Option<&Proc> {
+        self.proc.as_ref()
+    }
+    /// A restarted node may run another file (an upgrade): found afresh.
+    fn restarted(p: Proc) -> Result<Target> {
+        process_target(p)
+    }
 }
 
 fn target(sel: &Selector) -> Result<Target> {
@@ -713,11 +722,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     };
     crate::probe::require_privileges()?;
     crate::probe::require_kernel_features()?;
-    let mut target = target(&sel)?;
-    let mut follow = match &target.proc {
-        Some(p) if !args.no_follow => Some(Follow::new(p)),
-        _ => None,
-    };
+    let target = target(&sel)?;
     let view = if args.json {
         View::Json
     } else if args.slow {
@@ -749,47 +754,21 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         }),
         causes: CauseInputs::default(),
     };
-    let mut resume = None;
-    let mut failed = None;
-    let stop = loop {
-        let first = live.agg.gaps.is_empty() && resume.is_none();
-        let stop = match cap.session(&target, &mut live, &mut out, resume.take()) {
-            Ok(stop) => stop,
-            Err(e) if first => return Err(e),
-            Err(e) => {
-                failed = Some(e);
-                break Stop::TargetExited;
-            }
-        };
-        let (Stop::TargetExited, Some(f), Some(old)) = (stop, follow.as_mut(), &target.proc) else {
-            break stop;
-        };
-        let print = |e: &TargetEvent| cap.print_event(&mut out, e);
-        match follow_restart(f, old, &cap.sigs, &cap.deadline, print) {
-            Err(stop) => break stop,
-            Ok((proc, r)) => {
-                resume = Some(r);
-                target = process_target(proc)?;
-            }
-        }
-    };
-
-    if stop != Stop::OutputClosed {
+    let ended = run_sessions(
+        target,
+        args.no_follow,
+        &cap.sigs,
+        &cap.deadline,
+        &mut out,
+        |t, out, resume| cap.session(t, &mut live, out, resume),
+        |out, e| cap.print_event(out, e),
+    )?;
+    if ended.stop != Stop::OutputClosed {
         let r = live.agg.whole();
         let b = live.bg.as_ref().map(BgAggregator::whole);
         let _ = cap.print_report(&mut out, &r, b.as_ref(), &[], &live.analyzer);
     }
-    if let Some(e) = failed {
-        return Err(e.context("tracing the restarted target"));
-    }
-    match stop {
-        Stop::TargetExited => {
-            let p = target.proc.as_ref().map(|p| p.pid).unwrap_or(0);
-            note(format!("target process {p} exited; all probes detached"));
-            Ok(Exit::Runtime)
-        }
-        _ => Ok(Exit::Ok),
-    }
+    ended.exit()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use anyhow::Result;
 use clap::Args;
 use crossbeam_channel::{after, never, select, Receiver};
 
-use super::{follow_restart, note, rfc3339, signals, Out, Resume, Stop};
+use super::{note, rfc3339, run_sessions, signals, Out, Resume, Stop};
 use crate::collect::Poller;
 use crate::error::Exit;
 use crate::model::syscall::{build, CallStats, Span, SyscallReport};
@@ -19,7 +19,6 @@ use crate::model::{Gap, TargetEvent};
 use crate::probe::syscall::{self as sc, Backend, Sample};
 use crate::render;
 use crate::render::syscall as view;
-use crate::target::follow::Follow;
 use crate::target::{self, Proc};
 
 #[derive(Args, Debug, Clone)]
@@ -304,11 +303,10 @@ impl Capture<'_> {
 pub fn run(args: SyscallArgs) -> Result<Exit> {
     crate::probe::require_privileges()?;
     crate::probe::require_kernel_features()?;
-    let mut proc = match args.pid {
+    let proc = match args.pid {
         Some(pid) => target::find_by_pid(pid)?,
         None => target::find_by_name(&args.name)?,
     };
-    let mut follow = (!args.no_follow).then(|| Follow::new(&proc));
     let forced = args.backend.as_deref().and_then(Backend::from_name);
     let (backend, probed) = sc::choose(forced)?;
     for p in probed.iter().filter(|p| !p.ok) {
@@ -322,47 +320,19 @@ pub fn run(args: SyscallArgs) -> Result<Exit> {
     };
     let mut agg = Aggregator::new(backend, args.top);
     let mut out = Out::new();
-    let mut resume = None;
-    let mut failed = None;
-    let stop = loop {
-        let first = agg.gaps.is_empty() && resume.is_none();
-        let stop = match cap.session(&proc, &mut agg, &mut out, resume.take()) {
-            Ok(stop) => stop,
-            Err(e) if first => return Err(e),
-            Err(e) => {
-                failed = Some(e);
-                break Stop::TargetExited;
-            }
-        };
-        let (Stop::TargetExited, Some(f)) = (stop, follow.as_mut()) else {
-            break stop;
-        };
-        let print = |e: &TargetEvent| cap.print_target(&mut out, e);
-        match follow_restart(f, &proc, &cap.sigs, &cap.deadline, print) {
-            Err(stop) => break stop,
-            Ok((p, r)) => {
-                resume = Some(r);
-                proc = p;
-            }
-        }
-    };
-
-    if stop != Stop::OutputClosed {
+    let ended = run_sessions(
+        proc,
+        args.no_follow,
+        &cap.sigs,
+        &cap.deadline,
+        &mut out,
+        |p, out, resume| cap.session(p, &mut agg, out, resume),
+        |out, e| cap.print_target(out, e),
+    )?;
+    if ended.stop != Stop::OutputClosed {
         let _ = cap.print_report(&mut out, &agg.whole());
     }
-    if let Some(e) = failed {
-        return Err(e.context("tracing the restarted target"));
-    }
-    match stop {
-        Stop::TargetExited => {
-            note(format!(
-                "target process {} exited; all probes detached",
-                proc.pid
-            ));
-            Ok(Exit::Runtime)
-        }
-        _ => Ok(Exit::Ok),
-    }
+    ended.exit()
 }
 
 #[cfg(test)]
