@@ -30,6 +30,7 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
     }
     println!("cargo:rerun-if-changed=src/bpf/common.bpf.h");
+    println!("cargo:rerun-if-changed=src/bpf/epoch.bpf.h");
     println!("cargo:rerun-if-changed=src/bpf/vmlinux.h");
     println!("cargo:rerun-if-changed=include/ckb_libbpf.h");
     println!("cargo:rerun-if-env-changed=CLANG");

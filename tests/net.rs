@@ -14,25 +14,7 @@ use common::*;
 use serde_json::Value;
 
 fn net_workload_bin() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    let dir = tool()
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf();
-    let p = dir.join("examples/net_workload");
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "net_workload"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("running cargo to build the workload");
-        assert!(st.success(), "building examples/net_workload failed");
-    });
-    assert!(p.exists(), "{} missing", p.display());
-    p
+    example_bin("net_workload")
 }
 
 /// One net_workload process: listening on 127.0.0.1 and ::1.

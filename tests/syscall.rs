@@ -33,24 +33,7 @@ fn role(thread: &str) -> &'static str {
 }
 
 fn workload_bin() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    let dir = tool()
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf();
-    let p = dir.join("examples/syscall_workload");
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "syscall_workload"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("running cargo to build the workload");
-        assert!(st.success(), "building examples/syscall_workload failed");
-    });
-    p
+    example_bin("syscall_workload")
 }
 
 /// The workload, waiting for commands.

@@ -10,7 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "common.bpf.h"
+#include "epoch.bpf.h"
 
 #define MAX_HANDLES 65536
 #define MAX_KEYS 4096
@@ -72,21 +72,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 * 1024 * 1024);
 } events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DROP_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops SEC(".maps");
-
-/* ctl[0]: the interval epoch, bumped by userspace at every report. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} ctl SEC(".maps");
 
 static struct rdb_stats zero_stats;
 
@@ -151,21 +136,6 @@ static __always_inline int enter(struct pt_regs *ctx)
 	/* Last, so that the time spent above is not charged to the call. */
 	s->ts = bpf_ktime_get_ns();
 	return 0;
-}
-
-static __always_inline void record_max(struct rdb_stats *st, __u64 lat)
-{
-	__u32 zero = 0;
-	__u64 *epp = bpf_map_lookup_elem(&ctl, &zero);
-	__u64 ep = epp ? *epp : 0;
-	__u32 i = ep & 1;
-
-	if (st->max_epoch[i] != ep) {
-		st->max_epoch[i] = ep;
-		st->max_ns[i] = lat;
-	} else if (lat > st->max_ns[i]) {
-		st->max_ns[i] = lat;
-	}
 }
 
 static __always_inline int leave(struct pt_regs *ctx)

@@ -16,7 +16,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "common.bpf.h"
+#include "epoch.bpf.h"
 
 #define MAX_THREADS 16384
 #define MAX_KEYS 1024	/* userspace may resize before load */
@@ -71,21 +71,6 @@ struct {
 	__type(key, struct sc_key);
 	__type(value, struct sc_stats);
 } stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DROP_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops SEC(".maps");
-
-/* ctl[0]: the interval epoch, bumped by userspace at every report. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} ctl SEC(".maps");
 
 /*
  * waits[0]: futex calls of the wait family (FUTEX_WAIT and kin, and
@@ -160,21 +145,6 @@ static __always_inline void cut_digits(char *c)
 	for (i = 0; i < TASK_COMM_LEN; i++) {
 		if (i >= cut)
 			c[i] = 0;
-	}
-}
-
-static __always_inline void record_max(struct sc_stats *st, __u64 lat)
-{
-	__u32 zero = 0;
-	__u64 *epp = bpf_map_lookup_elem(&ctl, &zero);
-	__u64 ep = epp ? *epp : 0;
-	__u32 i = ep & 1;
-
-	if (st->max_epoch[i] != ep) {
-		st->max_epoch[i] = ep;
-		st->max_ns[i] = lat;
-	} else if (lat > st->max_ns[i]) {
-		st->max_ns[i] = lat;
 	}
 }
 

@@ -19,8 +19,8 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, UprobeMultiOpts,
 
 use crate::model::background::Running;
 use crate::model::{BgKind, BgStats};
-use crate::probe::bpf_failure;
 use crate::probe::rocksdb::Backend;
+use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
 use crate::target::elf::{Elf, FuncSym};
 use crate::target::insn::{classify, ProbeCost};
 use crate::target::symbols::{demangle, is_compiler_clone};
@@ -313,24 +313,20 @@ pub struct Maps {
     pub ctl: MapHandle,
 }
 
-fn handle(m: &libbpf_rs::MapMut<'_>) -> Result<MapHandle> {
-    MapHandle::try_from(m).context("duplicating a BPF map handle")
-}
-
 impl Maps {
     pub fn new(skel: &BackgroundSkel<'_>) -> Result<Maps> {
         Ok(Maps {
-            stats: handle(&skel.maps.stats)?,
-            running: handle(&skel.maps.running)?,
-            drops: handle(&skel.maps.drops)?,
-            ctl: handle(&skel.maps.ctl)?,
+            stats: map_handle(&skel.maps.stats)?,
+            running: map_handle(&skel.maps.running)?,
+            drops: map_handle(&skel.maps.drops)?,
+            ctl: map_handle(&skel.maps.ctl)?,
         })
     }
 }
 
 /// The finished-call ring buffer, for the drain thread.
 pub fn events(skel: &BackgroundSkel<'_>) -> Result<MapHandle> {
-    handle(&skel.maps.events)
+    map_handle(&skel.maps.events)
 }
 
 /// A read of all maps at the end of one interval.
@@ -347,12 +343,8 @@ pub struct Sample {
 
 /// Reads the maps, closing interval `epoch` (see `rocksdb::read_sample`).
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
-    let zero = 0u32.to_ne_bytes();
-    maps.ctl
-        .update(&zero, &(epoch + 1).to_ne_bytes(), MapFlags::ANY)
-        .context("bumping the interval epoch")?;
+    bump_epoch(&maps.ctl, epoch)?;
     let now = crate::cmd::monotonic_ns();
-    let slot = (epoch & 1) as usize;
     let mut kinds = Vec::with_capacity(BgKind::ALL.len());
     for (i, kind) in BgKind::ALL.into_iter().enumerate() {
         let mut sum = BgStats::default();
@@ -367,8 +359,8 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
                 sum.started += v.started;
                 sum.finished += v.finished;
                 sum.total_ns += v.total_ns;
-                if v.max_epoch[slot] == epoch {
-                    sum.max_ns = sum.max_ns.max(v.max_ns[slot]);
+                if let Some(m) = interval_max(&v.max_ns, &v.max_epoch, epoch) {
+                    sum.max_ns = sum.max_ns.max(m);
                 }
                 for (h, x) in sum.hist.slots.iter_mut().zip(v.hist.iter()) {
                     *h += x;
@@ -395,19 +387,7 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             });
         }
     }
-    let mut drops = [0u64; 3];
-    for (i, d) in drops.iter_mut().enumerate() {
-        if let Some(per_cpu) = maps
-            .drops
-            .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)?
-        {
-            *d = per_cpu
-                .iter()
-                .filter_map(|b| b.get(..8).and_then(|b| b.try_into().ok()))
-                .map(u64::from_ne_bytes)
-                .sum();
-        }
-    }
+    let drops = read_drops(&maps.drops)?;
     Ok(Sample {
         kinds,
         running,

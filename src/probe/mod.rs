@@ -113,6 +113,50 @@ pub fn require_kernel_features() -> Result<()> {
     Ok(())
 }
 
+/// An owned handle on a skeleton's map, `Send`, for worker threads.
+pub fn map_handle(m: &libbpf_rs::MapMut<'_>) -> Result<libbpf_rs::MapHandle> {
+    use anyhow::Context;
+    libbpf_rs::MapHandle::try_from(m).context("duplicating a BPF map handle")
+}
+
+/// Closes interval `epoch` of a layer's `ctl` map (src/bpf/epoch.bpf.h):
+/// from now on the programs keep their maxima in the other slot, so the
+/// maxima of `epoch` stop moving and can be read.
+pub fn bump_epoch(ctl: &libbpf_rs::MapHandle, epoch: u64) -> Result<()> {
+    use anyhow::Context;
+    use libbpf_rs::{MapCore, MapFlags};
+    ctl.update(
+        &0u32.to_ne_bytes(),
+        &(epoch + 1).to_ne_bytes(),
+        MapFlags::ANY,
+    )
+    .context("bumping the interval epoch")
+}
+
+/// One CPU's exact maximum for interval `epoch`, from the two slots
+/// `record_max` (epoch.bpf.h) keeps; None if that CPU saw no call in it.
+pub fn interval_max(max_ns: &[u64; 2], max_epoch: &[u64; 2], epoch: u64) -> Option<u64> {
+    let slot = (epoch & 1) as usize;
+    (max_epoch[slot] == epoch).then_some(max_ns[slot])
+}
+
+/// A layer's `drops` map (per-CPU array indexed by `enum drop_reason`),
+/// summed over CPUs.
+pub fn read_drops(drops: &libbpf_rs::MapHandle) -> Result<[u64; 3]> {
+    use libbpf_rs::{MapCore, MapFlags};
+    let mut out = [0u64; 3];
+    for (i, d) in out.iter_mut().enumerate() {
+        if let Some(per_cpu) = drops.lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)? {
+            *d = per_cpu
+                .iter()
+                .filter_map(|b| b.get(..8).and_then(|b| b.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .sum();
+        }
+    }
+    Ok(out)
+}
+
 /// Detaches `links`. Each uprobe unregistration waits for an RCU grace
 /// period (~0.1 s here), so 40 links dropped one by one hold an exiting tool
 /// for seconds; dropping them from a few threads lets the waits overlap.

@@ -11,8 +11,8 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, OpenProgramMut, 
 
 use crate::error::{Exit, Failure};
 use crate::model::net::{Conn, ConnEvent, Dir, Endpoint, EventKind, Totals};
-use crate::probe::bpf_failure;
 use crate::probe::features::{self, Attach, Probed};
+use crate::probe::{bpf_failure, map_handle};
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
@@ -348,23 +348,19 @@ pub struct Maps {
     pub listeners: MapHandle,
 }
 
-fn handle(m: &libbpf_rs::MapMut<'_>) -> Result<MapHandle> {
-    MapHandle::try_from(m).context("duplicating a BPF map handle")
-}
-
 impl Maps {
     pub fn new(skel: &NetSkel<'_>) -> Result<Maps> {
         Ok(Maps {
-            conns: handle(&skel.maps.conns)?,
-            totals: handle(&skel.maps.totals)?,
-            listeners: handle(&skel.maps.listeners)?,
+            conns: map_handle(&skel.maps.conns)?,
+            totals: map_handle(&skel.maps.totals)?,
+            listeners: map_handle(&skel.maps.listeners)?,
         })
     }
 }
 
 /// The lifecycle ring buffer, for the drain thread.
 pub fn events(skel: &NetSkel<'_>) -> Result<MapHandle> {
-    handle(&skel.maps.events)
+    map_handle(&skel.maps.events)
 }
 
 /// The target's listening TCP ports, from /proc: its socket inodes matched

@@ -12,7 +12,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, UprobeMultiOpts,
 
 use crate::error::{Exit, Failure};
 use crate::model::OpStats;
-use crate::probe::bpf_failure;
+use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
 use crate::target::elf::{Elf, FuncSym};
 use crate::target::insn::{classify, ProbeCost};
 use crate::target::ProbeFile;
@@ -490,23 +490,19 @@ pub struct Maps {
     pub ctl: MapHandle,
 }
 
-fn handle(m: &libbpf_rs::MapMut<'_>) -> Result<MapHandle> {
-    MapHandle::try_from(m).context("duplicating a BPF map handle")
-}
-
 impl Maps {
     pub fn new(skel: &RocksdbSkel<'_>) -> Result<Maps> {
         Ok(Maps {
-            stats: handle(&skel.maps.stats)?,
-            drops: handle(&skel.maps.drops)?,
-            ctl: handle(&skel.maps.ctl)?,
+            stats: map_handle(&skel.maps.stats)?,
+            drops: map_handle(&skel.maps.drops)?,
+            ctl: map_handle(&skel.maps.ctl)?,
         })
     }
 }
 
 /// The slow-operation ring buffer, for the drain thread.
 pub fn events(skel: &RocksdbSkel<'_>) -> Result<MapHandle> {
-    handle(&skel.maps.events)
+    map_handle(&skel.maps.events)
 }
 
 /// Counters of one (process, db, function), summed over CPUs.
@@ -530,11 +526,7 @@ pub struct Sample {
 /// Reads the maps, closing interval `epoch`: flips the epoch first so the
 /// per-interval maxima of `epoch` stop moving, then sums every CPU.
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
-    let zero = 0u32.to_ne_bytes();
-    maps.ctl
-        .update(&zero, &(epoch + 1).to_ne_bytes(), MapFlags::ANY)
-        .context("bumping the interval epoch")?;
-    let slot = (epoch & 1) as usize;
+    bump_epoch(&maps.ctl, epoch)?;
     let mut rows = Vec::new();
     for key in maps.stats.keys() {
         let Some(per_cpu) = maps.stats.lookup_percpu(&key, MapFlags::ANY)? else {
@@ -551,8 +543,8 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             sum.total_ns += v.total_ns;
             sum.bytes += v.bytes;
             sum.misses += v.misses;
-            if v.max_epoch[slot] == epoch {
-                sum.max_ns = sum.max_ns.max(v.max_ns[slot]);
+            if let Some(m) = interval_max(&v.max_ns, &v.max_epoch, epoch) {
+                sum.max_ns = sum.max_ns.max(m);
             }
             for (h, x) in sum.hist.slots.iter_mut().zip(v.hist.iter()) {
                 *h += x;
@@ -565,21 +557,7 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             stats: sum,
         });
     }
-    let mut drops = [0u64; 3];
-    for (i, d) in drops.iter_mut().enumerate() {
-        if let Some(per_cpu) = maps
-            .drops
-            .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)?
-        {
-            *d = per_cpu
-                .iter()
-                .filter_map(|b| {
-                    b.get(..8)
-                        .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
-                })
-                .sum();
-        }
-    }
+    let drops = read_drops(&maps.drops)?;
     Ok(Sample { rows, drops })
 }
 

@@ -10,8 +10,8 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
 use crate::error::{Exit, Failure};
 use crate::model::syscall::CallStats;
-use crate::probe::bpf_failure;
 use crate::probe::features::{self, Attach, Probed, Tracefs};
+use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
@@ -171,14 +171,11 @@ pub struct Maps {
 
 impl Maps {
     pub fn new(skel: &SyscallSkel<'_>) -> Result<Maps> {
-        let h = |m: &libbpf_rs::MapMut<'_>| {
-            MapHandle::try_from(m).context("duplicating a BPF map handle")
-        };
         Ok(Maps {
-            stats: h(&skel.maps.stats)?,
-            drops: h(&skel.maps.drops)?,
-            ctl: h(&skel.maps.ctl)?,
-            waits: h(&skel.maps.waits)?,
+            stats: map_handle(&skel.maps.stats)?,
+            drops: map_handle(&skel.maps.drops)?,
+            ctl: map_handle(&skel.maps.ctl)?,
+            waits: map_handle(&skel.maps.waits)?,
         })
     }
 }
@@ -207,14 +204,7 @@ fn comm_str(c: &[u8]) -> String {
 
 /// Reads every aggregate, closing interval `epoch` (see rocksdb::read_sample).
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
-    maps.ctl
-        .update(
-            &0u32.to_ne_bytes(),
-            &(epoch + 1).to_ne_bytes(),
-            MapFlags::ANY,
-        )
-        .context("bumping the interval epoch")?;
-    let slot = (epoch & 1) as usize;
+    bump_epoch(&maps.ctl, epoch)?;
     let mut rows = Vec::new();
     for key in maps.stats.keys() {
         let Some(per_cpu) = maps.stats.lookup_percpu(&key, MapFlags::ANY)? else {
@@ -233,8 +223,8 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             sum.op.bytes += v.ret_sum;
             sum.errors += v.errors;
             sum.positive += v.positive;
-            if v.max_epoch[slot] == epoch {
-                sum.op.max_ns = sum.op.max_ns.max(v.max_ns[slot]);
+            if let Some(m) = interval_max(&v.max_ns, &v.max_epoch, epoch) {
+                sum.op.max_ns = sum.op.max_ns.max(m);
             }
             for (h, x) in sum.op.hist.slots.iter_mut().zip(v.hist.iter()) {
                 *h += x;
@@ -246,19 +236,7 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             stats: sum,
         });
     }
-    let mut drops = [0u64; 3];
-    for (i, d) in drops.iter_mut().enumerate() {
-        if let Some(per_cpu) = maps
-            .drops
-            .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)?
-        {
-            *d = per_cpu
-                .iter()
-                .filter_map(|b| b.get(..8).and_then(|b| b.try_into().ok()))
-                .map(u64::from_ne_bytes)
-                .sum();
-        }
-    }
+    let drops = read_drops(&maps.drops)?;
     Ok(Sample { rows, drops })
 }
 

@@ -14,29 +14,35 @@ pub fn tool() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ckb-libbpf"))
 }
 
-/// The bundled workload. A full `cargo test` builds examples; a filtered
-/// run (`cargo test --test rocksdb`) does not, so build it on demand.
+/// The bundled RocksDB workload.
 pub fn workload_bin() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
+    example_bin("rocksdb_workload")
+}
+
+/// An example program (ground truth) of this package. A full `cargo test`
+/// builds examples; a filtered run (`cargo test --test rocksdb`) does not,
+/// so cargo is asked once per test binary and example: a no-op when it is
+/// up to date (an existing binary may be stale, so it proves nothing).
+pub fn example_bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let dir = tool()
         .parent()
         .expect("binary has a directory")
         .to_path_buf();
-    let p = dir.join("examples/rocksdb_workload");
-    BUILD.call_once(|| {
-        if p.exists() {
-            return;
-        }
+    let p = dir.join("examples").join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "rocksdb_workload"])
+        cmd.args(["build", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if dir.ends_with("release") {
             cmd.arg("--release");
         }
-        let st = cmd.status().expect("running cargo to build the workload");
-        assert!(st.success(), "building examples/rocksdb_workload failed");
-    });
+        let st = cmd.status().expect("running cargo to build an example");
+        assert!(st.success(), "building examples/{name} failed");
+        built.push(name.to_string());
+    }
     assert!(p.exists(), "{} missing", p.display());
     p
 }
