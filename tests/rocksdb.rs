@@ -383,17 +383,7 @@ fn bad_input_gets_a_message_and_exit_code() {
         (&["rocksdb", "soon"], 2, "try 30s"),
         (&["rocksdb", "--threshold", "5"], 2, "--slow"),
     ];
-    let root = unsafe { libc::geteuid() } == 0;
-    for (args, code, msg) in cases {
-        let (got, _out, err) = run_tool(args);
-        if !root && got == 3 {
-            assert!(err.contains("insufficient privileges"), "{err}");
-            continue;
-        }
-        assert_eq!(got, *code, "{args:?}: {err}");
-        assert!(err.contains(msg), "{args:?}: expected {msg:?} in {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-    }
+    assert_bad_input(cases);
 }
 
 #[test]

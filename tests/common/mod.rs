@@ -314,6 +314,23 @@ impl Tool {
     }
 }
 
+/// Each case (arguments, exit code, message): the tool fails with that code
+/// and says that, without a panic. Without root the privilege check comes
+/// first, and must say so instead.
+pub fn assert_bad_input(cases: &[(&[&str], i32, &str)]) {
+    let root = unsafe { libc::geteuid() } == 0;
+    for (args, code, msg) in cases {
+        let (got, _out, err) = run_tool(args);
+        if !root && got == 3 {
+            assert!(err.contains("insufficient privileges"), "{err}");
+            continue;
+        }
+        assert_eq!(got, *code, "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: expected {msg:?} in {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
 /// Runs the tool to completion with `args`; returns (exit code, stdout, stderr).
 pub fn run_tool(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(tool())
