@@ -235,6 +235,16 @@ fn follow_restart(
     }
 }
 
+/// The target exited or came back: a `"type": "target"` JSON line, or a
+/// `---` line between the tables.
+pub fn print_target(out: &mut Out, e: &TargetEvent, json: bool) -> std::result::Result<(), Stop> {
+    out.print(&if json {
+        crate::render::json::target_event(e)
+    } else {
+        crate::render::target_line(e)
+    })
+}
+
 /// What a capturing subcommand traces in one session: a process, or (for
 /// `rocksdb --binary`) a file with no process to follow.
 pub trait Traced: Sized {

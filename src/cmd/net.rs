@@ -20,7 +20,6 @@ use crate::model::net::{
 use crate::model::{Gap, TargetEvent};
 use crate::probe::features::Probed;
 use crate::probe::net::{self, Choice, Maps, NetEvent, Sample, Variant};
-use crate::render;
 use crate::render::net as view;
 use crate::target::{self, Proc};
 
@@ -368,11 +367,7 @@ impl Capture<'_> {
     }
 
     fn print_target(&self, out: &mut Out, e: &TargetEvent) -> Result<(), Stop> {
-        if self.args.json {
-            out.print(&render::json::target_event(e))
-        } else {
-            out.print(&render::target_line(e))
-        }
+        super::print_target(out, e, self.args.json)
     }
 
     /// The attach notes; what the kernel cannot trace only the first time.

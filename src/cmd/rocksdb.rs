@@ -474,10 +474,7 @@ impl Capture<'_> {
     }
 
     fn print_event(&self, out: &mut Out, e: &TargetEvent) -> Result<(), Stop> {
-        match self.view {
-            View::Json => out.print(&render::json::target_event(e)),
-            _ => out.print(&render::target_line(e)),
-        }
+        super::print_target(out, e, self.view == View::Json)
     }
 
     /// Traces one process (or, with --binary, every process of the file)

@@ -17,7 +17,6 @@ use crate::error::Exit;
 use crate::model::syscall::{build, CallStats, Span, SyscallReport};
 use crate::model::{Gap, TargetEvent};
 use crate::probe::syscall::{self as sc, Backend, Sample};
-use crate::render;
 use crate::render::syscall as view;
 use crate::target::{self, Proc};
 
@@ -225,11 +224,7 @@ impl Capture<'_> {
     }
 
     fn print_target(&self, out: &mut Out, e: &TargetEvent) -> Result<(), Stop> {
-        if self.args.json {
-            out.print(&render::json::target_event(e))
-        } else {
-            out.print(&render::target_line(e))
-        }
+        super::print_target(out, e, self.args.json)
     }
 
     /// Traces process `proc` until the capture stops or the process exits;
