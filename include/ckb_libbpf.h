@@ -75,11 +75,20 @@ union rdb_cookie {
 	__u64 raw;
 };
 
-/* Aggregation key: one row per (process, database handle, function). */
-struct rdb_key {
+/*
+ * Aggregation: `stats` is a per-CPU array of RDB_MAX_DBS * RDB_FUNC_SLOTS
+ * rows; row (i * RDB_FUNC_SLOTS + func) holds function `func` on the i-th
+ * (process, database handle) pair seen, and `dbs` maps each pair to its i.
+ * An array row is reached without hashing; the pair's i is cached per thread,
+ * so `dbs` is looked up only when a thread switches databases.
+ */
+#define RDB_FUNC_SLOTS 48	/* >= the number of functions in userspace's table */
+#define RDB_MAX_DBS 16		/* (process, db) pairs per loaded object */
+
+struct rdb_db_key {
 	__u64 db;
 	__u32 tgid;
-	__u32 func;
+	__u32 pad;
 };
 
 /*
@@ -117,7 +126,7 @@ struct rdb_event {
 enum drop_reason {
 	DROP_RINGBUF = 0,	/* ring buffer full: slow event lost */
 	DROP_STATS_FULL,	/* aggregation map full: call not counted */
-	DROP_STARTS_FULL,	/* per-thread entry map full: call not timed */
+	DROP_STARTS_FULL,	/* per-thread entry slot taken by another thread: call not timed */
 	DROP_MAX,
 };
 

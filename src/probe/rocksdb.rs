@@ -25,7 +25,7 @@ pub use skel::RocksdbSkel;
 use skel::{types, RocksdbSkelBuilder};
 
 // SAFETY: plain C structs of integers, no padding invariants.
-unsafe impl plain::Plain for types::rdb_key {}
+unsafe impl plain::Plain for types::rdb_db_key {}
 unsafe impl plain::Plain for types::rdb_stats {}
 unsafe impl plain::Plain for RdbEvent {}
 
@@ -88,6 +88,8 @@ impl Op {
 }
 
 // Values of enum rdb_ret / enum rdb_arg1 (include/ckb_libbpf.h).
+/// Rows of `stats` per (process, db): RDB_FUNC_SLOTS in include/ckb_libbpf.h.
+const FUNC_SLOTS: u32 = 48;
 const RET_NONE: u8 = 0;
 const RET_PINNABLE: u8 = 1;
 const RET_VLEN_PTR: u8 = 2;
@@ -345,6 +347,16 @@ pub struct Config {
     pub empty: bool,
 }
 
+/// Slots of the per-thread map: pid_max rounded up to a power of two (every
+/// tid then has a slot of its own), at most 64 K (72 bytes each).
+fn thread_slots() -> u32 {
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(u32::MAX);
+    pid_max.clamp(1024, 1 << 16).next_power_of_two()
+}
+
 /// How probes are attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -374,6 +386,12 @@ pub fn load<'obj>(
     rodata.slow_enabled = cfg.slow_ns.is_some();
     rodata.slow_ns = cfg.slow_ns.unwrap_or(0);
     rodata.empty_programs = cfg.empty;
+    let slots = thread_slots();
+    rodata.thread_mask = slots - 1;
+    open.maps
+        .threads
+        .set_max_entries(slots)
+        .map_err(|e| bpf_failure("sizing the RocksDB per-thread map".into(), e))?;
     let multi = backend == Backend::Multi;
     let (real, empty) = (!cfg.empty, cfg.empty);
     open.progs.rdb_enter_m.set_autoload(multi && real);
@@ -485,6 +503,7 @@ fn attach_single(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
 
 /// Owned handles on the maps the poller reads; `Send`, for worker threads.
 pub struct Maps {
+    pub dbs: MapHandle,
     pub stats: MapHandle,
     pub drops: MapHandle,
     pub ctl: MapHandle,
@@ -493,6 +512,7 @@ pub struct Maps {
 impl Maps {
     pub fn new(skel: &RocksdbSkel<'_>) -> Result<Maps> {
         Ok(Maps {
+            dbs: map_handle(&skel.maps.dbs)?,
             stats: map_handle(&skel.maps.stats)?,
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
@@ -528,34 +548,48 @@ pub struct Sample {
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
     bump_epoch(&maps.ctl, epoch)?;
     let mut rows = Vec::new();
-    for key in maps.stats.keys() {
-        let Some(per_cpu) = maps.stats.lookup_percpu(&key, MapFlags::ANY)? else {
-            continue; // deleted in between: cannot happen today, harmless anyway
+    for key in maps.dbs.keys() {
+        let Some(index) = maps.dbs.lookup(&key, MapFlags::ANY)? else {
+            continue; // never deleted; harmless anyway
         };
-        let mut k = types::rdb_key::default();
-        plain::copy_from_bytes(&mut k, &key).map_err(|_| anyhow::anyhow!("short rdb_key"))?;
-        let mut sum = OpStats::default();
-        for bytes in per_cpu {
-            let mut v = types::rdb_stats::default();
-            plain::copy_from_bytes(&mut v, &bytes)
-                .map_err(|_| anyhow::anyhow!("short rdb_stats"))?;
-            sum.count += v.count;
-            sum.total_ns += v.total_ns;
-            sum.bytes += v.bytes;
-            sum.misses += v.misses;
-            if let Some(m) = interval_max(&v.max_ns, &v.max_epoch, epoch) {
-                sum.max_ns = sum.max_ns.max(m);
+        let mut k = types::rdb_db_key::default();
+        plain::copy_from_bytes(&mut k, &key).map_err(|_| anyhow::anyhow!("short rdb_db_key"))?;
+        let index = u32::from_ne_bytes(
+            index[..4]
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("short dbs value"))?,
+        );
+        for func in 0..FUNCS.len() {
+            let row = index * FUNC_SLOTS + func as u32;
+            let Some(per_cpu) = maps.stats.lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)? else {
+                continue;
+            };
+            let mut sum = OpStats::default();
+            for bytes in per_cpu {
+                let mut v = types::rdb_stats::default();
+                plain::copy_from_bytes(&mut v, &bytes)
+                    .map_err(|_| anyhow::anyhow!("short rdb_stats"))?;
+                sum.count += v.count;
+                sum.total_ns += v.total_ns;
+                sum.bytes += v.bytes;
+                sum.misses += v.misses;
+                if let Some(m) = interval_max(&v.max_ns, &v.max_epoch, epoch) {
+                    sum.max_ns = sum.max_ns.max(m);
+                }
+                for (h, x) in sum.hist.slots.iter_mut().zip(v.hist.iter()) {
+                    *h += x;
+                }
             }
-            for (h, x) in sum.hist.slots.iter_mut().zip(v.hist.iter()) {
-                *h += x;
+            if sum.count == 0 {
+                continue; // a function this database never saw
             }
+            rows.push(KeyStats {
+                tgid: k.tgid,
+                db: k.db,
+                func,
+                stats: sum,
+            });
         }
-        rows.push(KeyStats {
-            tgid: k.tgid,
-            db: k.db,
-            func: k.func as usize,
-            stats: sum,
-        });
     }
     let drops = read_drops(&maps.drops)?;
     Ok(Sample { rows, drops })
@@ -626,7 +660,10 @@ mod tests {
     #[test]
     fn event_layout_matches_the_header() {
         assert_eq!(std::mem::size_of::<RdbEvent>(), 64);
-        assert_eq!(std::mem::size_of::<types::rdb_key>(), 16);
+        assert_eq!(std::mem::size_of::<types::rdb_db_key>(), 16);
+        assert!(FUNCS.len() <= FUNC_SLOTS as usize);
+        let header = include_str!("../../include/ckb_libbpf.h");
+        assert!(header.contains(&format!("#define RDB_FUNC_SLOTS {FUNC_SLOTS}\t")));
         assert_eq!(
             std::mem::size_of::<types::rdb_stats>(),
             8 * (8 + crate::model::hist::SLOTS)
