@@ -83,7 +83,8 @@ union rdb_cookie {
  * so `dbs` is looked up only when a thread switches databases.
  */
 #define RDB_FUNC_SLOTS 48	/* >= the number of functions in userspace's table */
-#define RDB_MAX_DBS 16		/* (process, db) pairs per loaded object */
+#define RDB_MAX_DBS 64		/* (process, db) pairs at a time, at most; userspace
+				 * sizes `stats` for fewer when it traces one process */
 
 struct rdb_db_key {
 	__u64 db;

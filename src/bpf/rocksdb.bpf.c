@@ -21,6 +21,9 @@ const volatile __u64 slow_ns = 0;
 /* Benchmarks only: attach empty programs (the kernel's floor), see below. */
 const volatile bool empty_programs = false;
 
+/* (process, db) pairs `stats` has rows for (<= RDB_MAX_DBS; set at load). */
+const volatile __u32 max_dbs = RDB_MAX_DBS;
+
 /* Slots of `threads` - 1 (a power of two; set by userspace with its size). */
 const volatile __u32 thread_mask = 0;
 
@@ -38,9 +41,11 @@ struct rdb_thread {
 	__u64 db;
 	__u64 bytes;	/* known at entry (key + value lengths) */
 	__u64 vptr;	/* size_t *vallen, read at return */
-	__u32 tid;	/* owner of the slot */
-	__u32 row_base;	/* 0 = none cached */
+	__u64 id;	/* owner of the slot (pid_tgid: a tid reused by another
+			 * process must not inherit the caches) */
 	__u64 row_db;	/* db whose `stats` row base is row_base - 1 */
+	__u32 row_base;	/* 0 = none cached */
+	__u32 pad;
 	__u64 handle;	/* last txn/iterator handle and its db */
 	__u64 handle_db;
 };
@@ -159,13 +164,14 @@ static __always_inline int enter(struct pt_regs *ctx)
 	t = bpf_map_lookup_elem(&threads, &slot);
 	if (!t)
 		return 0;
-	if (t->tid != tid) {
-		/* Another thread's slot (tids beyond the table's size). */
+	if (t->id != id) {
+		/* Another thread's slot: tids beyond the table's size, or a
+		 * thread that is gone. */
 		if (t->ts && bpf_ktime_get_ns() - t->ts < STALE_NS) {
 			count_drop(drops, DROP_STARTS_FULL);
 			return 0;
 		}
-		t->tid = tid;
+		t->id = id;
 		t->row_base = 0;
 		t->handle = 0;
 	}
@@ -206,12 +212,14 @@ static __always_inline __u32 row_base(struct rdb_thread *t, __u32 tgid, __u64 db
 		for (n = 0; n < RDB_MAX_DBS; n++) {
 			__u32 claim = n;
 
+			if (n >= max_dbs)
+				break;
 			if (!bpf_map_update_elem(&db_owners, &claim, &k, BPF_NOEXIST)) {
 				i = n;
 				break;
 			}
 		}
-		if (i >= RDB_MAX_DBS)
+		if (i >= max_dbs)
 			return 0;
 		if (bpf_map_update_elem(&dbs, &k, &i, BPF_NOEXIST))
 			bpf_map_delete_elem(&db_owners, &i);
@@ -237,7 +245,7 @@ static __always_inline int leave(struct pt_regs *ctx)
 	tid = id;
 	slot = tid & thread_mask;
 	t = bpf_map_lookup_elem(&threads, &slot);
-	if (!t || t->tid != tid || !t->ts)
+	if (!t || t->id != id || !t->ts)
 		return 0;
 	lat = bpf_ktime_get_ns() - t->ts;
 	t->ts = 0;

@@ -386,6 +386,15 @@ pub fn load<'obj>(
     rodata.slow_enabled = cfg.slow_ns.is_some();
     rodata.slow_ns = cfg.slow_ns.unwrap_or(0);
     rodata.empty_programs = cfg.empty;
+    // One process opens a few databases (CKB: chain, indexer, tx-pool);
+    // every process of a file may mean many more at a time. A pair's rows
+    // are handed back when its process exits (see `recycle`).
+    let max_dbs: u32 = if cfg.tgid == 0 { 64 } else { 16 };
+    rodata.max_dbs = max_dbs;
+    open.maps
+        .stats
+        .set_max_entries(max_dbs * FUNC_SLOTS)
+        .map_err(|e| bpf_failure("sizing the RocksDB stats map".into(), e))?;
     let slots = thread_slots();
     rodata.thread_mask = slots - 1;
     open.maps
@@ -504,6 +513,7 @@ fn attach_single(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
 /// Owned handles on the maps the poller reads; `Send`, for worker threads.
 pub struct Maps {
     pub dbs: MapHandle,
+    pub db_owners: MapHandle,
     pub stats: MapHandle,
     pub drops: MapHandle,
     pub ctl: MapHandle,
@@ -513,6 +523,7 @@ impl Maps {
     pub fn new(skel: &RocksdbSkel<'_>) -> Result<Maps> {
         Ok(Maps {
             dbs: map_handle(&skel.maps.dbs)?,
+            db_owners: map_handle(&skel.maps.db_owners)?,
             stats: map_handle(&skel.maps.stats)?,
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
@@ -548,6 +559,7 @@ pub struct Sample {
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
     bump_epoch(&maps.ctl, epoch)?;
     let mut rows = Vec::new();
+    let mut gone = Vec::new();
     for key in maps.dbs.keys() {
         let Some(index) = maps.dbs.lookup(&key, MapFlags::ANY)? else {
             continue; // never deleted; harmless anyway
@@ -559,9 +571,16 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("short dbs value"))?,
         );
+        if k.tgid != 0 && !Path::new(&format!("/proc/{}", k.tgid)).exists() {
+            // Read for the last time below, then its rows are handed back.
+            gone.push((key.clone(), index));
+        }
         for func in 0..FUNCS.len() {
             let row = index * FUNC_SLOTS + func as u32;
-            let Some(per_cpu) = maps.stats.lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)? else {
+            let Some(per_cpu) = maps
+                .stats
+                .lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)?
+            else {
                 continue;
             };
             let mut sum = OpStats::default();
@@ -591,8 +610,37 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             });
         }
     }
+    for (key, index) in gone {
+        recycle(maps, &key, index)?;
+    }
     let drops = read_drops(&maps.drops)?;
     Ok(Sample { rows, drops })
+}
+
+/// Hands the `stats` rows of a (process, db) pair whose process has exited
+/// back to the BPF side, which has rows for a few pairs at a time: the
+/// pair's entry goes first (no new call can find the rows), the rows are
+/// zeroed, then its index is freed for the next new pair. Its counters were
+/// just read and stay in the aggregator's totals. A thread of a new process
+/// never uses a cached row of an old one: per-thread caches are keyed by
+/// pid_tgid.
+fn recycle(maps: &Maps, key: &[u8], index: u32) -> Result<()> {
+    maps.dbs
+        .delete(key)
+        .context("freeing a RocksDB stats slot")?;
+    let zero = vec![0u8; std::mem::size_of::<types::rdb_stats>()];
+    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")?;
+    let zeros = vec![zero; cpus];
+    for func in 0..FUNC_SLOTS {
+        let row = index * FUNC_SLOTS + func;
+        maps.stats
+            .update_percpu(&row.to_ne_bytes(), &zeros, MapFlags::ANY)
+            .context("zeroing a RocksDB stats slot")?;
+    }
+    maps.db_owners
+        .delete(&index.to_ne_bytes())
+        .context("freeing a RocksDB stats slot")?;
+    Ok(())
 }
 
 /// `struct rdb_event` (include/ckb_libbpf.h).
