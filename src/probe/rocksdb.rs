@@ -561,7 +561,10 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
         );
         for func in 0..FUNCS.len() {
             let row = index * FUNC_SLOTS + func as u32;
-            let Some(per_cpu) = maps.stats.lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)? else {
+            let Some(per_cpu) = maps
+                .stats
+                .lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)?
+            else {
                 continue;
             };
             let mut sum = OpStats::default();
