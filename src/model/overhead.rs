@@ -21,9 +21,11 @@ pub const DEFAULT_SINGLE_STEPPED_NS: f64 = 12000.0;
 /// would rest on too few hits. A budget that needs less is reported as
 /// missed, not met silently.
 pub const MIN_FRACTION: f64 = 0.01;
+/// The most the attached share grows from one interval to the next.
+pub const RAMP: f64 = 4.0;
 /// The attached share of the first interval under a budget, before any
 /// rate is known.
-pub const FIRST_FRACTION: f64 = 0.1;
+pub const FIRST_FRACTION: f64 = 0.02;
 
 /// How expensive one hit of a probed function is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -130,7 +132,7 @@ pub fn next_fraction(budget_pct: f64, always_pct: f64, prev: f64) -> f64 {
         1.0
     };
     if target > prev {
-        target.min(prev * 2.0)
+        target.min(prev * RAMP)
     } else {
         target
     }
@@ -302,17 +304,18 @@ mod tests {
         assert!((o.always_pct_core - 1.6).abs() < 1e-9);
         assert!((o.attached_pct - 25.0).abs() < 1e-9);
         assert!(o.sampled());
-        // Next: 1 / 1.6 = 62.5 %, but at most twice the 10 % it had.
-        assert!((d.fraction() - 0.2).abs() < 1e-9);
+        // Next: 1 / 1.6 = 62.5 %, but at most RAMP × the first share.
+        assert!((d.fraction() - FIRST_FRACTION * RAMP).abs() < 1e-9);
     }
 
     #[test]
     fn fraction_falls_at_once_rises_gradually_and_has_a_floor() {
         assert!((next_fraction(1.0, 4.0, 1.0) - 0.25).abs() < 1e-12);
-        assert!((next_fraction(1.0, 4.0, 0.05) - 0.1).abs() < 1e-12);
+        assert!((next_fraction(1.0, 4.0, 0.05) - 0.05 * RAMP).abs() < 1e-12);
         assert_eq!(next_fraction(1.0, 0.5, 0.8), 1.0);
         assert_eq!(next_fraction(1.0, 0.0, 0.6), 1.0);
         assert_eq!(next_fraction(0.01, 30.0, 0.1), MIN_FRACTION);
+        assert_eq!(next_fraction(1.0, 0.5, 0.2), 0.8);
     }
 
     #[test]
