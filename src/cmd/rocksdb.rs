@@ -16,10 +16,12 @@ use super::{note, rfc3339, run_sessions, signals, Clock, Out, Resume, Stop, Trac
 use crate::analyze::{Analyzer, Anomaly, Config as AnalyzeConfig, Observation};
 use crate::collect::{Poller, RingDrain};
 use crate::error::{Exit, Failure};
+use crate::model::overhead::{DutyCycle, HitClass, Hits, PerHit};
 use crate::model::{Background, Gap, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};
 use crate::probe::background::{self as bgprobe, BgEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
+use crate::target::insn::ProbeCost;
 use crate::target::{self, elf::Elf, ProbeFile, Proc, Selector};
 
 #[derive(Args, Debug, Clone)]
@@ -90,6 +92,21 @@ pub struct RocksdbArgs {
     #[arg(long, value_name = "LIST", default_value = "net",
           value_parser = causes::parse_causes)]
     pub causes: Causes,
+    /// Keep the probes' estimated cost to the traced process under PERCENT
+    /// of one core (0 < PERCENT <= 100): above it, the RocksDB probes are
+    /// detached for part of each interval, and counts and rates then cover
+    /// only the attached share (shown with every report).
+    #[arg(long, value_name = "PERCENT", value_parser = budget_pct)]
+    pub overhead_budget: Option<f64>,
+}
+
+fn budget_pct(s: &str) -> std::result::Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 100.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}`: the budget is a percentage of one core, > 0 and <= 100 (e.g. 1 or 0.5)"
+        )),
+    }
 }
 
 fn non_negative_secs(s: &str) -> std::result::Result<f64, String> {
@@ -225,6 +242,19 @@ pub struct Aggregator {
     left_out: Vec<LeftOut>,
     gaps: Vec<Gap>,
     new_gaps: Vec<Gap>,
+    /// Cost class of each traced function, for the overhead estimate.
+    classes: HashMap<usize, HitClass>,
+    /// Attached time and, under a budget, the attached share per interval.
+    pub duty: DutyCycle,
+}
+
+/// The cost class of a probe; an unclassified first instruction counts as
+/// single-stepped (the estimate errs on the side of cost).
+fn hit_class(c: &ProbeCost) -> HitClass {
+    match c {
+        ProbeCost::Emulated(_) => HitClass::Emulated,
+        ProbeCost::SingleStep(_) | ProbeCost::Unknown => HitClass::SingleStepped,
+    }
 }
 
 impl Aggregator {
@@ -247,13 +277,42 @@ impl Aggregator {
             left_out: Vec::new(),
             gaps: Vec::new(),
             new_gaps: Vec::new(),
+            classes: HashMap::new(),
+            duty: DutyCycle::new(PerHit::default(), None, now),
         }
+    }
+
+    /// Per-hit costs (calibrated or default) and the budget, if any.
+    pub fn set_overhead(&mut self, per_hit: PerHit, budget_pct: Option<f64>) {
+        self.duty = DutyCycle::new(per_hit, budget_pct, self.start);
+    }
+
+    /// Traced calls per cost class in `per_func`.
+    fn hits(&self, per_func: &HashMap<usize, OpStats>) -> Hits {
+        let mut h = Hits::default();
+        for (id, st) in per_func {
+            let class = self
+                .classes
+                .get(id)
+                .copied()
+                .unwrap_or(HitClass::SingleStepped);
+            h.add(class, st.count);
+        }
+        h
     }
 
     /// A session starts: `plan` is attached in process `pid`.
     pub fn begin(&mut self, plan: &Plan, pid: Option<u32>) {
         self.ops.extend(plan.attach.iter().map(|p| p.def.op));
         self.funcs.extend(plan.attach.iter().map(|p| p.id));
+        for p in &plan.attach {
+            // The same function in two files: the dearer class.
+            let c = hit_class(&p.cost);
+            let e = self.classes.entry(p.id).or_insert(c);
+            *e = (*e).max(c);
+        }
+        // Called once the session's probes are attached.
+        self.duty.resume(Instant::now());
         for l in plan.left_out() {
             if !self.left_out.contains(&l) {
                 self.left_out.push(l);
@@ -334,6 +393,7 @@ impl Aggregator {
             } else {
                 Vec::new()
             },
+            overhead: None,
         }
     }
 
@@ -355,8 +415,10 @@ impl Aggregator {
             per_func.entry(k.func).or_default().add(&d);
         }
         self.drops = s.drops;
+        let hits = self.hits(&per_func);
         let mut r = self.report(per_func, secs, false);
         r.gaps = std::mem::take(&mut self.new_gaps);
+        r.overhead = Some(self.duty.interval(hits, now));
         r
     }
 
@@ -369,7 +431,10 @@ impl Aggregator {
             per_func.entry(key.2).or_default().add(&st);
         }
         let secs = self.start.elapsed().as_secs_f64();
-        self.report(per_func, secs, true)
+        let hits = self.hits(&per_func);
+        let mut r = self.report(per_func, secs, true);
+        r.overhead = Some(self.duty.whole(hits));
+        r
     }
 }
 
@@ -443,6 +508,16 @@ impl Capture<'_> {
                 t => out.print(&t),
             },
         }
+    }
+
+    /// When to detach in the interval just begun: under a budget whose
+    /// share is below 1, after that share of the interval; otherwise never.
+    fn detach_timer(&self, duty: &DutyCycle) -> Receiver<Instant> {
+        let f = duty.fraction();
+        if self.args.overhead_budget.is_none() || f >= 1.0 {
+            return never();
+        }
+        after(Duration::from_secs_f64(self.args.interval * f))
     }
 
     fn print_job(&self, out: &mut Out, e: &BgEvent) -> Result<(), Stop> {
@@ -603,6 +678,8 @@ impl Capture<'_> {
             .unwrap_or_else(never);
         let agg = &mut live.agg;
         agg.begin(&plan, pid);
+        let mut links = Some(links);
+        let mut detach_at = self.detach_timer(&agg.duty);
         let mut stop = None;
         if let Some(resume) = resume {
             let gap = resume.end();
@@ -636,8 +713,11 @@ impl Capture<'_> {
         let stop = match stop {
             Some(s) => s,
             None => loop {
+                // Set by the branches below, acted on after the select.
+                let (mut interval_ended, mut detach_now) = (false, false);
                 select! {
                     recv(poller.samples) -> s => {
+                        interval_ended = true;
                         let Ok(s) = s else { anyhow::bail!("the map poller thread stopped unexpectedly") };
                         let (s, bs, cs) = s?;
                         let r = agg.interval(&s, Instant::now());
@@ -665,8 +745,41 @@ impl Capture<'_> {
                             if let Err(stop) = self.print_job(out, &e) { break stop; }
                         }
                     }
+                    recv(detach_at) -> _ => detach_now = true,
                     recv(self.sigs) -> _ => break Stop::Signal,
                     recv(self.deadline) -> _ => break Stop::Deadline,
+                }
+                // --overhead-budget: off for the rest of the interval once
+                // its attached share is used up, on again when it ends.
+                // Attached time counts from the end of an attach to the
+                // start of a detach: it errs short, so the cost when
+                // always attached (hits / attached time) errs high, and
+                // the budget holds.
+                if detach_now {
+                    if let Some(l) = links.take() {
+                        agg.duty.detached(Instant::now());
+                        crate::probe::detach(l);
+                    }
+                    detach_at = never();
+                }
+                if interval_ended && self.args.overhead_budget.is_some() {
+                    if links.is_none() {
+                        match rdb::attach(&skel, &plan, backend) {
+                            Ok(l) => {
+                                links = Some(l);
+                                agg.duty.attached(Instant::now());
+                            }
+                            Err(_) if target.proc.as_ref().is_some_and(|p| !p.alive()) => {
+                                break Stop::TargetExited;
+                            }
+                            Err(e) => {
+                                return Err(e.context(
+                                    "attaching the RocksDB probes again (--overhead-budget)",
+                                ))
+                            }
+                        }
+                    }
+                    detach_at = self.detach_timer(&agg.duty);
                 }
             },
         };
@@ -674,12 +787,16 @@ impl Capture<'_> {
         // The final read closes the window while every probe is still live,
         // so all rows cover the same span; then detach.
         let rest = poller.finish()?;
-        crate::probe::detach(links);
+        if let Some(l) = links.take() {
+            crate::probe::detach(l);
+        }
         let bskel = bgt.map(BgTrace::detach);
         ct.detach();
         let (rest, brest): (Vec<Sample>, Vec<Option<bgprobe::Sample>>) =
             rest.into_iter().map(|(s, b, _)| (s, b)).unzip();
         agg.end(&rest);
+        // The last read was taken attached; the session's time ends here.
+        agg.duty.detached(Instant::now());
         if let Some(a) = &mut live.bg {
             let brest: Vec<bgprobe::Sample> = brest.into_iter().flatten().collect();
             brest.iter().for_each(|bs| drop(a.interval(bs)));
@@ -710,6 +827,47 @@ impl Capture<'_> {
     }
 }
 
+/// The cost of one probe hit per class on this machine, measured through
+/// the attach path the capture will use; the documented defaults if that
+/// fails. Says which, and with a budget, how it will be kept.
+fn calibrate(budget: Option<f64>) -> PerHit {
+    use crate::probe::calibrate::calibrate as measure;
+    let forced_single = std::env::var("CKB_LIBBPF_BACKEND").as_deref() == Ok("single");
+    let measured = if forced_single {
+        measure(Backend::Single)
+    } else {
+        measure(Backend::Multi).or_else(|e| measure(Backend::Single).map_err(|_| e))
+    };
+    let per_hit = match measured {
+        Ok(c) => {
+            note(format!(
+                "probe cost per hit measured here: {:.1} µs emulated, {:.1} µs single-stepped ({} calibration calls, {} ms)",
+                c.per_hit.emulated_ns / 1000.0,
+                c.per_hit.single_stepped_ns / 1000.0,
+                c.hits,
+                c.took.as_millis()
+            ));
+            c.per_hit
+        }
+        Err(e) => {
+            let d = PerHit::default();
+            note(format!(
+                "could not measure the probe cost per hit ({e:#}); estimating with {:.0} µs emulated, {:.0} µs single-stepped (BENCHMARKS.md)",
+                d.emulated_ns / 1000.0,
+                d.single_stepped_ns / 1000.0
+            ));
+            d
+        }
+    };
+    if let Some(b) = budget {
+        note(format!(
+            "overhead budget {b} % of one core: probes on for {:.0} % of the first interval, then for as much of each as the budget allows",
+            crate::model::overhead::FIRST_FRACTION * 100.0
+        ));
+    }
+    per_hit
+}
+
 pub fn run(args: RocksdbArgs) -> Result<Exit> {
     let filter = OpsFilter::parse(args.ops.as_deref())?;
     let sel = match (&args.pid, &args.binary) {
@@ -737,6 +895,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         sigs: signals()?,
         deadline: args.duration.map(after).unwrap_or_else(never),
     };
+    let per_hit = calibrate(args.overhead_budget);
     let mut out = Out::new();
     if view == View::Slow {
         out.print(&render::slow_header(args.threshold)).ok();
@@ -751,6 +910,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         }),
         causes: CauseInputs::default(),
     };
+    live.agg.set_overhead(per_hit, args.overhead_budget);
     let ended = run_sessions(
         target,
         args.no_follow,

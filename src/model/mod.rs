@@ -4,6 +4,7 @@
 pub mod background;
 pub mod hist;
 pub mod net;
+pub mod overhead;
 pub mod report;
 pub mod syscall;
 

@@ -109,6 +109,9 @@ pub struct Report {
     /// Spans without data because the target restarted: in an interval
     /// report the gaps that ended in it, in the final report all of them.
     pub gaps: Vec<Gap>,
+    /// What the probes cost the target over the span (and, under
+    /// `--overhead-budget`, the attached share of it).
+    pub overhead: Option<super::overhead::Overhead>,
 }
 
 /// A stretch with no data: the traced process exited and the same

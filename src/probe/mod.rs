@@ -3,6 +3,7 @@
 //! holds what every layer shares.
 
 pub mod background;
+pub mod calibrate;
 pub mod features;
 pub mod net;
 pub mod rocksdb;

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::model::overhead::Overhead;
 use crate::model::{Gap, Report, Row, SlowEvent, TargetEvent};
 
 fn row(r: &Row) -> Value {
@@ -47,6 +48,9 @@ pub fn report(r: &Report) -> String {
     if !r.functions.is_empty() {
         v["functions"] = rows(&r.functions);
     }
+    if let Some(o) = &r.overhead {
+        v["overhead"] = overhead(o);
+    }
     if r.is_final {
         v["left_out"] = r
             .left_out
@@ -55,6 +59,27 @@ pub fn report(r: &Report) -> String {
             .collect();
     }
     v.to_string()
+}
+
+/// The probes' estimated cost: `sampled` says the report's counts cover
+/// only `attached_pct` % of the span (nothing is scaled up).
+fn overhead(o: &Overhead) -> Value {
+    json!({
+        "est_pct_core": o.est_pct_core,
+        "always_attached_pct_core": o.always_pct_core,
+        "attached_pct": o.attached_pct,
+        "budget_pct": o.budget_pct,
+        "sampled": o.sampled(),
+        "hits": {
+            "emulated": o.hits.emulated,
+            "single_stepped": o.hits.single_stepped,
+        },
+        "per_hit_ns": {
+            "emulated": o.per_hit.emulated_ns,
+            "single_stepped": o.per_hit.single_stepped_ns,
+        },
+        "per_hit_source": if o.per_hit.calibrated { "measured" } else { "default" },
+    })
 }
 
 /// One gap as a JSON object (reports' `gaps` arrays, restart events).

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{bytes, duration_ns, micros, thousands};
+use crate::model::overhead::Overhead;
 use crate::model::{Gap, Report, Row, SlowEvent, TargetEvent};
 
 fn header(r: &Report) -> String {
@@ -89,7 +90,63 @@ pub fn table(r: &Report) -> String {
             r.lost_events, r.dropped
         );
     }
+    if let Some(o) = &r.overhead {
+        let _ = writeln!(out, "{}", overhead_line(o));
+    }
     out
+}
+
+/// A percentage with the digits a small one needs.
+fn pct(v: f64) -> String {
+    if v >= 10.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else if v >= 0.01 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// "probe cost ≈ ...": what the probes cost the target, and under a budget
+/// how much of the time they were attached (the counts are then sampled).
+pub fn overhead_line(o: &Overhead) -> String {
+    let per_hit = format!(
+        "per hit {:.1} µs emulated, {:.1} µs single-stepped, {}",
+        o.per_hit.emulated_ns / 1000.0,
+        o.per_hit.single_stepped_ns / 1000.0,
+        if o.per_hit.calibrated {
+            "measured at start"
+        } else {
+            "defaults"
+        }
+    );
+    let head = format!("probe cost ≈ {} % of one core", pct(o.est_pct_core));
+    match o.budget_pct {
+        None => format!("{head} ({per_hit})"),
+        Some(b) if !o.sampled() => format!("{head}, budget {} % ({per_hit})", pct(b)),
+        Some(b) => {
+            let how = if o.over_budget() {
+                format!(
+                    "attached {} % of the time (the least it goes to), still over the {} % budget",
+                    pct(o.attached_pct),
+                    pct(b)
+                )
+            } else {
+                format!(
+                    "attached {} % of the time to stay under {} %",
+                    pct(o.attached_pct),
+                    pct(b)
+                )
+            };
+            format!(
+                "{head}: {how} (est. {} % when always attached; {per_hit}); counts and rates are from the attached {} % only",
+                pct(o.always_pct_core),
+                pct(o.attached_pct)
+            )
+        }
+    }
 }
 
 fn hhmmss(t: &str) -> &str {
