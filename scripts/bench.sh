@@ -20,7 +20,9 @@
 #      PERCALL_N (calls of the function per run in `funcs`, 100000),
 #      CHAIN_SECS (60, one window), CHAIN_REPS (6 windows of each setup),
 #      CHAIN_DELAY_MS (500, the miner's Dummy delay: one block per ~0.5 s),
-#      CHAIN_PORT (38114: RPC; +1 P2P, +2 the miner's notify listener).
+#      CHAIN_PORT (38114: RPC; +1 P2P, +2 the miner's notify listener),
+#      CHAIN_TOOL_ARGS (extra `rocksdb` options in the "ours" windows, none:
+#      the defaults; e.g. "--causes none" to leave the net layer out).
 # Writes $OUT/results.json (one object per measurement) and $OUT/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -404,7 +406,8 @@ section_chain() {
 	window() { # SETUP I
 		local s=$1 i=$2 tool_out="$scratch/chain-$1-$2"
 		if [ "$s" = ours ]; then
-			"$tool" rocksdb --pid "$node" --json --interval 3600 > "$tool_out.out" 2> "$tool_out.err" & bg=$!
+			# shellcheck disable=SC2086 # CHAIN_TOOL_ARGS: words meant
+			"$tool" rocksdb --pid "$node" --json --interval 3600 ${CHAIN_TOOL_ARGS:-} > "$tool_out.out" 2> "$tool_out.err" & bg=$!
 			wait_for attached "$tool_out.err" $bg
 		fi
 		sleep 2 # settle: the same for both setups
@@ -443,12 +446,12 @@ section_chain() {
 	alive
 	local lost_total; lost_total=$(printf '%s\n' ${lost[ours]} | awk '{s += $1} END {print s + 0}')
 	# shellcheck disable=SC2086 # word splitting of the lists is meant
-	record chain "$(jq -cn --argjson secs "$secs" --argjson reps "$n" --argjson delay "$delay" --argjson tip "$(tip | cut -d' ' -f1)" --arg src "$cpu_src" \
+	record chain "$(jq -cn --argjson secs "$secs" --argjson reps "$n" --argjson delay "$delay" --argjson tip "$(tip | cut -d' ' -f1)" --arg src "$cpu_src" --arg targs "${CHAIN_TOOL_ARGS:-}" \
 		--argjson bb "$(median ${bpm[bare]})" --argjson bo "$(median ${bpm[ours]})" \
 		--argjson cb "$(median ${cpb[bare]})" --argjson co "$(median ${cpb[ours]})" \
 		--argjson cps "$(median ${cps[ours]})" --argjson cpbk "$(median ${cpbk[ours]})" --argjson lost "$lost_total" \
 		--arg raw "blocks/min bare${bpm[bare]} | ours${bpm[ours]}; CPU ms/block bare${cpb[bare]} | ours${cpb[ours]}; calls/s${cps[ours]}; lost${lost[ours]}" '{
-		window_s: $secs, reps: $reps, miner_delay_ms: $delay, final_tip: $tip, cpu_source: $src,
+		window_s: $secs, reps: $reps, miner_delay_ms: $delay, tool_args: $targs, final_tip: $tip, cpu_source: $src,
 		blocks_per_min: {bare: $bb, ours: $bo}, cpu_ms_per_block: {bare: $cb, ours: $co},
 		blocks_per_min_ratio: ($bo / $bb), cpu_per_block_ratio: ($co / $cb),
 		rocksdb_calls_per_s: $cps, rocksdb_calls_per_block: $cpbk, lost: $lost, raw: $raw}')"
