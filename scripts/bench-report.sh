@@ -50,7 +50,7 @@ def pass(ok): if ok then "yes" else "**no**" end;
   else "### 4. Running dev chain: blocks/min, bare / under `ckb-libbpf rocksdb --pid NODE` (medians of \(.reps) × \(.window_s) s windows each, ABBA order; miner delay \(.miner_delay_ms) ms; tip \(.final_tip) at the end)\n",
     "| setup | blocks/min | node CPU ms per block (\(.cpu_source)) |", "|---|---|---|",
     "| bare | \(.blocks_per_min.bare) | \(.cpu_ms_per_block.bare) |",
-    "| ckb-libbpf rocksdb (default options) | \(.blocks_per_min.ours) | \(.cpu_ms_per_block.ours) |",
+    "| ckb-libbpf rocksdb \(if (.tool_args // "") == "" then "(default options)" else .tool_args end) | \(.blocks_per_min.ours) | \(.cpu_ms_per_block.ours) |",
     "| **ours / bare** | **\(r3(.blocks_per_min_ratio))** (slowdown \(r((1 - .blocks_per_min_ratio) * 100))%; target ≤ 1 %: \(pass(.blocks_per_min_ratio >= 0.99))) | **\(r3(.cpu_per_block_ratio))** |",
     "", "RocksDB calls the tool saw: \(.rocksdb_calls_per_s) /s, \(.rocksdb_calls_per_block) per block; lost events + uncounted calls over all windows: \(.lost).", "",
     "raw: \(.raw)\n" end)

@@ -401,7 +401,7 @@ section_chain() {
 	local w0 w1 _ts; read -r w0 _ts <<< "$(tip)"; sleep "${CHAIN_WARMUP:-20}"; alive
 	read -r w1 _ts <<< "$(tip)"
 	[ "$w1" -gt "$w0" ] || { log "chain: no block mined in ${CHAIN_WARMUP:-20} s (tip $w1); miner log:"; tail -20 "$d/miner.out" >&2; exit 1; }
-	log "== running dev chain: $n × ${secs} s windows each of bare / ckb-libbpf rocksdb --pid $node (default options), ABBA order; miner delay $delay ms; tip $w1 after warm-up"
+	log "== running dev chain: $n × ${secs} s windows each of bare / ckb-libbpf rocksdb --pid $node ${CHAIN_TOOL_ARGS:-(default options)}, ABBA order; miner delay $delay ms; tip $w1 after warm-up"
 	local -A bpm=() cpb=() cps=() cpbk=() lost=()
 	window() { # SETUP I
 		local s=$1 i=$2 tool_out="$scratch/chain-$1-$2"
