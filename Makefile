@@ -71,8 +71,11 @@ soak: build workload
 
 # Benchmarks (issue 6): per-hit cost against the empty-program floor and
 # bpftrace, bpf_stats per program, the tool's own CPU/RSS/losses, cost per
-# function, `ckb import` when scripts/e2e-ckb.sh's data exists. Root; about
-# 30 min. BENCH="hit prog" runs some sections only; results in target/bench/.
+# function, `ckb import` when scripts/e2e-ckb.sh's data exists, blocks/min
+# of a running dev chain when CKB_BIN is a ckb binary (skipped loudly if not;
+# CHAIN_SECS/CHAIN_REPS, ~15 min). Root; about 45 min. Not part of `make test`.
+# BENCH="hit prog" runs some sections only (BENCH=chain: the chain alone);
+# results in target/bench/.
 bench: build workload
 	$(CARGO) build --release --example rocksdb_percall
 	scripts/bench.sh $(BENCH)

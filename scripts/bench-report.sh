@@ -6,6 +6,7 @@ f=${1:?usage: bench-report.sh results.json}
 jq -r '
 def r(n): (n * 100 | round) / 100;
 def r1(n): (n * 10 | round) / 10;
+def r3(n): (n * 1000 | round) / 1000;
 def pass(ok): if ok then "yes" else "**no**" end;
 (map(select(.section == "machine")) | .[0]) as $m |
 "Machine: Linux \($m.kernel), \($m.cpus) × \($m.cpu), load \($m.load) at start; commit \($m.commit); \($m.bpftrace).\n",
@@ -43,5 +44,14 @@ def pass(ok): if ok then "yes" else "**no**" end;
     "| bare | \(.median_s.bare) | 1 |",
     "| floor (empty programs) | \(.median_s.floor) | \(r(.floor_slowdown))× |",
     "| ckb-libbpf | \(.median_s.ours) | \(r(.ours_slowdown))× (\(r(.ours_vs_floor))× the floor slowdown; target ≤ 1.10: \(pass(.ours_vs_floor <= 1.10))) |",
-    "", "raw: \(.raw_s)\n" end)
+    "", "raw: \(.raw_s)\n" end),
+(map(select(.section == "chain"))[] |
+  if .skipped then "### 4. Running dev chain: **skipped** (no CKB binary at \(.ckb_bin); set CKB_BIN)\n"
+  else "### 4. Running dev chain: blocks/min, bare / under `ckb-libbpf rocksdb --pid NODE` (medians of \(.reps) × \(.window_s) s windows each, ABBA order; miner delay \(.miner_delay_ms) ms; tip \(.final_tip) at the end)\n",
+    "| setup | blocks/min | node CPU ms per block (\(.cpu_source)) |", "|---|---|---|",
+    "| bare | \(.blocks_per_min.bare) | \(.cpu_ms_per_block.bare) |",
+    "| ckb-libbpf rocksdb \(if (.tool_args // "") == "" then "(default options)" else .tool_args end) | \(.blocks_per_min.ours) | \(.cpu_ms_per_block.ours) |",
+    "| **ours / bare** | **\(r3(.blocks_per_min_ratio))** (slowdown \(r((1 - .blocks_per_min_ratio) * 100))%; target ≤ 1 %: \(pass(.blocks_per_min_ratio >= 0.99))) | **\(r3(.cpu_per_block_ratio))** |",
+    "", "RocksDB calls the tool saw: \(.rocksdb_calls_per_s) /s, \(.rocksdb_calls_per_block) per block; lost events + uncounted calls over all windows: \(.lost).", "",
+    "raw: \(.raw)\n" end)
 ' "$f"

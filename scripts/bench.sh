@@ -10,10 +10,19 @@
 #               (examples/rocksdb_percall: one function PERCALL_N times a run)
 #   ckb    4.   `ckb import` of an exported dev chain: bare / floor / ckb-libbpf
 #               (needs scripts/e2e-ckb.sh's data; skipped otherwise)
+#   chain  4.   a running dev chain (node + Dummy miner in notify mode):
+#               blocks/min and node CPU per block in alternating windows,
+#               bare / under `ckb-libbpf rocksdb --pid NODE` (default
+#               options); needs CKB_BIN (skipped, loudly, otherwise)
 # Usage: scripts/bench.sh [SECTION...]
 # Env: OUT (default target/bench), REPS (alternations, 7), ROUNDS (workload
 #      rounds per run, 200), TOOL_SECS (10), CKB_BIN, E2E_DIR, CKB_REPS (5),
-#      PERCALL_N (calls of the function per run in `funcs`, 100000).
+#      PERCALL_N (calls of the function per run in `funcs`, 100000),
+#      CHAIN_SECS (60, one window), CHAIN_REPS (6 windows of each setup),
+#      CHAIN_DELAY_MS (500, the miner's Dummy delay: one block per ~0.5 s),
+#      CHAIN_PORT (38114: RPC; +1 P2P, +2 the miner's notify listener),
+#      CHAIN_TOOL_ARGS (extra `rocksdb` options in the "ours" windows, none:
+#      the defaults; e.g. "--causes none" to leave the net layer out).
 # Writes $OUT/results.json (one object per measurement) and $OUT/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +30,7 @@ repo=$(pwd)
 out=${OUT:-$repo/target/bench}; reps=${REPS:-7}; rounds=${ROUNDS:-200}
 tool_secs=${TOOL_SECS:-10}
 tool=$repo/target/release/ckb-libbpf; wl=$repo/target/release/examples/rocksdb_workload
-sections=${*:-hit prog tool funcs ckb}
+sections=${*:-hit prog tool funcs ckb chain}
 [ -x "$tool" ] && [ -x "$wl" ] || { echo "build first: make build workload" >&2; exit 1; }
 for c in jq bpftrace bpftool awk perf; do
 	command -v $c >/dev/null || { echo "$c missing: make deps" >&2; exit 3; }
@@ -30,10 +39,12 @@ done
 
 mkdir -p "$out"; : > "$out/results.jsonl"
 scratch=$(mktemp -d /tmp/ckb-libbpf-bench.XXXXXX)
-bg=""; bgs=(); stats_old=$(sysctl -n kernel.bpf_stats_enabled)
+bg=""; bgs=(); ckb_pids=(); chain_cg=""; stats_old=$(sysctl -n kernel.bpf_stats_enabled)
 cleanup() {
 	for p in $bg "${bgs[@]}"; do kill -INT "$p" 2>/dev/null; done
+	for p in "${ckb_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	wait 2>/dev/null
+	[ -z "$chain_cg" ] || rmdir "$chain_cg" 2>/dev/null || true
 	sysctl -qw kernel.bpf_stats_enabled="$stats_old"
 	rm -rf "$scratch"
 }
@@ -307,6 +318,149 @@ section_ckb() {
 		--arg raw "bare ${bare[*]} | floor ${floor[*]} | ours ${ours[*]}" '{
 		metric: $metric, blocks: $blocks, median_s: {bare: $b, floor: $f, ours: $o},
 		floor_slowdown: ($f/$b), ours_slowdown: ($o/$b), ours_vs_floor: (($o/$b)/($f/$b)), raw_s: $raw}')"
+}
+
+# ---------------------------------------------------------------- 4 (chain)
+# A running dev chain, network-bound: the miner (Dummy worker, CHAIN_DELAY_MS
+# per block) is told of every new block template by the node (notify mode),
+# so blocks arrive at a fixed cadence like a node following the network,
+# and what the node spends per block shows up in blocks/min only as the
+# node's own delay in the loop. One chain, one node process: windows of
+# CHAIN_SECS alternate bare / ours in ABBA order (bare ours, ours bare, ...)
+# so a linear drift (the chain growing, other jobs) cancels, and the tool is
+# started before an "ours" window and stopped (SIGINT) after it, with the
+# same 2 s settle before every window. Two chains side by side were not
+# used: two nodes + two miners on 2 shared cores disturb each other, and
+# their chains never have the same state.
+# Per window: blocks/min (RPC get_tip_block_number), node CPU per block
+# (the whole process, exited threads included: usage_usec of a cgroup v2
+# holding only the node when one can be made, exact to the µs; otherwise
+# /proc/PID/stat utime+stime, in 10 ms ticks); per "ours" window: RocksDB
+# calls the tool saw (final JSON line), per second and per block, and its
+# lost_events + uncounted_calls.
+section_chain() {
+	local ckb=${CKB_BIN:-/root/ckb-build/inst/bin/ckb}
+	local secs=${CHAIN_SECS:-60} n=${CHAIN_REPS:-6} delay=${CHAIN_DELAY_MS:-500} port=${CHAIN_PORT:-38114}
+	if [ ! -x "$ckb" ]; then
+		log "############################################################"
+		log "== chain: SKIPPED: no CKB binary at $ckb (set CKB_BIN=/path/to/ckb;"
+		log "   scripts/e2e-ckb.sh installs one). blocks/min NOT measured."
+		log "############################################################"
+		record chain "$(jq -cn --arg b "$ckb" '{skipped: true, ckb_bin: $b}')"
+		return
+	fi
+	command -v curl >/dev/null || { echo "curl missing: apt-get install curl" >&2; exit 3; }
+	local p; for p in "$port" $((port + 1)) $((port + 2)); do
+		if (: > "/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "chain: port $p is in use; set CHAIN_PORT to a free base port" >&2; exit 3
+		fi
+	done
+	# A private copy: uprobes are per file, so no one else's ckb pays for
+	# our probes, and no one else's probes land in our node.
+	cp "$ckb" "$scratch/ckb-chain"; local c=$scratch/ckb-chain d=$scratch/chain hz
+	hz=$(getconf CLK_TCK)
+	"$c" init -C "$d" --chain dev --ba-arg 0xc8328aabcd9b9e8e64fbc566c4385c3bdeb219d7 --force >/dev/null
+	sed -i "s#^listen_addresses = .*#listen_addresses = [\"/ip4/127.0.0.1/tcp/$((port + 1))\"]#; s#^listen_address = .*#listen_address = \"127.0.0.1:$port\"#" "$d/ckb.toml"
+	sed -i "s|^# notify = \[.*|notify = [\"http://127.0.0.1:$((port + 2))\"]|" "$d/ckb.toml"
+	sed -i "s/^value = .*/value = $delay/; s#127.0.0.1:8114#127.0.0.1:$port#; s|^# listen = .*|listen = \"127.0.0.1:$((port + 2))\"|" "$d/ckb-miner.toml"
+	grep -q '^notify = ' "$d/ckb.toml" && grep -q '^listen = ' "$d/ckb-miner.toml" ||
+		{ echo "chain: this ckb's config templates lack notify/listen (ckb init changed?)" >&2; exit 1; }
+	tip() { # prints "number timestamp_ms" of the tip block
+		local r
+		r=$(curl -s -m 5 -X POST -H 'content-type: application/json' \
+			-d '{"id":1,"jsonrpc":"2.0","method":"get_tip_header","params":[]}' \
+			"http://127.0.0.1:$port" | jq -r '.result | "\(.number) \(.timestamp)"' 2>/dev/null) || true
+		[[ $r == 0x*" "0x* ]] || { echo "chain: the node's RPC on 127.0.0.1:$port does not answer" >&2; exit 1; }
+		echo $((${r% *})) $((${r#* }))
+	}
+	alive() { # fails loudly if the node or the miner died
+		local q; for q in "${ckb_pids[@]}"; do kill -0 "$q" 2>/dev/null ||
+			{ log "chain: a ckb process died; node log tail:"; tail -5 "$d/node.out" >&2; tail -5 "$d/miner.out" >&2; exit 1; }
+		done
+	}
+	"$c" run -C "$d" > "$d/node.out" 2>&1 & local node=$!; ckb_pids+=("$node")
+	local k; for k in $(seq 100); do
+		curl -s -m 1 "http://127.0.0.1:$port" >/dev/null 2>&1 && break
+		kill -0 "$node" 2>/dev/null || { log "chain: the node did not start:"; tail -20 "$d/node.out" >&2; exit 1; }
+		sleep 0.3
+	done
+	"$c" miner -C "$d" > "$d/miner.out" 2>&1 & ckb_pids+=($!)
+	local cg="" cpu_src="proc_stat_ticks" root
+	root=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+	if [ -n "$root" ] && mkdir "$root/ckb-libbpf-bench.$$" 2>/dev/null; then
+		chain_cg=$root/ckb-libbpf-bench.$$
+		if echo "$node" > "$chain_cg/cgroup.procs" 2>/dev/null && [ -r "$chain_cg/cpu.stat" ]; then
+			cg=$chain_cg; cpu_src="cgroup2_usage_usec"
+		fi
+	fi
+	node_cpu_us() {
+		if [ -n "$cg" ]; then awk '$1 == "usage_usec" {print $2}' "$cg/cpu.stat"
+		else echo $(( $(proc_cpu "$node") * 1000000 / hz )); fi
+	}
+	# Warm-up: past start-up, and proof the chain produces blocks.
+	local w0 w1 _ts; read -r w0 _ts <<< "$(tip)"; sleep "${CHAIN_WARMUP:-20}"; alive
+	read -r w1 _ts <<< "$(tip)"
+	[ "$w1" -gt "$w0" ] || { log "chain: no block mined in ${CHAIN_WARMUP:-20} s (tip $w1); miner log:"; tail -20 "$d/miner.out" >&2; exit 1; }
+	log "== running dev chain: $n × ${secs} s windows each of bare / ckb-libbpf rocksdb --pid $node ${CHAIN_TOOL_ARGS:-(default options)}, ABBA order; miner delay $delay ms; tip $w1 after warm-up"
+	local -A bpm=() cpb=() cps=() cpbk=() lost=()
+	window() { # SETUP I
+		local s=$1 i=$2 tool_out="$scratch/chain-$1-$2"
+		if [ "$s" = ours ]; then
+			# shellcheck disable=SC2086 # CHAIN_TOOL_ARGS: words meant
+			"$tool" rocksdb --pid "$node" --json --interval 3600 ${CHAIN_TOOL_ARGS:-} > "$tool_out.out" 2> "$tool_out.err" & bg=$!
+			wait_for attached "$tool_out.err" $bg
+		fi
+		sleep 2 # settle: the same for both setups
+		local a0 ts0 c0 t0 a1 ts1 c1 t1 bps
+		alive; read -r a0 ts0 <<< "$(tip)"; c0=$(node_cpu_us); t0=$(date +%s.%N)
+		sleep "$secs"
+		read -r a1 ts1 <<< "$(tip)"; c1=$(node_cpu_us); t1=$(date +%s.%N); alive
+		[ "$a1" -gt "$a0" ] || { log "chain: no block in a ${secs} s window ($s $i, tip $a1)"; exit 1; }
+		# The rate from the tip blocks' own timestamps (set by the node
+		# when it assembles each template, ms): no ±1 block of window
+		# edge. CPU per block = CPU per wall second / blocks per second.
+		bps=$(awk -v b=$((a1 - a0)) -v d=$((ts1 - ts0)) 'BEGIN {printf "%.6f", b * 1000 / d}')
+		bpm[$s]+=" $(awk -v r="$bps" 'BEGIN {printf "%.2f", r * 60}')"
+		cpb[$s]+=" $(awk -v c=$((c1 - c0)) -v r="$bps" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.3f", c / 1000 / (t1 - t0) / r}')"
+		local msg="  $s $i: $((a1 - a0)) blocks in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s, node CPU $(( (c1 - c0) / 1000 )) ms"
+		if [ "$s" = ours ]; then
+			local calls el ls
+			stop_bg
+			# calls per block: the tool's rate (from attach to SIGINT,
+			# settle included) over the window's block rate
+			read -r calls el ls < <(tail -1 "$tool_out.out" |
+				jq -r '[([.operations[].count] | add // 0), .elapsed_secs, (.lost_events + .uncounted_calls)] | @tsv')
+			[ "$(tail -1 "$tool_out.out" | jq -r .final)" = true ] || { log "chain: the tool's last line is not final"; exit 1; }
+			cps[ours]+=" $(awk -v c="$calls" -v e="$el" 'BEGIN {printf "%.1f", c / e}')"
+			cpbk[ours]+=" $(awk -v c="$calls" -v e="$el" -v r="$bps" 'BEGIN {printf "%.1f", c / e / r}')"
+			lost[ours]+=" $ls"
+			msg+=", tool: $calls RocksDB calls in $el s, lost $ls"
+		fi
+		log "$msg"
+	}
+	local i
+	for i in $(seq "$n"); do
+		if [ $((i % 2)) = 1 ]; then window bare "$i"; window ours "$i"; else window ours "$i"; window bare "$i"; fi
+	done
+	# No probe left behind: the last tool is gone, the node still runs.
+	alive
+	local lost_total; lost_total=$(printf '%s\n' ${lost[ours]} | awk '{s += $1} END {print s + 0}')
+	# shellcheck disable=SC2086 # word splitting of the lists is meant
+	record chain "$(jq -cn --argjson secs "$secs" --argjson reps "$n" --argjson delay "$delay" --argjson tip "$(tip | cut -d' ' -f1)" --arg src "$cpu_src" --arg targs "${CHAIN_TOOL_ARGS:-}" \
+		--argjson bb "$(median ${bpm[bare]})" --argjson bo "$(median ${bpm[ours]})" \
+		--argjson cb "$(median ${cpb[bare]})" --argjson co "$(median ${cpb[ours]})" \
+		--argjson cps "$(median ${cps[ours]})" --argjson cpbk "$(median ${cpbk[ours]})" --argjson lost "$lost_total" \
+		--arg raw "blocks/min bare${bpm[bare]} | ours${bpm[ours]}; CPU ms/block bare${cpb[bare]} | ours${cpb[ours]}; calls/s${cps[ours]}; lost${lost[ours]}" '{
+		window_s: $secs, reps: $reps, miner_delay_ms: $delay, tool_args: $targs, final_tip: $tip, cpu_source: $src,
+		blocks_per_min: {bare: $bb, ours: $bo}, cpu_ms_per_block: {bare: $cb, ours: $co},
+		blocks_per_min_ratio: ($bo / $bb), cpu_per_block_ratio: ($co / $cb),
+		rocksdb_calls_per_s: $cps, rocksdb_calls_per_block: $cpbk, lost: $lost, raw: $raw}')"
+	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw)')"
+	local q; for q in "${ckb_pids[@]}"; do kill -TERM "$q" 2>/dev/null || true; done
+	for q in "${ckb_pids[@]}"; do wait "$q" 2>/dev/null || true; done
+	ckb_pids=()
+	[ -z "$chain_cg" ] || { rmdir "$chain_cg" 2>/dev/null || true; chain_cg=""; }
+	rm -rf "$d" "$c"
 }
 
 for s in $sections; do "section_$s"; done
