@@ -14,10 +14,10 @@ use super::background::{self, BgAggregator, BgTrace};
 use super::causes::{self as causes, CauseInputs, CauseTrace, Causes};
 use super::{note, rfc3339, run_sessions, signals, Clock, Out, Resume, Stop, Traced};
 use crate::analyze::{Analyzer, Anomaly, Config as AnalyzeConfig, Observation};
-use crate::collect::{Poller, RingDrain};
+use crate::collect::{Poller, RingDrain, RingLines};
 use crate::error::{Exit, Failure};
 use crate::model::overhead::{DutyCycle, HitClass, Hits, PerHit};
-use crate::model::{Background, Gap, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};
+use crate::model::{Background, Gap, LeftOut, OpStats, Report, Row, TargetEvent};
 use crate::probe::background::{self as bgprobe, BgEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
@@ -528,23 +528,34 @@ impl Capture<'_> {
         })
     }
 
-    /// Queues one slow-operation line (see `Out::queue`).
-    fn queue_slow(&self, out: &mut Out, e: RdbEvent) {
-        let e = SlowEvent {
-            time: rfc3339(self.clock.wall(e.ts_ns)),
-            pid: e.tgid,
-            tid: e.tid,
-            thread: e.thread(),
-            op: e.op().name(),
-            function: e.function(),
-            latency_us: e.lat_ns as f64 / 1000.0,
-            bytes: e.bytes,
-            miss: e.miss != 0,
-            db: e.db,
-        };
-        match self.view {
-            View::Json => out.queue(&render::json::slow_event(&e)),
-            _ => out.queue(&render::slow_line(&e)),
+    /// Renders slow events on the ring-buffer thread, straight into the
+    /// batch's text: one JSON or table line per record, no allocation.
+    fn slow_renderer(&self) -> impl FnMut(&[u8], &mut Vec<u8>) -> bool + Send + 'static {
+        let (json, clock) = (self.view == View::Json, self.clock);
+        let mut stamp = render::slow::Stamp::default();
+        move |data, buf| {
+            let Some(e) = RdbEvent::parse(data) else {
+                return false;
+            };
+            let thread = render::slow::comm(&e.comm);
+            let line = render::slow::SlowRef {
+                time: stamp.format(clock.wall(e.ts_ns)),
+                pid: e.tgid,
+                tid: e.tid,
+                thread: &thread,
+                op: e.op().name(),
+                function: e.function(),
+                latency_us: e.lat_ns as f64 / 1000.0,
+                bytes: e.bytes,
+                miss: e.miss != 0,
+                db: e.db,
+            };
+            if json {
+                render::slow::json_line(buf, &line);
+            } else {
+                render::slow::table_line(buf, &line);
+            }
+            true
         }
     }
 
@@ -704,10 +715,10 @@ impl Capture<'_> {
         let drain = self
             .args
             .slow
-            .then(|| RingDrain::spawn(events, 16384, RdbEvent::parse));
+            .then(|| RingLines::spawn(events, self.slow_renderer()));
         let slow_rx = drain
             .as_ref()
-            .map(|d| d.events.clone())
+            .map(|d| d.batches.clone())
             .unwrap_or_else(never);
 
         let stop = match stop {
@@ -732,13 +743,14 @@ impl Capture<'_> {
                             break Stop::TargetExited;
                         }
                     }
-                    recv(slow_rx) -> e => {
-                        // A burst of events goes out with one write.
-                        for e in e.into_iter().chain(slow_rx.try_iter().take(4096)) {
-                            agg.slow_events += 1;
-                            self.queue_slow(out, e);
+                    recv(slow_rx) -> b => {
+                        // One write per batch of lines.
+                        if let (Ok(b), Some(d)) = (b, &drain) {
+                            agg.slow_events += b.events;
+                            let r = out.print(text(&b.text));
+                            d.recycle(b.text);
+                            if let Err(stop) = r { break stop; }
                         }
-                        if let Err(stop) = out.flush() { break stop; }
                     }
                     recv(jobs_rx) -> e => {
                         if let Ok(e) = e {
@@ -812,13 +824,11 @@ impl Capture<'_> {
             }
         }
         if let Some(d) = drain {
-            agg.user_lost += d.dropped.load(std::sync::atomic::Ordering::Relaxed);
-            for e in d.finish()? {
-                agg.slow_events += 1;
-                if stop != Stop::OutputClosed {
-                    self.queue_slow(out, e);
-                }
-            }
+            let mut closed = stop == Stop::OutputClosed;
+            d.finish(|b| {
+                agg.slow_events += b.events;
+                closed = closed || out.print(text(&b.text)).is_err();
+            })?;
         }
         drop(bskel);
         drop(ct);
@@ -866,6 +876,12 @@ fn calibrate(budget: Option<f64>) -> PerHit {
         ));
     }
     per_hit
+}
+
+/// Rendered lines as text: they are built from `str`s only, so the check
+/// always passes.
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
 }
 
 pub fn run(args: RocksdbArgs) -> Result<Exit> {

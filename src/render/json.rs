@@ -118,21 +118,13 @@ pub fn target_event(e: &TargetEvent) -> String {
     .to_string()
 }
 
+/// One slow event as one line (without the newline); the capture's hot
+/// path writes the same bytes with `render::slow::json_line`.
 pub fn slow_event(e: &SlowEvent) -> String {
-    json!({
-        "type": "slow",
-        "time": e.time,
-        "pid": e.pid,
-        "tid": e.tid,
-        "thread": e.thread,
-        "op": e.op,
-        "function": e.function,
-        "latency_us": e.latency_us,
-        "bytes": e.bytes,
-        "miss": e.miss,
-        "db": format!("{:#x}", e.db),
-    })
-    .to_string()
+    let mut buf = Vec::with_capacity(256);
+    super::slow::json_line(&mut buf, &e.into());
+    buf.pop();
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 #[cfg(test)]

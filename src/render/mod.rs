@@ -5,6 +5,7 @@
 pub mod background;
 pub mod json;
 pub mod net;
+pub mod slow;
 pub mod symbols;
 pub mod syscall;
 pub mod table;

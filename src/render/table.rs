@@ -229,19 +229,13 @@ pub fn slow_header(threshold_us: u64) -> String {
     )
 }
 
+/// One slow-operation line (without the newline); the capture's hot path
+/// writes the same bytes with `render::slow::table_line`.
 pub fn slow_line(e: &SlowEvent) -> String {
-    let time = e.time.get(11..23).unwrap_or(&e.time);
-    format!(
-        "{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9}{}",
-        time,
-        e.tid,
-        e.thread,
-        e.op,
-        e.function,
-        micros(Some(e.latency_us)),
-        e.bytes,
-        if e.miss { " miss" } else { "" }
-    )
+    let mut buf = Vec::with_capacity(160);
+    super::slow::table_line(&mut buf, &e.into());
+    buf.pop();
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 #[cfg(test)]
