@@ -8,14 +8,15 @@
 //!
 //! ```text
 //! rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS]
-//!                  [--slow-batch ENTRIES] [--wait-stdin]
+//!                  [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin]
 //!                  [--burst-mb N] [--burst-at S] [--small-memtables] [--stats]
 //!                  [--sync-writes]
 //! ```
 //! `--wait-stdin`: print `READY <pid>`, wait for a line on stdin, run, print
 //! the counts, then wait for a second line (or EOF) before exiting, so a tracer
 //! can attach before and read after. `--secs S` repeats rounds for S seconds
-//! (0 = until killed) instead of `--rounds`.
+//! (0 = until killed) instead of `--rounds`. `--rate N` paces the rounds to
+//! at most N calls a second on average (for benchmarks at a set rate).
 //!
 //! Background work on demand: `--burst-mb N` writes N MiB of 1 KiB values in
 //! batches of 256 (`rocksdb_write`) after the rounds, or `--burst-at S`
@@ -370,6 +371,7 @@ struct Args {
     rounds: u64,
     secs: Option<u64>,
     pause_ms: u64,
+    rate: u64,
     slow_batch: usize,
     wait_stdin: bool,
     burst_mb: u64,
@@ -392,6 +394,7 @@ fn parse_args() -> Args {
         rounds: 1,
         secs: None,
         pause_ms: 0,
+        rate: 0,
         slow_batch: 0,
         wait_stdin: false,
         burst_mb: 0,
@@ -412,6 +415,7 @@ fn parse_args() -> Args {
             "--rounds" => a.rounds = num(&mut it, "--rounds"),
             "--secs" => a.secs = Some(num(&mut it, "--secs")),
             "--pause-ms" => a.pause_ms = num(&mut it, "--pause-ms"),
+            "--rate" => a.rate = num(&mut it, "--rate"),
             "--slow-batch" => a.slow_batch = num(&mut it, "--slow-batch") as usize,
             "--wait-stdin" => a.wait_stdin = true,
             "--burst-mb" => a.burst_mb = num(&mut it, "--burst-mb"),
@@ -420,7 +424,7 @@ fn parse_args() -> Args {
             "--stats" => a.stats = true,
             "--sync-writes" => a.sync_writes = true,
             "-h" | "--help" => {
-                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--small-memtables] [--stats] [--sync-writes]");
+                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--small-memtables] [--stats] [--sync-writes]");
                 std::process::exit(0)
             }
             other => {
@@ -489,6 +493,14 @@ fn main() {
         rounds += 1;
         if args.pause_ms > 0 {
             std::thread::sleep(Duration::from_millis(args.pause_ms));
+        }
+        if args.rate > 0 {
+            // Paced per round: sleep until the calls so far are on schedule.
+            let made: u64 = counts.calls.values().sum();
+            let due = Duration::from_secs_f64(made as f64 / args.rate as f64);
+            if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(ahead);
+            }
         }
     }
     if args.slow_batch > 0 {
