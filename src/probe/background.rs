@@ -83,13 +83,10 @@ pub fn kind_of(demangled: &str) -> Option<BgKind> {
 /// function has overloads or aliases at different addresses).
 pub fn find(elf: &Elf) -> Result<HashMap<BgKind, Vec<FuncSym>>> {
     let mut out: HashMap<BgKind, Vec<FuncSym>> = HashMap::new();
-    for f in elf.all_functions()? {
-        if !f.name.starts_with("_ZN")
-            || is_compiler_clone(&f.name)
-            || !MANGLED_HINTS.iter().any(|h| f.name.contains(h))
-        {
-            continue;
-        }
+    let candidates = elf.functions_where(|n| {
+        n.starts_with("_ZN") && !is_compiler_clone(n) && MANGLED_HINTS.iter().any(|h| n.contains(h))
+    })?;
+    for f in candidates {
         let Some(kind) = kind_of(&demangle(&f.name)) else {
             continue;
         };
