@@ -10,20 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-const PUTS: &[&str] = &[
-    "rocksdb_put",
-    "rocksdb_put_cf",
-    "rocksdb_transaction_put_cf",
-];
-const GETS: &[&str] = &[
-    "rocksdb_get",
-    "rocksdb_get_cf",
-    "rocksdb_get_pinned",
-    "rocksdb_get_pinned_cf",
-    "rocksdb_transaction_get_pinned_cf",
-    "rocksdb_transaction_get_for_update_cf",
-];
-
 fn sum(counts: &Value, funcs: &[&str]) -> u64 {
     funcs
         .iter()

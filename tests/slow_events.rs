@@ -13,21 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// Functions of the put and get classes (their lines carry bytes/miss).
-const PUTS: &[&str] = &[
-    "rocksdb_put",
-    "rocksdb_put_cf",
-    "rocksdb_transaction_put_cf",
-];
-const GETS: &[&str] = &[
-    "rocksdb_get",
-    "rocksdb_get_cf",
-    "rocksdb_get_pinned",
-    "rocksdb_get_pinned_cf",
-    "rocksdb_transaction_get_pinned_cf",
-    "rocksdb_transaction_get_for_update_cf",
-];
-
 fn calls(counts: &Value) -> BTreeMap<String, u64> {
     counts["calls"]
         .as_object()

@@ -431,3 +431,19 @@ pub fn final_report(lines: &[String]) -> Value {
         .rfind(|v| v["type"] == "report" && v["final"] == true)
         .unwrap_or_else(|| panic!("no final report in {lines:#?}"))
 }
+
+/// The workload's functions of the PUT and GET classes (their slow-event
+/// lines carry bytes, GET lines a miss flag).
+pub const PUTS: &[&str] = &[
+    "rocksdb_put",
+    "rocksdb_put_cf",
+    "rocksdb_transaction_put_cf",
+];
+pub const GETS: &[&str] = &[
+    "rocksdb_get",
+    "rocksdb_get_cf",
+    "rocksdb_get_pinned",
+    "rocksdb_get_pinned_cf",
+    "rocksdb_transaction_get_pinned_cf",
+    "rocksdb_transaction_get_for_update_cf",
+];
