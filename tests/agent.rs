@@ -55,7 +55,7 @@ fn restart_and_upgrade_are_followed_and_counted_exactly() {
     // The node restarts, now from the upgraded file.
     let mut second = Workload::start_bin(&bin, &["--rounds", "2"]);
     let new_pid = second.pid;
-    tool.wait_attached();
+    tool.wait_rocksdb_attached(new_pid);
     let progs_second = progs_held_by(tool.child.id());
     let c2 = second.run();
     let _ = other.run();

@@ -232,6 +232,13 @@ impl Tool {
         panic!("ckb-libbpf did not attach within 60 s: {:#?}", self.stderr);
     }
 
+    /// Waits until `rocksdb` says its RocksDB probes are attached for `pid`
+    /// (other layers' "attached" lines may come before or after it).
+    pub fn wait_rocksdb_attached(&mut self, pid: u32) {
+        let mine = format!("for pid {pid} (");
+        while !self.wait_stderr("RocksDB functions").contains(&mine) {}
+    }
+
     /// Waits until the tool writes a stderr line containing `needle` (after
     /// the lines already seen); returns it.
     pub fn wait_stderr(&mut self, needle: &str) -> String {
