@@ -137,7 +137,12 @@ static __always_inline __u64 read_arg(struct pt_regs *ctx, __u32 n)
 	}
 }
 
-/* The db a transaction or iterator handle belongs to (0 if unknown). */
+/*
+ * The db a transaction or iterator handle belongs to (0 if unknown). The
+ * thread's cache can only be stale if a handle it used is freed and another
+ * thread creates one at the same address on another db before this thread
+ * uses it: the call is then attributed to the old db (still counted).
+ */
 static __always_inline __u64 handle_db(struct rdb_thread *t, __u64 handle)
 {
 	__u64 *db;
