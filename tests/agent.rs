@@ -17,12 +17,6 @@ fn sum(counts: &Value, funcs: &[&str]) -> u64 {
         .sum()
 }
 
-fn json_lines(out: &[String]) -> Vec<Value> {
-    out.iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
 /// Replaces `bin` the way a package upgrade does: a new file (new inode)
 /// renamed over the old path while the old process keeps running.
 fn upgrade_in_place(bin: &Path) {
@@ -72,16 +66,7 @@ fn restart_and_upgrade_are_followed_and_counted_exactly() {
         ))),
         "{err:#?}"
     );
-    let lines = json_lines(&out);
-    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
-    assert_eq!(events.len(), 2, "one exit, one restart: {events:#?}");
-    assert_eq!(events[0]["event"], "exited");
-    assert_eq!(events[0]["pid"].as_u64(), Some(old_pid as u64));
-    assert_eq!(events[1]["event"], "restarted");
-    assert_eq!(events[1]["pid"].as_u64(), Some(new_pid as u64));
-    assert_eq!(events[1]["upgraded"], true, "a new inode is an upgrade");
-
-    let fin = final_report(&out);
+    let fin = assert_one_restart(&out, None, old_pid, new_pid, true);
     assert_eq!(
         fin["operations"]["PUT"]["count"].as_u64(),
         Some(sum(&c1, PUTS) + sum(&c2, PUTS)),
@@ -95,16 +80,6 @@ fn restart_and_upgrade_are_followed_and_counted_exactly() {
         fin["operations"]["PUT"]["bytes"].as_u64(),
         Some(c1["put_bytes"].as_u64().unwrap() + c2["put_bytes"].as_u64().unwrap())
     );
-    let gaps = fin["gaps"].as_array().unwrap();
-    assert_eq!(gaps.len(), 1, "{fin}");
-    assert_eq!(gaps[0]["old_pid"].as_u64(), Some(old_pid as u64));
-    assert_eq!(gaps[0]["new_pid"].as_u64(), Some(new_pid as u64));
-    assert!(gaps[0]["secs"].as_f64().unwrap() >= 0.0);
-    assert_eq!(fin["pid"].as_u64(), Some(new_pid as u64));
-    // The interval right after the restart carries the gap too.
-    assert!(lines.iter().any(|v| v["type"] == "report"
-        && v["final"] == false
-        && v["gaps"].as_array().is_some_and(|g| g.len() == 1)));
     assert_eq!(fin["lost_events"], 0);
 
     // Nothing of either session is left.

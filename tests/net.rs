@@ -161,12 +161,6 @@ fn is_interval_report(l: &str) -> bool {
     serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "report" && v["final"] == false)
 }
 
-fn lines_of(out: &[String]) -> Vec<Value> {
-    out.iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
 /// The scripted exchange: `w` (traced) makes 2 outbound connections to `h`
 /// (v4 and v6); `h` makes 3 inbound ones to `w`, and one to itself.
 /// Returns, per peer as `w` sees it: (sent, received, direction).
@@ -207,7 +201,7 @@ fn capture(backend: Option<&str>) {
     w.quit();
     h.quit();
     assert_eq!(status.code(), Some(0), "SIGINT ends with 0: {err:#?}");
-    let lines = lines_of(&out);
+    let lines = json_lines(&out);
     let fin = final_report(&out);
     assert_eq!(fin["pid"].as_u64(), Some(pid.parse().unwrap()));
     if let Some(b) = backend {
@@ -467,30 +461,8 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
         "{ports_line}"
     );
 
-    let lines = lines_of(&out);
-    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
-    assert_eq!(events.len(), 2, "one exit, one restart: {events:#?}");
-    assert_eq!(events[0]["event"], "exited");
-    assert_eq!(events[0]["pid"].as_u64(), Some(old_pid as u64));
-    assert_eq!(events[0]["exe"].as_str(), bin.to_str());
-    assert_eq!(events[1]["event"], "restarted");
-    assert_eq!(events[1]["pid"].as_u64(), Some(new_pid as u64));
-    assert_eq!(events[1]["upgraded"], false, "the same file");
-
-    let fin = final_report(&out);
-    assert_eq!(fin["pid"].as_u64(), Some(new_pid as u64));
-    let gaps = fin["gaps"].as_array().unwrap();
-    assert_eq!(gaps.len(), 1, "{fin}");
-    assert_eq!(gaps[0]["old_pid"].as_u64(), Some(old_pid as u64));
-    assert_eq!(gaps[0]["new_pid"].as_u64(), Some(new_pid as u64));
-    assert!(gaps[0]["secs"].as_f64().unwrap() >= 0.0);
-    let with_gap: Vec<&Value> = lines
-        .iter()
-        .filter(|v| v["type"] == "report" && v["final"] == false)
-        .filter(|v| v["gaps"].as_array().is_some_and(|g| !g.is_empty()))
-        .collect();
-    assert_eq!(with_gap.len(), 1, "one interval carries the gap");
-    assert_eq!(with_gap[0]["gaps"][0], gaps[0]);
+    let fin = assert_one_restart(&out, Some(&bin), old_pid, new_pid, false);
+    let lines = json_lines(&out);
 
     // Per peer, both sessions: the outbound peers (h's listeners) were
     // talked to by both processes; the inbound ones are h's ephemeral ports.
@@ -611,7 +583,7 @@ fn the_deadline_while_waiting_for_the_restart_ends_with_0() {
         Some(0),
         "the capture ran its course: {err:#?}"
     );
-    let lines = lines_of(&out);
+    let lines = json_lines(&out);
     let exited: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
     assert_eq!(exited.len(), 1, "{exited:#?}");
     assert_eq!(exited[0]["event"], "exited");

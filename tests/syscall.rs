@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command};
 use std::time::Duration;
 
 use common::*;
@@ -62,33 +62,7 @@ impl Workload {
 
     fn start_bin(bin: &std::path::Path) -> Workload {
         let dir = std::env::temp_dir().join(format!("ckb-libbpf-sc-{:x}", rand_u64()));
-        // A freshly copied binary can be briefly "text file busy": a test
-        // running in parallel may fork while our copy's write descriptor is
-        // still open, and its child holds that descriptor until it execs.
-        let mut tries = 0;
-        let mut child = loop {
-            match Command::new(bin)
-                .arg("--db")
-                .arg(&dir)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-            {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                r => break r.expect("starting the workload"),
-            }
-        };
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let pid = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("workload said {line:?}"));
+        let (child, pid, stdin, stdout) = spawn_ready(Command::new(bin).arg("--db").arg(&dir));
         Workload {
             child,
             pid,
@@ -133,12 +107,6 @@ fn expected(counts: &Value) -> Vec<Truth> {
         }
     }
     m.into_iter().collect()
-}
-
-fn json_lines(out: &[String]) -> Vec<Value> {
-    out.iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
 }
 
 /// Traces workload A with `backend` while A and a second workload B both
@@ -452,31 +420,7 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     second.finish();
     assert_eq!(status.code(), Some(0), "SIGINT exits 0: {err:#?}");
 
-    let lines = json_lines(&out);
-    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
-    assert_eq!(events.len(), 2, "one exit, one restart: {events:#?}");
-    assert_eq!(events[0]["event"], "exited");
-    assert_eq!(events[0]["pid"].as_u64(), Some(old_pid as u64));
-    assert_eq!(events[0]["exe"].as_str(), bin.to_str());
-    assert_eq!(events[1]["event"], "restarted");
-    assert_eq!(events[1]["pid"].as_u64(), Some(new_pid as u64));
-    assert_eq!(events[1]["upgraded"], false, "the same file");
-
-    let fin = final_report(&out);
-    assert_eq!(fin["pid"].as_u64(), Some(new_pid as u64));
-    let gaps = fin["gaps"].as_array().unwrap();
-    assert_eq!(gaps.len(), 1, "{fin}");
-    assert_eq!(gaps[0]["old_pid"].as_u64(), Some(old_pid as u64));
-    assert_eq!(gaps[0]["new_pid"].as_u64(), Some(new_pid as u64));
-    assert!(gaps[0]["secs"].as_f64().unwrap() >= 0.0);
-    let with_gap: Vec<&Value> = lines
-        .iter()
-        .filter(|v| v["type"] == "report" && v["final"] == false)
-        .filter(|v| v["gaps"].as_array().is_some_and(|g| !g.is_empty()))
-        .collect();
-    assert_eq!(with_gap.len(), 1, "one interval carries the gap");
-    assert_eq!(with_gap[0]["gaps"][0], gaps[0]);
-    assert_eq!(with_gap[0]["pid"].as_u64(), Some(new_pid as u64));
+    let fin = assert_one_restart(&out, Some(&bin), old_pid, new_pid, false);
 
     // Every process, per role and per syscall, exactly.
     let sys = &fin["syscalls"];

@@ -42,6 +42,14 @@ pub fn signals() -> Result<Receiver<()>> {
     Ok(rx)
 }
 
+/// Parses a report interval: a positive, finite number of seconds.
+pub fn positive_secs(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
+}
+
 /// Parses a capture duration: "30s", "5m", "1h30m", or a bare number of
 /// seconds.
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {

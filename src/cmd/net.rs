@@ -36,7 +36,7 @@ pub struct NetArgs {
     #[arg(long, value_name = "NAME", default_value = "ckb")]
     pub name: String,
     /// Seconds between reports.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = super::positive_secs)]
     pub interval: f64,
     /// JSON Lines: one object per event and per interval, then one with
     /// "final": true.
@@ -50,13 +50,6 @@ pub struct NetArgs {
     /// for the same executable to start again and tracing it.
     #[arg(long)]
     pub no_follow: bool,
-}
-
-fn positive_secs(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("`{s}` is not a positive number of seconds")),
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -41,7 +41,7 @@ pub struct RocksdbArgs {
     #[arg(long, value_name = "NAME", default_value = "ckb")]
     pub name: String,
     /// Seconds between reports.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = super::positive_secs)]
     pub interval: f64,
     /// Print log2 latency histograms per operation (like biolatency).
     #[arg(long)]
@@ -120,13 +120,6 @@ fn multiplier(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 1.0 && v.is_finite() => Ok(v),
         _ => Err(format!("`{s}`: the multiplier must be a number > 1")),
-    }
-}
-
-pub(crate) fn positive_secs(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("`{s}` is not a positive number of seconds")),
     }
 }
 

@@ -37,7 +37,7 @@ pub struct SyscallArgs {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
     /// Seconds between reports.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = super::rocksdb::positive_secs)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = super::positive_secs)]
     pub interval: f64,
     /// JSON Lines: one object per interval, then one with "final": true.
     #[arg(long)]

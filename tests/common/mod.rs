@@ -86,34 +86,13 @@ impl Workload {
             std::process::id(),
             rand_u64()
         ));
-        // A binary copied a moment ago can still be open for writing in a
-        // child another test thread is forking (ETXTBSY): retry briefly.
-        let mut tries = 0;
-        let mut child = loop {
-            let r = Command::new(bin)
+        let (child, pid, stdin, stdout) = spawn_ready(
+            Command::new(bin)
                 .arg("--db")
                 .arg(&dir)
                 .arg("--wait-stdin")
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn();
-            match r {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                r => break r.expect("starting the workload"),
-            }
-        };
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let pid = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("workload said {line:?}"));
+                .args(args),
+        );
         Workload {
             child,
             pid,
@@ -454,3 +433,79 @@ pub const GETS: &[&str] = &[
     "rocksdb_transaction_get_pinned_cf",
     "rocksdb_transaction_get_for_update_cf",
 ];
+
+/// Starts a workload (`cmd`, stdin and stdout piped here) and waits for its
+/// `READY PID` line. A binary copied a moment ago can still be open for
+/// writing in a child another test thread is forking (ETXTBSY): retried
+/// briefly.
+pub fn spawn_ready(cmd: &mut Command) -> (Child, u32, ChildStdin, BufReader<ChildStdout>) {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => break r.expect("starting the workload"),
+        }
+    };
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let pid = line
+        .strip_prefix("READY ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("workload said {line:?}"));
+    (child, pid, stdin, stdout)
+}
+
+/// Every stdout line as JSON (a line that is not fails the test).
+pub fn json_lines(out: &[String]) -> Vec<Value> {
+    out.iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// The JSON output of a capture that followed one restart of its target:
+/// one `exited` event for `old_pid` (run from `exe`, if given), one
+/// `restarted` event for `new_pid` (`upgraded` as given), the gap between
+/// them in the final report and in exactly one interval report (one of the
+/// new process). Returns the final report.
+pub fn assert_one_restart(
+    out: &[String],
+    exe: Option<&std::path::Path>,
+    old_pid: u32,
+    new_pid: u32,
+    upgraded: bool,
+) -> Value {
+    let lines = json_lines(out);
+    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
+    assert_eq!(events.len(), 2, "one exit, one restart: {events:#?}");
+    assert_eq!(events[0]["event"], "exited");
+    assert_eq!(events[0]["pid"].as_u64(), Some(old_pid as u64));
+    if let Some(exe) = exe {
+        assert_eq!(events[0]["exe"].as_str(), exe.to_str());
+    }
+    assert_eq!(events[1]["event"], "restarted");
+    assert_eq!(events[1]["pid"].as_u64(), Some(new_pid as u64));
+    assert_eq!(events[1]["upgraded"], upgraded, "a new inode is an upgrade");
+
+    let fin = final_report(out);
+    assert_eq!(fin["pid"].as_u64(), Some(new_pid as u64));
+    let gaps = fin["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{fin}");
+    assert_eq!(gaps[0]["old_pid"].as_u64(), Some(old_pid as u64));
+    assert_eq!(gaps[0]["new_pid"].as_u64(), Some(new_pid as u64));
+    assert!(gaps[0]["secs"].as_f64().unwrap() >= 0.0);
+    let with_gap: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "report" && v["final"] == false)
+        .filter(|v| v["gaps"].as_array().is_some_and(|g| !g.is_empty()))
+        .collect();
+    assert_eq!(with_gap.len(), 1, "one interval carries the gap");
+    assert_eq!(with_gap[0]["gaps"][0], gaps[0]);
+    assert_eq!(with_gap[0]["pid"].as_u64(), Some(new_pid as u64));
+    fin
+}
