@@ -17,7 +17,7 @@ use crate::error::Exit;
 use crate::model::net::{
     ConnEvent, ConnId, DisconnectRate, Endpoint, EventKind, EventLine, NetReport, PeerRow, Totals,
 };
-use crate::model::{Gap, TargetEvent};
+use crate::model::{Gap, Gaps, TargetEvent};
 use crate::probe::features::Probed;
 use crate::probe::net::{self, Choice, Maps, NetEvent, Sample, Variant};
 use crate::render::net as view;
@@ -88,8 +88,7 @@ pub struct Aggregator {
     /// Kernel counters and evictions of the sessions folded in.
     totals_closed: Totals,
     evicted_closed: u64,
-    gaps: Vec<Gap>,
-    new_gaps: Vec<Gap>,
+    gaps: Gaps,
 }
 
 impl Aggregator {
@@ -111,8 +110,7 @@ impl Aggregator {
             ended: None,
             totals_closed: Totals::default(),
             evicted_closed: 0,
-            gaps: Vec::new(),
-            new_gaps: Vec::new(),
+            gaps: Gaps::default(),
         }
     }
 
@@ -150,8 +148,7 @@ impl Aggregator {
 
     /// The target was traced again after `g`.
     pub fn gap(&mut self, g: Gap) {
-        self.gaps.push(g.clone());
-        self.new_gaps.push(g);
+        self.gaps.push(g);
     }
 
     /// The report of the whole capture, every session included (after
@@ -298,9 +295,9 @@ impl Aggregator {
             lost_events: t.lost_events + self.user_lost,
             evicted: self.evicted_closed + evicted(s),
             gaps: if is_final {
-                self.gaps.clone()
+                self.gaps.all()
             } else {
-                std::mem::take(&mut self.new_gaps)
+                self.gaps.take_new()
             },
         }
     }

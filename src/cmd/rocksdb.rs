@@ -17,7 +17,7 @@ use crate::analyze::{Analyzer, Anomaly, Config as AnalyzeConfig, Observation};
 use crate::collect::{Poller, RingDrain, RingLines};
 use crate::error::{Exit, Failure};
 use crate::model::overhead::{DutyCycle, HitClass, Hits, PerHit};
-use crate::model::{Background, Gap, LeftOut, OpStats, Report, Row, TargetEvent};
+use crate::model::{Background, Drops, Gap, Gaps, LeftOut, OpStats, Report, Row, TargetEvent};
 use crate::probe::background::{self as bgprobe, BgEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
@@ -227,14 +227,11 @@ pub struct Aggregator {
     pid: Option<u32>,
     start: Instant,
     last: Instant,
-    /// Kernel drop counters of ended sessions, and the current one's.
-    drops_closed: [u64; 3],
-    drops: [u64; 3],
+    drops: Drops,
     user_lost: u64,
     slow_events: u64,
     left_out: Vec<LeftOut>,
-    gaps: Vec<Gap>,
-    new_gaps: Vec<Gap>,
+    gaps: Gaps,
     /// Cost class of each traced function, for the overhead estimate.
     classes: HashMap<usize, HitClass>,
     /// Attached time and, under a budget, the attached share per interval.
@@ -263,13 +260,11 @@ impl Aggregator {
             pid: None,
             start: now,
             last: now,
-            drops_closed: [0; 3],
-            drops: [0; 3],
+            drops: Drops::default(),
             user_lost: 0,
             slow_events: 0,
             left_out: Vec::new(),
-            gaps: Vec::new(),
-            new_gaps: Vec::new(),
+            gaps: Gaps::default(),
             classes: HashMap::new(),
             duty: DutyCycle::new(PerHit::default(), None, now),
         }
@@ -325,16 +320,12 @@ impl Aggregator {
             self.closed.entry(key.2).or_default().add(&st);
         }
         self.max.clear();
-        for (c, d) in self.drops_closed.iter_mut().zip(self.drops) {
-            *c += d;
-        }
-        self.drops = [0; 3];
+        self.drops.end_session();
     }
 
     /// The target was traced again after `g`.
     pub fn gap(&mut self, g: Gap) {
-        self.gaps.push(g.clone());
-        self.new_gaps.push(g);
+        self.gaps.push(g);
     }
 
     fn rows(&self, per_func: &HashMap<usize, OpStats>, secs: f64) -> (Vec<Row>, Vec<Row>) {
@@ -361,9 +352,7 @@ impl Aggregator {
 
     fn report(&self, per_func: HashMap<usize, OpStats>, secs: f64, is_final: bool) -> Report {
         let (rows, functions) = self.rows(&per_func, secs);
-        let d: Vec<u64> = (0..3)
-            .map(|i| self.drops_closed[i] + self.drops[i])
-            .collect();
+        let d: Vec<u64> = (0..3).map(|i| self.drops.total(i)).collect();
         Report {
             layer: "rocksdb",
             timestamp: rfc3339(SystemTime::now()),
@@ -382,7 +371,7 @@ impl Aggregator {
                 Vec::new()
             },
             gaps: if is_final {
-                self.gaps.clone()
+                self.gaps.all()
             } else {
                 Vec::new()
             },
@@ -407,10 +396,10 @@ impl Aggregator {
             self.prev.insert(key, k.stats.clone());
             per_func.entry(k.func).or_default().add(&d);
         }
-        self.drops = s.drops;
+        self.drops.set(s.drops);
         let hits = self.hits(&per_func);
         let mut r = self.report(per_func, secs, false);
-        r.gaps = std::mem::take(&mut self.new_gaps);
+        r.gaps = self.gaps.take_new();
         r.overhead = Some(self.duty.interval(hits, now));
         r
     }

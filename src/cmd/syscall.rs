@@ -15,7 +15,7 @@ use super::{note, rfc3339, run_sessions, signals, Out, Resume, Stop};
 use crate::collect::Poller;
 use crate::error::Exit;
 use crate::model::syscall::{build, CallStats, Span, SyscallReport};
-use crate::model::{Gap, TargetEvent};
+use crate::model::{Drops, Gap, Gaps, TargetEvent};
 use crate::probe::syscall::{self as sc, Backend, Sample};
 use crate::render::syscall as view;
 use crate::target::{self, Proc};
@@ -84,9 +84,7 @@ pub struct Aggregator {
     max: HashMap<Key, u64>,
     /// Sessions that ended, maxima folded in.
     closed: HashMap<Key, CallStats>,
-    /// Kernel drop counters of ended sessions, and the current one's.
-    drops_closed: [u64; 3],
-    drops: [u64; 3],
+    drops: Drops,
     backend: Backend,
     pid: Option<u32>,
     main: String,
@@ -94,8 +92,7 @@ pub struct Aggregator {
     threads: Option<Vec<String>>,
     start: Instant,
     last: Instant,
-    gaps: Vec<Gap>,
-    new_gaps: Vec<Gap>,
+    gaps: Gaps,
 }
 
 impl Aggregator {
@@ -105,8 +102,7 @@ impl Aggregator {
             prev: HashMap::new(),
             max: HashMap::new(),
             closed: HashMap::new(),
-            drops_closed: [0; 3],
-            drops: [0; 3],
+            drops: Drops::default(),
             backend,
             pid: None,
             main: String::new(),
@@ -114,8 +110,7 @@ impl Aggregator {
             threads: None,
             start: now,
             last: now,
-            gaps: Vec::new(),
-            new_gaps: Vec::new(),
+            gaps: Gaps::default(),
         }
     }
 
@@ -137,16 +132,12 @@ impl Aggregator {
             self.closed.entry(key).or_default().add(&st);
         }
         self.max.clear();
-        for (c, d) in self.drops_closed.iter_mut().zip(self.drops) {
-            *c += d;
-        }
-        self.drops = [0; 3];
+        self.drops.end_session();
     }
 
     /// The target was traced again after `g`.
     pub fn gap(&mut self, g: Gap) {
-        self.gaps.push(g.clone());
-        self.new_gaps.push(g);
+        self.gaps.push(g);
     }
 
     fn span(&self, secs: f64, is_final: bool) -> Span {
@@ -160,8 +151,8 @@ impl Aggregator {
             main: self.main.clone(),
             threads: self.threads.clone(),
             top: self.top,
-            uncounted: self.drops_closed[1] + self.drops[1],
-            untimed: self.drops_closed[2] + self.drops[2],
+            uncounted: self.drops.total(1),
+            untimed: self.drops.total(2),
         }
     }
 
@@ -185,9 +176,9 @@ impl Aggregator {
             self.prev.insert(key.clone(), k.stats.clone());
             cells.entry(key).or_default().add(&d);
         }
-        self.drops = t.sample.drops;
+        self.drops.set(t.sample.drops);
         let mut r = build(&cells, &self.span(secs, false));
-        r.gaps = std::mem::take(&mut self.new_gaps);
+        r.gaps = self.gaps.take_new();
         r
     }
 
@@ -201,7 +192,7 @@ impl Aggregator {
         }
         let secs = self.start.elapsed().as_secs_f64();
         let mut r = build(&cells, &self.span(secs, true));
-        r.gaps = self.gaps.clone();
+        r.gaps = self.gaps.all();
         r
     }
 }

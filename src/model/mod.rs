@@ -10,4 +10,4 @@ pub mod syscall;
 
 pub use background::{Background, BgJob, BgKind, BgRow, BgStats};
 pub use hist::Histogram;
-pub use report::{Gap, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};
+pub use report::{Drops, Gap, Gaps, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};

@@ -131,6 +131,55 @@ pub struct Gap {
     pub new_build_id: Option<String>,
 }
 
+/// The gaps of a capture that follows its target across restarts: each one
+/// goes into the next interval report and into the final one.
+#[derive(Clone, Debug, Default)]
+pub struct Gaps {
+    all: Vec<Gap>,
+    fresh: Vec<Gap>,
+}
+
+impl Gaps {
+    pub fn push(&mut self, g: Gap) {
+        self.all.push(g.clone());
+        self.fresh.push(g);
+    }
+    /// The gaps an interval report carries: those since the previous one.
+    pub fn take_new(&mut self) -> Vec<Gap> {
+        std::mem::take(&mut self.fresh)
+    }
+    /// Every gap of the capture, for the final report.
+    pub fn all(&self) -> Vec<Gap> {
+        self.all.clone()
+    }
+}
+
+/// Kernel drop counters (per `enum drop_reason`) over the sessions of a
+/// capture: each session's maps start from zero.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Drops {
+    closed: [u64; 3],
+    current: [u64; 3],
+}
+
+impl Drops {
+    /// The current session's cumulative counters, as just read.
+    pub fn set(&mut self, current: [u64; 3]) {
+        self.current = current;
+    }
+    /// The session ended: its counters become part of the closed total.
+    pub fn end_session(&mut self) {
+        for (c, d) in self.closed.iter_mut().zip(self.current) {
+            *c += d;
+        }
+        self.current = [0; 3];
+    }
+    /// Total of reason `i` over every session.
+    pub fn total(&self, i: usize) -> u64 {
+        self.closed[i] + self.current[i]
+    }
+}
+
 /// The traced process came or went (restart following).
 #[derive(Clone, Debug, PartialEq)]
 pub enum TargetEvent {
