@@ -37,6 +37,7 @@ fn restart_and_upgrade_are_followed_and_counted_exactly() {
     let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--interval", "0.2"]);
     tool.wait_attached();
     let progs_first = progs_held_by(tool.child.id());
+    assert_eq!(rdb_progs(&progs_first), 2);
     // The package manager replaces the file while the node runs: the probes
     // sit on the old inode (through /proc/PID/exe) and keep counting.
     upgrade_in_place(&bin);
@@ -85,7 +86,6 @@ fn restart_and_upgrade_are_followed_and_counted_exactly() {
     // Nothing of either session is left.
     let mut all = progs_first.clone();
     all.extend(progs_second);
-    assert_eq!(progs_first.len(), 2);
     assert_eq!(progs_left(&all), Vec::<u64>::new());
     for b in [&bin, &other_bin] {
         let _ = std::fs::remove_dir_all(b.parent().unwrap());

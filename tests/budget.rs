@@ -58,6 +58,11 @@ fn capture(
     let mut tool = Tool::start_env(env, &tool_args);
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
+    assert_eq!(
+        rdb_progs(&progs),
+        2,
+        "entry and return programs while running"
+    );
     let counts = wl.run();
     tool.wait_stdout("an interval report after the workload", |l| {
         l.contains("\"type\":\"report\"")
@@ -161,7 +166,6 @@ fn tiny_budget_detaches_part_of_the_time_and_leaves_nothing_attached() {
         "{rs:#?}"
     );
     // Nothing left attached or loaded after the exit.
-    assert_eq!(progs.len(), 2, "entry and return programs while running");
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
     assert!(links_of(&progs).is_empty());
 }

@@ -76,6 +76,11 @@ fn capture(
     let mut tool = Tool::start(&tool_args);
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
+    assert_eq!(
+        rdb_progs(&progs),
+        2,
+        "entry and return programs while running"
+    );
     let counts = wl.run();
     // Let one interval pass so the live output shows the calls too.
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -155,7 +160,6 @@ fn json_counts_bytes_and_hits_equal_the_workload() {
         .sum();
     assert_eq!(summed, fin["operations"]["PUT"]["count"].as_u64().unwrap());
 
-    assert_eq!(progs.len(), 2, "entry and return programs while running");
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
 }
 
@@ -432,7 +436,11 @@ fn sigkill_leaves_nothing_behind() {
     tool.wait_attached();
     let tool_pid = tool.child.id();
     let progs = progs_held_by(tool_pid);
-    assert_eq!(progs.len(), 2, "the probes are live while the tool runs");
+    assert_eq!(
+        rdb_progs(&progs),
+        2,
+        "the probes are live while the tool runs"
+    );
     wl.run();
     tool.signal(libc::SIGKILL);
     let (status, _, _) = tool.wait();
@@ -456,17 +464,7 @@ fn empty_programs_mode_attaches_the_floor_and_counts_nothing() {
     let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--empty-programs"]);
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
-    let names: Vec<String> = progs
-        .iter()
-        .map(|id| {
-            let out = std::process::Command::new("bpftool")
-                .args(["prog", "show", "id", &id.to_string(), "--json"])
-                .output()
-                .unwrap();
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            v["name"].as_str().unwrap_or_default().to_string()
-        })
-        .collect();
+    let names = prog_names(&progs);
     let counts = wl.run();
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();

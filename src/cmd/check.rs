@@ -425,7 +425,7 @@ fn live_lines(pid: u32, probed: &[features::Probed], secs: u64) -> Vec<Line> {
         let mut obj = MaybeUninit::uninit();
         let skel = rdb::load(&mut obj, &cfg, backend)?;
         let links = rdb::attach(&skel, &plan, backend)?;
-        let maps = rdb::Maps::new(&skel)?;
+        let maps = rdb::Maps::new(&skel, &plan)?;
         std::thread::sleep(Duration::from_secs(secs));
         let s = rdb::read_sample(&maps, 0)?;
         crate::probe::detach(links);

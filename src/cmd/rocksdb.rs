@@ -681,7 +681,7 @@ impl Capture<'_> {
                 .err();
             agg.gap(gap);
         }
-        let maps = rdb::Maps::new(&skel)?;
+        let maps = rdb::Maps::new(&skel, &plan)?;
         let events = rdb::events(&skel)?;
         let mut epoch = 0u64;
         let poller = Poller::spawn(Duration::from_secs_f64(self.args.interval), move || {

@@ -188,7 +188,7 @@ fn run(backend: Backend) -> Result<Calibration> {
     let mut obj = MaybeUninit::uninit();
     let skel = rdb::load(&mut obj, &cfg, backend)?;
     let links = rdb::attach(&skel, &plan, backend)?;
-    let maps = rdb::Maps::new(&skel)?;
+    let maps = rdb::Maps::new(&skel, &plan)?;
 
     // Warm-up: the first hits map the out-of-line slot page and fault in
     // the programs' map values.

@@ -512,6 +512,8 @@ fn attach_single(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
 
 /// Owned handles on the maps the poller reads; `Send`, for worker threads.
 pub struct Maps {
+    /// Function ids of the plan: the only rows that can be non-zero.
+    funcs: Vec<u32>,
     pub dbs: MapHandle,
     pub db_owners: MapHandle,
     pub stats: MapHandle,
@@ -520,8 +522,12 @@ pub struct Maps {
 }
 
 impl Maps {
-    pub fn new(skel: &RocksdbSkel<'_>) -> Result<Maps> {
+    pub fn new(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Maps> {
+        let mut funcs: Vec<u32> = plan.attach.iter().map(|p| p.id as u32).collect();
+        funcs.sort_unstable();
+        funcs.dedup();
         Ok(Maps {
+            funcs,
             dbs: map_handle(&skel.maps.dbs)?,
             db_owners: map_handle(&skel.maps.db_owners)?,
             stats: map_handle(&skel.maps.stats)?,
@@ -575,8 +581,8 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             // Read for the last time below, then its rows are handed back.
             gone.push((key.clone(), index));
         }
-        for func in 0..FUNCS.len() {
-            let row = index * FUNC_SLOTS + func as u32;
+        for &func in &maps.funcs {
+            let row = index * FUNC_SLOTS + func;
             let Some(per_cpu) = maps
                 .stats
                 .lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)?
@@ -605,7 +611,7 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
             rows.push(KeyStats {
                 tgid: k.tgid,
                 db: k.db,
-                func,
+                func: func as usize,
                 stats: sum,
             });
         }

@@ -361,6 +361,25 @@ pub fn progs_held_by(pid: u32) -> Vec<u64> {
     ids
 }
 
+/// Names of the programs `ids` (the loaded ones).
+pub fn prog_names(ids: &[u64]) -> Vec<String> {
+    bpftool_progs()
+        .iter()
+        .filter(|p| p["id"].as_u64().is_some_and(|id| ids.contains(&id)))
+        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// How many of `ids` are RocksDB-layer programs (`rdb_*`). Other layers
+/// (background, causes) load after the RocksDB attach line, so a count of
+/// everything a running tool holds depends on when it is taken.
+pub fn rdb_progs(ids: &[u64]) -> usize {
+    prog_names(ids)
+        .iter()
+        .filter(|n| n.starts_with("rdb_"))
+        .count()
+}
+
 /// Of `ids`, the programs that still exist after up to 5 s (the kernel frees
 /// a program once its last fd and link are gone, after a grace period).
 pub fn progs_left(ids: &[u64]) -> Vec<u64> {
