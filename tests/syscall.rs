@@ -150,41 +150,7 @@ fn exact_counts_with(backend: &str) {
     assert_eq!(fin["pid"].as_u64(), pid.parse().ok());
 
     let sys = &fin["syscalls"];
-    let mut totals: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
-    for ((role, sc), (count, bytes, errors)) in expected(&counts) {
-        let cell = &sys[sc.as_str()]["by_role"][role.as_str()];
-        assert_eq!(
-            cell["count"].as_u64(),
-            Some(count),
-            "{sc} from {role}: {cell}"
-        );
-        assert_eq!(
-            cell["errors"].as_u64(),
-            Some(errors),
-            "{sc} errors from {role}"
-        );
-        if sc.starts_with("pwrite") || sc.starts_with("pread") {
-            assert_eq!(
-                cell["bytes"].as_u64(),
-                Some(bytes),
-                "{sc} bytes from {role}"
-            );
-        }
-        let t = totals.entry(sc).or_default();
-        t.0 += count;
-        t.1 += bytes;
-        t.2 += errors;
-    }
-    // Whole syscalls: nothing else in A makes these calls, and B is filtered
-    // out in the kernel (it would double every figure).
-    for (sc, (count, bytes, errors)) in &totals {
-        let s = &sys[sc.as_str()];
-        assert_eq!(s["count"].as_u64(), Some(*count), "{sc}: {s}");
-        assert_eq!(s["errors"].as_u64(), Some(*errors), "{sc}");
-        if sc.starts_with("pwrite") || sc.starts_with("pread") {
-            assert_eq!(s["bytes"].as_u64(), Some(*bytes), "{sc}");
-        }
-    }
+    assert_exact(sys, expected(&counts));
     assert_eq!(sys["getppid"]["category"], "other");
     assert_eq!(sys["pwrite64"]["category"], "file_io");
     assert_eq!(sys["fdatasync"]["category"], "sync");
@@ -364,6 +330,47 @@ fn target_exit_ends_the_capture_with_code_1() {
 }
 
 /// Adds (role, syscall) -> (count, bytes, errors) of several processes.
+/// `sys` (a report's "syscalls") holds exactly `truth`: per role and
+/// syscall, and per syscall over all roles (count, errors, and bytes of the
+/// read/write family). Nothing but the workload's scripted threads makes
+/// these calls, and other processes are filtered out in the kernel (they
+/// would double every figure).
+fn assert_exact(sys: &Value, truth: Vec<Truth>) {
+    let mut totals: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    for ((role, sc), (count, bytes, errors)) in truth {
+        let cell = &sys[sc.as_str()]["by_role"][role.as_str()];
+        assert_eq!(
+            cell["count"].as_u64(),
+            Some(count),
+            "{sc} from {role}: {cell}"
+        );
+        assert_eq!(
+            cell["errors"].as_u64(),
+            Some(errors),
+            "{sc} errors from {role}"
+        );
+        if sc.starts_with("pwrite") || sc.starts_with("pread") {
+            assert_eq!(
+                cell["bytes"].as_u64(),
+                Some(bytes),
+                "{sc} bytes from {role}"
+            );
+        }
+        let t = totals.entry(sc).or_default();
+        t.0 += count;
+        t.1 += bytes;
+        t.2 += errors;
+    }
+    for (sc, (count, bytes, errors)) in &totals {
+        let s = &sys[sc.as_str()];
+        assert_eq!(s["count"].as_u64(), Some(*count), "{sc}: {s}");
+        assert_eq!(s["errors"].as_u64(), Some(*errors), "{sc}");
+        if sc.starts_with("pwrite") || sc.starts_with("pread") {
+            assert_eq!(s["bytes"].as_u64(), Some(*bytes), "{sc}");
+        }
+    }
+}
+
 fn merged(runs: &[&Value]) -> Vec<Truth> {
     let mut m: std::collections::BTreeMap<(String, String), (u64, u64, u64)> = Default::default();
     for run in runs {
@@ -424,27 +431,7 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
 
     // Every process, per role and per syscall, exactly.
     let sys = &fin["syscalls"];
-    let mut totals: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
-    for ((role, sc), (count, bytes, errors)) in merged(&[&c1, &c2, &c3]) {
-        let cell = &sys[sc.as_str()]["by_role"][role.as_str()];
-        assert_eq!(
-            cell["count"].as_u64(),
-            Some(count),
-            "{sc} from {role}: {cell}"
-        );
-        assert_eq!(cell["errors"].as_u64(), Some(errors), "{sc} from {role}");
-        if sc.starts_with("pwrite") || sc.starts_with("pread") {
-            assert_eq!(cell["bytes"].as_u64(), Some(bytes), "{sc} from {role}");
-        }
-        let t = totals.entry(sc).or_default();
-        t.0 += count;
-        t.2 += errors;
-    }
-    for (sc, (count, _, errors)) in &totals {
-        let s = &sys[sc.as_str()];
-        assert_eq!(s["count"].as_u64(), Some(*count), "{sc}: {s}");
-        assert_eq!(s["errors"].as_u64(), Some(*errors), "{sc}");
-    }
+    assert_exact(sys, merged(&[&c1, &c2, &c3]));
     assert_eq!(
         fin["roles"]["compaction"]["bytes_written"].as_u64(),
         Some(3 * 40 * 4096)
