@@ -8,4 +8,4 @@ pub mod error;
 pub mod model;
 pub mod probe;
 pub mod render;
-pub mod target;
+pub mod node;

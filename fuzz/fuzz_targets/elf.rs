@@ -2,9 +2,9 @@
 //! first-instruction decoding and the tiered report must never panic.
 #![no_main]
 
-use ckb_libbpf::target::elf::Elf;
-use ckb_libbpf::target::insn::classify;
-use ckb_libbpf::target::symbols::analyze_elf;
+use ckb_libbpf::node::elf::Elf;
+use ckb_libbpf::node::insn::classify;
+use ckb_libbpf::node::symbols::analyze_elf;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -22,7 +22,7 @@ use crate::model::{Background, BgJob, BgKind, BgStats};
 use crate::probe::background::{self as bg, BackgroundSkel, BgEvent, Plan, Sample};
 use crate::probe::rocksdb::Backend;
 use crate::render;
-use crate::target::{self, ProbeFile};
+use crate::node::{self, ProbeFile};
 
 /// The background layer loaded and attached to a target's files.
 pub struct BgTrace<'obj> {
@@ -292,11 +292,11 @@ pub fn run(args: BackgroundArgs) -> Result<Exit> {
     crate::probe::require_privileges()?;
     let (files, proc) = match (&args.pid, &args.binary) {
         (Some(pid), _) => {
-            let t = super::rocksdb::process_target(target::find_by_pid(*pid)?)?;
+            let t = super::rocksdb::process_target(node::find_by_pid(*pid)?)?;
             (t.files, t.proc)
         }
         (None, Some(path)) => {
-            crate::target::elf::Elf::open(path)?;
+            crate::node::elf::Elf::open(path)?;
             (
                 vec![ProbeFile {
                     attach_path: path.clone(),
@@ -443,14 +443,14 @@ mod tests {
                 .map(|&kind| bg::Planned {
                     kind,
                     file: file.clone(),
-                    sym: crate::target::elf::FuncSym {
+                    sym: crate::node::elf::FuncSym {
                         name: "f".into(),
                         vaddr: 0,
                         size: 0,
                         offset: 0,
                         head: vec![0x55],
                     },
-                    cost: crate::target::insn::classify(&[0x55]),
+                    cost: crate::node::insn::classify(&[0x55]),
                 })
                 .collect(),
             absent: vec![BgKind::StopToken],

@@ -16,7 +16,7 @@ use super::Out;
 use crate::error::Exit;
 use crate::probe::features::{self, Attach, Tracefs};
 use crate::probe::rocksdb::{self as rdb, Backend, OpsFilter, Plan, FUNCS};
-use crate::target::symbols::{analyze, LinkMode};
+use crate::node::symbols::{analyze, LinkMode};
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
@@ -394,7 +394,7 @@ fn binary_lines(path: &std::path::Path) -> Vec<Line> {
 /// `secs`, counts what fires, detaches.
 fn live_lines(pid: u32, probed: &[features::Probed], secs: u64) -> Vec<Line> {
     let mut out = Vec::new();
-    let proc = match crate::target::find_by_pid(pid) {
+    let proc = match crate::node::find_by_pid(pid) {
         Ok(p) => p,
         Err(e) => {
             return vec![line(

@@ -16,8 +16,8 @@ use anyhow::Result;
 use crossbeam_channel::{bounded, select, tick, Receiver};
 
 use crate::model::{Gap, TargetEvent};
-use crate::target::follow::{Follow, Restart};
-use crate::target::Proc;
+use crate::node::follow::{Follow, Restart};
+use crate::node::Proc;
 
 /// Why a capture ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use crate::model::{Gap, Gaps, TargetEvent};
 use crate::probe::features::Probed;
 use crate::probe::net::{self, Choice, Maps, NetEvent, Sample, Variant};
 use crate::render::net as view;
-use crate::target::{self, Proc};
+use crate::node::{self, Proc};
 
 #[derive(Args, Debug, Clone)]
 pub struct NetArgs {
@@ -480,8 +480,8 @@ pub fn run(args: NetArgs) -> anyhow::Result<Exit> {
     crate::probe::require_privileges()?;
     crate::probe::require_kernel_features()?;
     let proc: Proc = match args.pid {
-        Some(pid) => target::find_by_pid(pid)?,
-        None => target::find_by_name(&args.name)?,
+        Some(pid) => node::find_by_pid(pid)?,
+        None => node::find_by_name(&args.name)?,
     };
     let (choice, probed) = net::choose(Variant::from_name(&args.backend))?;
     let cap = Capture {

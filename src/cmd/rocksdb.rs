@@ -21,8 +21,8 @@ use crate::model::{Background, Drops, Gap, Gaps, LeftOut, OpStats, Report, Row, 
 use crate::probe::background::{self as bgprobe, BgEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
-use crate::target::insn::ProbeCost;
-use crate::target::{self, elf::Elf, ProbeFile, Proc, Selector};
+use crate::node::insn::ProbeCost;
+use crate::node::{self, elf::Elf, ProbeFile, Proc, Selector};
 
 #[derive(Args, Debug, Clone)]
 pub struct RocksdbArgs {
@@ -141,8 +141,8 @@ impl Traced for Target {
 
 fn target(sel: &Selector) -> Result<Target> {
     match sel {
-        Selector::Pid(pid) => process_target(target::find_by_pid(*pid)?),
-        Selector::Name(name) => process_target(target::find_by_name(name)?),
+        Selector::Pid(pid) => process_target(node::find_by_pid(*pid)?),
+        Selector::Name(name) => process_target(node::find_by_name(name)?),
         Selector::Binary(path) => {
             let elf = Elf::open(path)?;
             let mut files = vec![ProbeFile {
@@ -152,7 +152,7 @@ fn target(sel: &Selector) -> Result<Target> {
             }];
             // A dynamically linked node: its RocksDB lives in a library.
             for lib in elf.needed().iter().filter(|n| n.starts_with("librocksdb")) {
-                if let Some(p) = target::find_library(lib) {
+                if let Some(p) = node::find_library(lib) {
                     files.push(ProbeFile {
                         attach_path: p.clone(),
                         display: p.clone(),
@@ -172,7 +172,7 @@ pub(crate) fn process_target(proc: Proc) -> Result<Target> {
         display: proc.exe.clone(),
         elf_path: exe,
     }];
-    files.extend(target::mapped_rocksdb_libs(proc.pid));
+    files.extend(node::mapped_rocksdb_libs(proc.pid));
     Ok(Target {
         files,
         proc: Some(proc),
@@ -943,14 +943,14 @@ mod tests {
                     display: "/x".into(),
                     elf_path: "/x".into(),
                 },
-                sym: crate::target::elf::FuncSym {
+                sym: crate::node::elf::FuncSym {
                     name: n.to_string(),
                     vaddr: 0,
                     size: 0,
                     offset: 0,
                     head: vec![0x55],
                 },
-                cost: crate::target::insn::classify(&[0x55]),
+                cost: crate::node::insn::classify(&[0x55]),
             });
         }
         plan

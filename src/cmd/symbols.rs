@@ -8,7 +8,7 @@ use clap::Args;
 use super::Out;
 use crate::error::Exit;
 use crate::render;
-use crate::target::symbols::analyze;
+use crate::node::symbols::analyze;
 
 #[derive(Args, Debug, Clone)]
 pub struct SymbolsArgs {

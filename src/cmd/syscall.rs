@@ -18,7 +18,7 @@ use crate::model::syscall::{build, CallStats, Span, SyscallReport};
 use crate::model::{Drops, Gap, Gaps, TargetEvent};
 use crate::probe::syscall::{self as sc, Backend, Sample};
 use crate::render::syscall as view;
-use crate::target::{self, Proc};
+use crate::node::{self, Proc};
 
 #[derive(Args, Debug, Clone)]
 pub struct SyscallArgs {
@@ -290,8 +290,8 @@ pub fn run(args: SyscallArgs) -> Result<Exit> {
     crate::probe::require_privileges()?;
     crate::probe::require_kernel_features()?;
     let proc = match args.pid {
-        Some(pid) => target::find_by_pid(pid)?,
-        None => target::find_by_name(&args.name)?,
+        Some(pid) => node::find_by_pid(pid)?,
+        None => node::find_by_name(&args.name)?,
     };
     let forced = args.backend.as_deref().and_then(Backend::from_name);
     let (backend, probed) = sc::choose(forced)?;

@@ -3,7 +3,7 @@
 //!
 //! Cost model: every traced call pays one uprobe + uretprobe hit, whose CPU
 //! cost depends on the probed function's first instruction (the kernel
-//! emulates a `push reg`, single-steps most others, see `target::insn`).
+//! emulates a `push reg`, single-steps most others, see `node::insn`).
 //! The per-hit cost of each class is measured at start-up on this machine
 //! (`probe::calibrate`), or taken from BENCHMARKS.md if that fails. The
 //! estimate is then Σ hits × per-hit cost over the span, as a share of one

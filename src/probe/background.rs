@@ -8,7 +8,7 @@
 //! clones (`.cold`, `.part.N`, `.isra.N`) are skipped, and a kind the target
 //! lacks is reported, never fatal. They run a few times a second at most,
 //! so a single-stepped first instruction (~20 µs a hit, see
-//! `target::insn`) is acceptable here, unlike on the C API hot path.
+//! `node::insn`) is acceptable here, unlike on the C API hot path.
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
@@ -21,10 +21,10 @@ use crate::model::background::Running;
 use crate::model::{BgKind, BgStats};
 use crate::probe::rocksdb::Backend;
 use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
-use crate::target::elf::{Elf, FuncSym};
-use crate::target::insn::{classify, ProbeCost};
-use crate::target::symbols::{demangle, is_compiler_clone};
-use crate::target::ProbeFile;
+use crate::node::elf::{Elf, FuncSym};
+use crate::node::insn::{classify, ProbeCost};
+use crate::node::symbols::{demangle, is_compiler_clone};
+use crate::node::ProbeFile;
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]

@@ -1,6 +1,6 @@
 //! Start-up self-calibration: what one uprobe + uretprobe hit of the RocksDB
 //! programs costs on THIS machine, for an emulated and for a single-stepped
-//! first instruction (the two classes of `target::insn`).
+//! first instruction (the two classes of `node::insn`).
 //!
 //! The tool probes two tiny functions of its own binary (below, in
 //! assembly so their first instruction is fixed: `push rbx`, emulated by
@@ -22,9 +22,9 @@ use anyhow::{bail, Context, Result};
 
 use super::rocksdb::{self as rdb, Backend, Config, Plan, Planned, FUNCS};
 use crate::model::overhead::PerHit;
-use crate::target::elf::Elf;
-use crate::target::insn::classify;
-use crate::target::ProbeFile;
+use crate::node::elf::Elf;
+use crate::node::insn::classify;
+use crate::node::ProbeFile;
 
 /// Probed: emulated first instruction, and single-stepped one.
 const EMULATED: &str = "ckb_libbpf_calib_push";

@@ -8,7 +8,7 @@ use std::path::Path;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType, UprobeMultiOpts, UprobeOpts};
 
-use crate::target::elf::Elf;
+use crate::node::elf::Elf;
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]

@@ -13,9 +13,9 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, UprobeMultiOpts,
 use crate::error::{Exit, Failure};
 use crate::model::OpStats;
 use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
-use crate::target::elf::{Elf, FuncSym};
-use crate::target::insn::{classify, ProbeCost};
-use crate::target::ProbeFile;
+use crate::node::elf::{Elf, FuncSym};
+use crate::node::insn::{classify, ProbeCost};
+use crate::node::ProbeFile;
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
@@ -703,7 +703,7 @@ pub fn describe_files(plan: &Plan) -> String {
 pub fn path_is_shared_object(p: &Path) -> bool {
     matches!(
         Elf::open(p).map(|e| e.kind()),
-        Ok(crate::target::elf::ElfKind::SharedObject)
+        Ok(crate::node::elf::ElfKind::SharedObject)
     )
 }
 

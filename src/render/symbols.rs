@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::target::elf::ElfKind;
-use crate::target::symbols::{LinkMode, SymbolReport};
+use crate::node::elf::ElfKind;
+use crate::node::symbols::{LinkMode, SymbolReport};
 
 fn kind(k: ElfKind) -> &'static str {
     match k {

@@ -1,4 +1,4 @@
-//! What to trace: process discovery (/proc), the files to attach uprobes to,
+//! The traced node: what to trace: process discovery (/proc), the files to attach uprobes to,
 //! and ELF symbol resolution.
 
 pub mod elf;
