@@ -63,3 +63,8 @@ pub fn remedy(err: &anyhow::Error) -> Option<&str> {
         .find_map(|e| e.downcast_ref::<Failure>())
         .and_then(|f| f.remedy.as_deref())
 }
+
+/// A status line for the operator, on stderr so stdout stays data.
+pub fn note(msg: impl AsRef<str>) {
+    eprintln!("ckb-libbpf: {}", msg.as_ref());
+}

@@ -2,10 +2,12 @@
 //! Exposed so the fuzz harness and tests can reach the ELF and model code.
 
 pub mod analyze;
+pub mod clock;
 pub mod cmd;
 pub mod collect;
+pub mod engine;
 pub mod error;
 pub mod model;
+pub mod node;
 pub mod probe;
 pub mod render;
-pub mod node;

@@ -43,7 +43,7 @@ fn dynamic_program() -> PathBuf {
 
 fn kernel_config_has(key: &str) -> Option<bool> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-    let (_, cfg) = ckb_libbpf::cmd::check::kernel_config(release.trim())?;
+    let (_, cfg) = ckb_libbpf::node::procfs::kernel_config(release.trim())?;
     Some(cfg.get(key).is_some_and(|v| v == "y" || v == "m"))
 }
 

@@ -103,6 +103,40 @@ impl Observation {
     }
 }
 
+/// One read of the cause layers' cumulative counters.
+#[derive(Clone, Debug, Default)]
+pub struct CauseSample {
+    pub sc: Option<SyscallTotals>,
+    pub net: Option<Totals>,
+}
+
+/// Turns one session's cumulative reads into per-interval inputs.
+#[derive(Default)]
+pub struct CauseInputs {
+    sc: Option<SyscallTotals>,
+    net: Option<Totals>,
+}
+
+impl CauseInputs {
+    /// A new session: its counters start from zero.
+    pub fn begin(&mut self) {
+        *self = CauseInputs::default();
+    }
+
+    /// `obs` with the cause inputs of the interval that `s` closes.
+    pub fn observe(&mut self, mut obs: Observation, s: &CauseSample) -> Observation {
+        if let Some(now) = &s.sc {
+            obs = obs.with_syscalls(now, self.sc.as_ref());
+            self.sc = Some(now.clone());
+        }
+        if let Some(now) = &s.net {
+            obs = obs.with_peers(now, self.net.as_ref());
+            self.net = Some(*now);
+        }
+        obs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +270,64 @@ mod tests {
             }
         );
         assert_eq!(o.fsync, None);
+    }
+
+    fn fsyncs(n: u64) -> SyscallTotals {
+        let mut op = OpStats::default();
+        for _ in 0..n {
+            op.count += 1;
+            op.total_ns += 1_000_000;
+            op.hist.record(1_000_000);
+        }
+        SyscallTotals {
+            fsync: op,
+            futex_calls: 10 * n,
+            futex_waits: 8 * n,
+        }
+    }
+
+    #[test]
+    fn intervals_difference_within_a_session_and_restart_from_zero() {
+        let mut c = CauseInputs::default();
+        let net = |closes| Totals {
+            connects: 1,
+            closes,
+            ..Default::default()
+        };
+        let s = |n, closes| CauseSample {
+            sc: Some(fsyncs(n)),
+            net: Some(net(closes)),
+        };
+        let o = c.observe(Observation::default(), &s(2, 1));
+        assert_eq!(o.fsync.map(|l| l.count), Some(2));
+        let o = c.observe(Observation::default(), &s(5, 4));
+        assert_eq!(
+            o.fsync,
+            Some(Latency {
+                count: 3,
+                total_ns: 3_000_000
+            })
+        );
+        assert_eq!(
+            o.futex,
+            Some(Futex {
+                calls: 30,
+                waits: 24
+            })
+        );
+        assert_eq!(
+            o.peers,
+            Some(Peers {
+                connects: 0,
+                disconnects: 3
+            })
+        );
+        // A restarted target: fresh maps, counted from zero.
+        c.begin();
+        let o = c.observe(Observation::default(), &s(1, 0));
+        assert_eq!(o.fsync.map(|l| l.count), Some(1));
+        // A layer that is not loaded leaves its inputs absent.
+        let o = c.observe(Observation::default(), &CauseSample::default());
+        assert_eq!((o.fsync, o.futex, o.peers), (None, None, None));
     }
 }

@@ -168,7 +168,8 @@ pub struct Observation {
 
 impl Observation {
     /// The observation of one interval report of the `rocksdb` layer (its
-    /// class rows), with that interval's background work if traced.
+    /// class rows' exact counts and summed latencies), with that interval's
+    /// background work if traced.
     pub fn from_report(
         r: &crate::model::Report,
         background: Option<&crate::model::Background>,
@@ -177,12 +178,11 @@ impl Observation {
             .rows
             .iter()
             .map(|row| {
-                let total_ns = row.avg_us.map_or(0.0, |a| a * 1000.0 * row.count as f64);
                 (
                     row.name.clone(),
                     Latency {
                         count: row.count,
-                        total_ns: total_ns.round() as u64,
+                        total_ns: row.total_ns,
                     },
                 )
             })

@@ -1,9 +1,6 @@
 //! `ckb-libbpf check`: will it work here, and how well? Every line that is
 //! not fine says what to do.
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,10 +10,11 @@ use libbpf_rs::MapType;
 use serde_json::json;
 
 use super::Out;
+use crate::engine::{self, Layers, Options, Snapshot, Stop, View};
 use crate::error::Exit;
-use crate::probe::features::{self, Attach, Tracefs};
-use crate::probe::rocksdb::{self as rdb, Backend, OpsFilter, Plan, FUNCS};
+use crate::node::procfs;
 use crate::node::symbols::{analyze, LinkMode};
+use crate::probe::features::{self, Attach, Tracefs};
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
@@ -55,54 +53,6 @@ fn line(name: &str, status: Status, detail: impl Into<String>, remedy: Option<&s
     }
 }
 
-fn uname() -> (String, String) {
-    // SAFETY: uname fills the struct we own.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    unsafe { libc::uname(&mut u) };
-    let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&b).into_owned()
-    };
-    (s(&u.release), s(&u.machine))
-}
-
-/// The kernel build configuration, from /proc/config.gz or /boot.
-pub fn kernel_config(release: &str) -> Option<(String, HashMap<String, String>)> {
-    let text = std::fs::File::open("/proc/config.gz")
-        .ok()
-        .and_then(|f| {
-            let mut s = String::new();
-            flate2::read::GzDecoder::new(f)
-                .read_to_string(&mut s)
-                .ok()?;
-            Some(("/proc/config.gz".to_string(), s))
-        })
-        .or_else(|| {
-            let p = format!("/boot/config-{release}");
-            std::fs::read_to_string(&p).ok().map(|s| (p, s))
-        })?;
-    Some((text.0, parse_config(&text.1)))
-}
-
-pub fn parse_config(text: &str) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    for l in text.lines() {
-        if let Some((k, v)) = l.strip_prefix("CONFIG_").and_then(|l| l.split_once('=')) {
-            m.insert(k.to_string(), v.to_string());
-        } else if let Some(k) = l
-            .strip_prefix("# CONFIG_")
-            .and_then(|l| l.strip_suffix(" is not set"))
-        {
-            m.insert(k.to_string(), "n".to_string());
-        }
-    }
-    m
-}
-
 const CONFIG_KEYS: &[(&str, bool)] = &[
     ("BPF", true),
     ("BPF_SYSCALL", true),
@@ -117,7 +67,7 @@ const CONFIG_KEYS: &[(&str, bool)] = &[
 /// Environment lines and the probe results.
 pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
     let mut out = Vec::new();
-    let (release, machine) = uname();
+    let (release, machine) = crate::node::procfs::uname();
     out.push(line(
         "kernel",
         Status::Ok,
@@ -125,7 +75,7 @@ pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
         None,
     ));
 
-    match kernel_config(&release) {
+    match crate::node::procfs::kernel_config(&release) {
         Some((src, cfg)) => {
             let mut missing_required = Vec::new();
             let desc: Vec<String> = CONFIG_KEYS
@@ -172,7 +122,7 @@ pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
             .then_some("CO-RE needs kernel BTF: use a kernel with CONFIG_DEBUG_INFO_BTF=y"),
     ));
 
-    let missing = crate::probe::missing_caps(crate::probe::effective_caps());
+    let missing = crate::probe::missing_caps(crate::node::procfs::effective_caps());
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     out.push(line(
@@ -405,41 +355,8 @@ fn live_lines(pid: u32, probed: &[features::Probed], secs: u64) -> Vec<Line> {
             )]
         }
     };
-    let live = (|| -> Result<Vec<(String, u64)>> {
-        let t = super::rocksdb::process_target(proc.clone())?;
-        let found = rdb::resolve(t.files)?;
-        let plan = Plan::new(&found, &OpsFilter::default());
-        let backend = if probed
-            .iter()
-            .any(|p| p.attach == Attach::UprobeMulti && p.ok)
-        {
-            Backend::Multi
-        } else {
-            Backend::Single
-        };
-        let cfg = rdb::Config {
-            tgid: pid,
-            slow_ns: None,
-            ..Default::default()
-        };
-        let mut obj = MaybeUninit::uninit();
-        let skel = rdb::load(&mut obj, &cfg, backend)?;
-        let links = rdb::attach(&skel, &plan, backend)?;
-        let maps = rdb::Maps::new(&skel, &plan)?;
-        std::thread::sleep(Duration::from_secs(secs));
-        let s = rdb::read_sample(&maps, 0)?;
-        crate::probe::detach(links);
-        let mut per: HashMap<usize, u64> = HashMap::new();
-        for k in &s.rows {
-            *per.entry(k.func).or_default() += k.stats.count;
-        }
-        let mut v: Vec<(String, u64)> = per
-            .into_iter()
-            .map(|(f, n)| (FUNCS[f].name.to_string(), n))
-            .collect();
-        v.sort_by_key(|x| std::cmp::Reverse(x.1));
-        Ok(v)
-    })();
+    let before = procfs::own_bpf_fds();
+    let live = live_rocksdb(crate::node::Target::of(proc.clone()), secs);
     match live {
         Ok(v) => {
             let total: u64 = v.iter().map(|x| x.1).sum();
@@ -485,13 +402,65 @@ fn live_lines(pid: u32, probed: &[features::Probed], secs: u64) -> Vec<Line> {
             Err(e) => out.push(line("live syscall", Status::Warn, e, None)),
         }
     }
-    out.push(line(
-        "detach",
-        Status::Ok,
-        "every live-test probe detached",
-        None,
-    ));
+    // Every program, link and perf event the live test opened must be
+    // closed again: our own file descriptors say so.
+    let after = procfs::own_bpf_fds();
+    out.push(if after <= before {
+        line(
+            "detach",
+            Status::Ok,
+            format!("every live-test probe detached ({after} BPF descriptors open, as before)"),
+            None,
+        )
+    } else {
+        line(
+            "detach",
+            Status::Fail,
+            format!(
+                "{} BPF descriptors still open after the live test (before: {before})",
+                after
+            ),
+            Some("report this as a bug: the tool would leave probes behind"),
+        )
+    });
     out
+}
+
+/// The rocksdb layer, through the capture engine, on `target` for `secs`:
+/// calls per function.
+fn live_rocksdb(target: crate::node::Target, secs: u64) -> Result<Vec<(String, u64)>> {
+    struct Last(Option<crate::model::Report>);
+    impl View for Last {
+        fn snapshot(&mut self, s: &Snapshot) -> std::result::Result<(), Stop> {
+            if s.is_final {
+                self.0 = s.rocksdb.clone();
+            }
+            Ok(())
+        }
+        fn target(&mut self, _: &crate::model::TargetEvent) -> std::result::Result<(), Stop> {
+            Ok(())
+        }
+    }
+    let opts = Options {
+        layers: Layers {
+            rocksdb: true,
+            ..Layers::default()
+        },
+        by_function: true,
+        duration: Some(Duration::from_secs(secs)),
+        no_follow: true,
+        calibrate: false,
+        ..Options::default()
+    };
+    let mut last = Last(None);
+    engine::run(target, &opts, &mut last)?;
+    let mut v: Vec<(String, u64)> = last
+        .0
+        .map(|r| r.functions.into_iter().map(|f| (f.name, f.count)).collect())
+        .unwrap_or_default();
+    v.retain(|x| x.1 > 0);
+    v.sort_by_key(|x| std::cmp::Reverse(x.1));
+    Ok(v)
 }
 
 fn render_text(lines: &[Line], ok: bool) -> String {
@@ -575,8 +544,9 @@ mod tests {
 
     #[test]
     fn config_parsing() {
-        let c =
-            parse_config("CONFIG_BPF=y\n# CONFIG_KPROBES is not set\nCONFIG_HZ=250\n# comment\n");
+        let c = crate::node::procfs::parse_config(
+            "CONFIG_BPF=y\n# CONFIG_KPROBES is not set\nCONFIG_HZ=250\n# comment\n",
+        );
         assert_eq!(c["BPF"], "y");
         assert_eq!(c["KPROBES"], "n");
         assert_eq!(c["HZ"], "250");

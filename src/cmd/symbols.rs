@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::Out;
 use crate::error::Exit;
-use crate::render;
 use crate::node::symbols::analyze;
+use crate::render;
 
 #[derive(Args, Debug, Clone)]
 pub struct SymbolsArgs {

@@ -3,6 +3,9 @@
 //! running, how long it took, and the time writes spent stalled. Filled by
 //! `probe::background`, printed by `render`, read by `analyze`.
 
+use std::collections::HashMap;
+
+use super::diff::Cumulative;
 use super::Histogram;
 
 /// What a traced RocksDB internal function means (`enum bg_kind`).
@@ -130,6 +133,9 @@ pub struct Background {
     pub stalled_ns: u64,
     /// Kinds whose function the target does not have (reported, not fatal).
     pub absent: Vec<BgKind>,
+    /// Finished jobs the ring buffer had no room for (with job events on),
+    /// over the whole capture.
+    pub lost_events: u64,
 }
 
 impl Background {
@@ -186,6 +192,152 @@ pub struct BgJob {
     pub object: u64,
 }
 
+/// A read of all maps at the end of one interval.
+#[derive(Clone, Debug, Default)]
+pub struct Sample {
+    /// Cumulative counters per kind, in `BgKind::ALL` order; `max_ns` is
+    /// the maximum of the interval just closed.
+    pub kinds: Vec<(BgKind, BgStats)>,
+    /// Calls in progress at the time of the read.
+    pub running: Vec<Running>,
+    /// Cumulative drops per `enum drop_reason`.
+    pub drops: [u64; 3],
+}
+
+/// Turns cumulative samples into per-interval and whole-capture figures.
+pub struct BgAggregator {
+    present: Vec<BgKind>,
+    absent: Vec<BgKind>,
+    counters: Cumulative<BgKind, BgStats>,
+    /// Ongoing stalls already credited to earlier intervals: (tid, start)
+    /// -> ns credited.
+    credited: HashMap<(u32, u64), u64>,
+    drops: super::Drops,
+    /// What was running at the last read of the current session, and when
+    /// the last session ended.
+    running: Vec<Running>,
+    closed_running: Vec<Running>,
+}
+
+impl BgAggregator {
+    /// `present`: the kinds attached; `absent`: those the target lacks.
+    pub fn new(mut present: Vec<BgKind>, absent: Vec<BgKind>) -> BgAggregator {
+        present.sort();
+        present.dedup();
+        BgAggregator {
+            present,
+            absent,
+            counters: Cumulative::default(),
+            credited: HashMap::new(),
+            drops: super::Drops::default(),
+            running: Vec::new(),
+            closed_running: Vec::new(),
+        }
+    }
+
+    fn build(
+        &self,
+        per_kind: &HashMap<BgKind, (BgStats, u64)>,
+        running: &[Running],
+    ) -> Vec<crate::model::BgRow> {
+        self.present
+            .iter()
+            .map(|&k| {
+                let (s, in_flight) = per_kind.get(&k).cloned().unwrap_or_default();
+                row(k, &s, in_flight, running)
+            })
+            .collect()
+    }
+
+    /// The figures of the interval `s` closes. Stall time counts ongoing
+    /// stalls up to now, and a stall spanning intervals is split between
+    /// them, never counted twice.
+    pub fn interval(&mut self, s: &Sample) -> Background {
+        let in_flight: HashMap<BgKind, u64> = s
+            .kinds
+            .iter()
+            .map(|(k, cum)| (*k, cum.started.saturating_sub(cum.finished)))
+            .collect();
+        let mut per_kind = HashMap::new();
+        let mut stall_finished: u64 = 0;
+        for (kind, d) in self.counters.interval(s.kinds.iter().map(|(k, c)| (*k, c))) {
+            if kind == BgKind::DelayWrite {
+                stall_finished = d.total_ns;
+            }
+            let n = in_flight.get(&kind).copied().unwrap_or(0);
+            per_kind.insert(kind, (d, n));
+        }
+        self.running = s.running.clone();
+        self.drops.set(s.drops);
+        let ongoing: HashMap<(u32, u64), u64> = s
+            .running
+            .iter()
+            .filter(|r| r.kind == BgKind::DelayWrite)
+            .map(|r| ((r.tid, r.start_ns), r.elapsed_ns))
+            .collect();
+        // Stalls that ended: their earlier credit is in their total already.
+        let mut stalled = stall_finished;
+        self.credited.retain(|key, credit| {
+            if ongoing.contains_key(key) {
+                true
+            } else {
+                stalled = stalled.saturating_sub(*credit);
+                false
+            }
+        });
+        for (key, elapsed) in ongoing {
+            let credit = self.credited.entry(key).or_default();
+            stalled += elapsed.saturating_sub(*credit);
+            *credit = elapsed;
+        }
+        Background {
+            rows: self.build(&per_kind, &s.running),
+            stalled_ns: stalled,
+            absent: self.absent.clone(),
+            lost_events: self.drops.total(0),
+        }
+    }
+
+    /// The traced process is gone (or the capture ends); its last read is
+    /// already folded in by `interval`. A restarted process's maps start
+    /// from zero.
+    pub fn end(&mut self) {
+        self.counters.end_session(|k| *k);
+        self.closed_running = std::mem::take(&mut self.running);
+        self.credited.clear();
+        self.drops.end_session();
+    }
+
+    /// The whole capture so far, the current session included.
+    pub fn whole(&self) -> Background {
+        let mut per_kind = HashMap::new();
+        let mut stalled = 0;
+        for (kind, st) in self.counters.whole(|k| *k) {
+            if kind == BgKind::DelayWrite {
+                stalled = st.total_ns;
+            }
+            let n = st.started.saturating_sub(st.finished);
+            per_kind.insert(kind, (st, n));
+        }
+        let running = if self.running.is_empty() {
+            &self.closed_running
+        } else {
+            &self.running
+        };
+        stalled += running
+            .iter()
+            .filter(|r| r.kind == BgKind::DelayWrite)
+            .map(|r| r.elapsed_ns)
+            .sum::<u64>();
+        Background {
+            rows: self.build(&per_kind, running),
+            stalled_ns: stalled,
+            absent: self.absent.clone(),
+            lost_events: self.drops.total(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +384,72 @@ mod tests {
             assert_eq!(BgKind::from_index(i), Some(*k));
         }
         assert_eq!(BgKind::from_index(5), None);
+    }
+}
+
+#[cfg(test)]
+mod aggregator_tests {
+    use super::*;
+
+    fn sample(stall: (u64, u64, u64), comp: (u64, u64), running: Vec<Running>) -> Sample {
+        let st = |started, finished, total_ns| BgStats {
+            started,
+            finished,
+            total_ns,
+            ..Default::default()
+        };
+        Sample {
+            kinds: vec![
+                (BgKind::Compaction, st(comp.0, comp.1, 0)),
+                (BgKind::DelayWrite, st(stall.0, stall.1, stall.2)),
+            ],
+            running,
+            drops: [0; 3],
+        }
+    }
+
+    fn stall(start_ns: u64, elapsed_ns: u64) -> Running {
+        Running {
+            kind: BgKind::DelayWrite,
+            tid: 9,
+            start_ns,
+            elapsed_ns,
+        }
+    }
+
+    #[test]
+    fn a_stall_spanning_intervals_is_counted_once() {
+        let mut agg = BgAggregator::new(
+            vec![BgKind::Compaction, BgKind::DelayWrite],
+            vec![BgKind::StopToken],
+        );
+        // Interval 1: a stall began 300 ms ago and is still going.
+        let b1 = agg.interval(&sample((1, 0, 0), (1, 0), vec![stall(100, 300)]));
+        assert_eq!(b1.stalled_ns, 300);
+        assert_eq!(b1.row(BgKind::Compaction).unwrap().in_flight, 1);
+        // Interval 2: still going, 1000 ms so far.
+        let b2 = agg.interval(&sample((1, 0, 0), (1, 0), vec![stall(100, 1000)]));
+        assert_eq!(b2.stalled_ns, 700);
+        // Interval 3: it ended after 1200 ms in all; a new one is 50 ms in.
+        let b3 = agg.interval(&sample((2, 1, 1200), (1, 1), vec![stall(5000, 50)]));
+        assert_eq!(b3.stalled_ns, 200 + 50);
+        assert_eq!(b3.row(BgKind::Compaction).unwrap().finished, 1);
+        assert_eq!(b1.stalled_ns + b2.stalled_ns + b3.stalled_ns, 1250);
+        // The whole capture: finished stalls plus the ongoing one.
+        let last = sample((2, 1, 1200), (1, 1), vec![stall(5000, 80)]);
+        agg.interval(&last);
+        agg.end();
+        let w = agg.whole();
+        assert_eq!(w.stalled_ns, 1280);
+        assert_eq!(w.row(BgKind::DelayWrite).unwrap().finished, 1);
+        assert_eq!(w.absent, vec![BgKind::StopToken]);
+        assert_eq!(w.rows.len(), 2, "only kinds the target has");
+        // A restarted target's counters start from zero; the whole capture
+        // adds both processes.
+        agg.interval(&sample((1, 1, 400), (0, 0), vec![]));
+        agg.end();
+        let w = agg.whole();
+        assert_eq!(w.row(BgKind::DelayWrite).unwrap().finished, 2);
+        assert_eq!(w.stalled_ns, 1600, "1200 + 400, nothing running any more");
     }
 }

@@ -2,10 +2,12 @@
 //! Nothing here touches libbpf or the terminal.
 
 pub mod background;
+pub mod diff;
 pub mod hist;
 pub mod net;
 pub mod overhead;
 pub mod report;
+pub mod rocksdb;
 pub mod syscall;
 
 pub use background::{Background, BgJob, BgKind, BgRow, BgStats};

@@ -1,11 +1,14 @@
 //! The net layer's plain data: connections, lifecycle events, per-peer rows,
 //! totals and the disconnect-rate detector. No BPF, no terminal.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::Gap;
+use std::time::Instant;
+
+use super::{Gap, Gaps};
+use crate::clock::{now_rfc3339, Clock};
 
 /// One end of a TCP connection. IPv4-mapped IPv6 addresses (a dual-stack
 /// socket talking IPv4) are shown as the IPv4 address they carry.
@@ -333,6 +336,300 @@ impl DisconnectRate {
     }
 }
 
+/// A read of the maps at the end of one interval.
+#[derive(Clone, Debug, Default)]
+pub struct Sample {
+    pub conns: Vec<Conn>,
+    pub totals: Totals,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Closed {
+    tx: u64,
+    rx: u64,
+    retrans: u64,
+    count: u32,
+}
+
+/// Turns cumulative samples and lifecycle events into interval and
+/// whole-capture reports. A peer's bytes are those of its closed
+/// connections (final counters from the close events) plus those of its
+/// open ones (from the table). A capture may span several processes
+/// (restarts of the target): each is a session with maps of its own, whose
+/// counters start from zero; what ended sessions measured is kept here.
+pub struct Aggregator {
+    pid: Option<u32>,
+    backends: Vec<(&'static str, &'static str)>,
+    start: Instant,
+    last: Instant,
+    /// Bytes of each open connection at the last report.
+    prev: HashMap<ConnId, (u64, u64)>,
+    closed_ids: HashSet<ConnId>,
+    closed: HashMap<Endpoint, Closed>,
+    /// Bytes of connections closed since the last report, not yet reported.
+    span: HashMap<Endpoint, (u64, u64)>,
+    dirs: HashMap<Endpoint, BTreeSet<&'static str>>,
+    prev_totals: Totals,
+    rate: DisconnectRate,
+    /// Events dropped between the ring buffer and us.
+    pub user_lost: u64,
+    /// The last read of the session that ended, folded in when the next
+    /// one begins (or shown by the final report if none does).
+    ended: Option<Sample>,
+    /// Kernel counters and evictions of the sessions folded in.
+    totals_closed: Totals,
+    evicted_closed: u64,
+    gaps: Gaps,
+}
+
+impl Aggregator {
+    /// `backends`: the program flavour per feature, as the reports show it.
+    pub fn new(pid: Option<u32>, backends: Vec<(&'static str, &'static str)>) -> Aggregator {
+        let now = Instant::now();
+        Aggregator {
+            pid,
+            backends,
+            start: now,
+            last: now,
+            prev: HashMap::new(),
+            closed_ids: HashSet::new(),
+            closed: HashMap::new(),
+            span: HashMap::new(),
+            dirs: HashMap::new(),
+            prev_totals: Totals::default(),
+            rate: DisconnectRate::default(),
+            user_lost: 0,
+            ended: None,
+            totals_closed: Totals::default(),
+            evicted_closed: 0,
+            gaps: Gaps::default(),
+        }
+    }
+
+    /// A session starts: the programs are attached for process `pid`.
+    /// Folds in the session before it. Its connections still open at its
+    /// last read belonged to a process that has exited since: they count
+    /// as closed with what they had moved.
+    pub fn begin(&mut self, pid: u32) {
+        if let Some(s) = self.ended.take() {
+            for c in &s.conns {
+                if self.closed_ids.contains(&c.id()) || !c.established {
+                    continue;
+                }
+                let k = self.closed.entry(c.remote).or_default();
+                k.tx += c.tx_bytes;
+                k.rx += c.rx_bytes;
+                k.retrans += c.retrans;
+                k.count += 1;
+            }
+            self.evicted_closed += evicted(&s);
+            self.totals_closed.add(&s.totals);
+            // The new session's maps start empty and from zero.
+            self.prev.clear();
+            self.closed_ids.clear();
+            self.prev_totals = Totals::default();
+        }
+        self.pid = Some(pid);
+    }
+
+    /// The kernel's TCP counters over the whole capture: every ended
+    /// session's plus `current`, the running session's last read.
+    pub fn totals(&self, current: Option<&Sample>) -> Totals {
+        let mut t = self.totals_closed;
+        if let Some(s) = current.or(self.ended.as_ref()) {
+            t.add(&s.totals);
+        }
+        t
+    }
+
+    /// The session ends; `last` is its final read, taken after its events
+    /// were folded in.
+    pub fn end(&mut self, last: Option<Sample>) {
+        self.ended = Some(last.unwrap_or_default());
+    }
+
+    /// The target was traced again after `g`.
+    pub fn gap(&mut self, g: Gap) {
+        self.gaps.push(g);
+    }
+
+    /// The report of the whole capture, every session included (after
+    /// `end`).
+    pub fn whole(&mut self, now: Instant, now_ns: u64) -> NetReport {
+        let s = self.ended.take().unwrap_or_default();
+        let r = self.report(&s, now, now_ns, true);
+        self.ended = Some(s);
+        r
+    }
+
+    pub fn event(&mut self, e: &ConnEvent) {
+        let c = &e.conn;
+        self.dirs.entry(c.remote).or_default().insert(c.dir.name());
+        if !matches!(e.kind, EventKind::Close | EventKind::ConnectFailed) {
+            return;
+        }
+        if !self.closed_ids.insert(c.id()) {
+            return;
+        }
+        let (ptx, prx) = self.prev.remove(&c.id()).unwrap_or((0, 0));
+        let s = self.span.entry(c.remote).or_default();
+        s.0 += c.tx_bytes.saturating_sub(ptx);
+        s.1 += c.rx_bytes.saturating_sub(prx);
+        if e.kind == EventKind::Close {
+            let k = self.closed.entry(c.remote).or_default();
+            k.tx += c.tx_bytes;
+            k.rx += c.rx_bytes;
+            k.retrans += c.retrans;
+            k.count += 1;
+            self.rate.record(c.remote.addr, e.ts_ns);
+        }
+    }
+
+    /// The report of the span that `s` closes (`is_final`: the whole capture).
+    pub fn report(&mut self, s: &Sample, now: Instant, now_ns: u64, is_final: bool) -> NetReport {
+        let secs = if is_final {
+            now.duration_since(self.start).as_secs_f64()
+        } else {
+            now.duration_since(self.last).as_secs_f64()
+        };
+        self.last = now;
+        let per_sec = |b: u64| if secs > 0.0 { b as f64 / secs } else { 0.0 };
+
+        #[derive(Default)]
+        struct Acc {
+            live: u32,
+            oldest: Option<u64>,
+            tx: u64,
+            rx: u64,
+            dtx: u64,
+            drx: u64,
+            retrans: u64,
+            srtt: Option<u32>,
+        }
+        let mut acc: HashMap<Endpoint, Acc> = HashMap::new();
+        let mut live_conns = 0;
+        for c in &s.conns {
+            if self.closed_ids.contains(&c.id()) || !c.established {
+                continue;
+            }
+            live_conns += 1;
+            self.dirs.entry(c.remote).or_default().insert(c.dir.name());
+            let a = acc.entry(c.remote).or_default();
+            a.live += 1;
+            a.oldest = Some(a.oldest.map_or(c.start_ns, |o| o.min(c.start_ns)));
+            a.tx += c.tx_bytes;
+            a.rx += c.rx_bytes;
+            a.retrans += c.retrans;
+            if c.srtt_us > 0 {
+                a.srtt = Some(c.srtt_us);
+            }
+            let (ptx, prx) = self
+                .prev
+                .insert(c.id(), (c.tx_bytes, c.rx_bytes))
+                .unwrap_or((0, 0));
+            a.dtx += c.tx_bytes.saturating_sub(ptx);
+            a.drx += c.rx_bytes.saturating_sub(prx);
+        }
+        for (peer, (tx, rx)) in self.span.drain() {
+            let a = acc.entry(peer).or_default();
+            a.dtx += tx;
+            a.drx += rx;
+        }
+        if is_final {
+            for peer in self.closed.keys() {
+                acc.entry(*peer).or_default();
+            }
+        }
+        let mut peers: Vec<PeerRow> = acc
+            .into_iter()
+            .map(|(peer, a)| {
+                let k = self.closed.get(&peer).copied().unwrap_or_default();
+                let (tx, rx) = (a.tx + k.tx, a.rx + k.rx);
+                let (rtx, rrx) = if is_final { (tx, rx) } else { (a.dtx, a.drx) };
+                PeerRow {
+                    peer,
+                    dir: self
+                        .dirs
+                        .get(&peer)
+                        .map(|d| d.iter().copied().collect::<Vec<_>>().join("/"))
+                        .unwrap_or_default(),
+                    live: a.live,
+                    closed: k.count,
+                    age_secs: a.oldest.map(|o| now_ns.saturating_sub(o) as f64 / 1e9),
+                    tx_bytes: tx,
+                    rx_bytes: rx,
+                    tx_per_sec: per_sec(rtx),
+                    rx_per_sec: per_sec(rrx),
+                    retrans: a.retrans + k.retrans,
+                    srtt_us: a.srtt,
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| {
+            (b.tx_bytes + b.rx_bytes)
+                .cmp(&(a.tx_bytes + a.rx_bytes))
+                .then(a.peer.cmp(&b.peer))
+        });
+        let mut t = self.totals_closed;
+        t.add(&s.totals);
+        let (dtx, drx) = if is_final {
+            (t.tx_bytes, t.rx_bytes)
+        } else {
+            (
+                s.totals.tx_bytes.saturating_sub(self.prev_totals.tx_bytes),
+                s.totals.rx_bytes.saturating_sub(self.prev_totals.rx_bytes),
+            )
+        };
+        self.prev_totals = s.totals;
+        NetReport {
+            timestamp: now_rfc3339(),
+            pid: self.pid,
+            interval_secs: secs,
+            elapsed_secs: now.duration_since(self.start).as_secs_f64(),
+            is_final,
+            backends: self.backends.clone(),
+            peers,
+            totals: t,
+            tx_per_sec: per_sec(dtx),
+            rx_per_sec: per_sec(drx),
+            live_conns,
+            alerts: self.rate.alerts(now_ns),
+            lost_events: t.lost_events + self.user_lost,
+            evicted: self.evicted_closed + evicted(s),
+            gaps: if is_final {
+                self.gaps.all()
+            } else {
+                self.gaps.take_new()
+            },
+        }
+    }
+}
+
+/// Connections the kernel table pushed out (LRU) in one session.
+fn evicted(s: &Sample) -> u64 {
+    s.totals
+        .inserts
+        .saturating_sub(s.totals.deletes)
+        .saturating_sub(s.conns.len() as u64)
+}
+
+pub fn event_line(clock: &Clock, e: &ConnEvent) -> EventLine {
+    let c = &e.conn;
+    EventLine {
+        time: crate::clock::rfc3339(clock.wall(e.ts_ns)),
+        kind: e.kind,
+        pid: c.tgid,
+        peer: c.remote.to_string(),
+        local: c.local.to_string(),
+        dir: c.dir,
+        duration_secs: matches!(e.kind, EventKind::Close | EventKind::ConnectFailed)
+            .then(|| e.duration_ns() as f64 / 1e9),
+        tx_bytes: c.tx_bytes,
+        rx_bytes: c.rx_bytes,
+        retrans: c.retrans,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,5 +692,124 @@ mod tests {
         let al = d.alerts(201 * s);
         assert_eq!(al.len(), 1);
         assert_eq!(al[0].peer, None);
+    }
+}
+
+#[cfg(test)]
+mod aggregator_tests {
+    use super::*;
+
+    fn conn(sk: u64, port: u16, tx: u64, rx: u64) -> Conn {
+        Conn {
+            sk,
+            start_ns: 1,
+            tgid: 1,
+            dir: Dir::Out,
+            established: true,
+            remote: Endpoint {
+                addr: "127.0.0.1".parse().unwrap(),
+                port,
+            },
+            local: Endpoint {
+                addr: "127.0.0.1".parse().unwrap(),
+                port: 5000,
+            },
+            tx_bytes: tx,
+            rx_bytes: rx,
+            retrans: 0,
+            srtt_us: 0,
+        }
+    }
+
+    #[test]
+    fn closed_and_open_connections_add_up_per_peer() {
+        let mut agg = Aggregator::new(Some(1), vec![("send", "tp_btf")]);
+        let t0 = agg.start;
+        let s1 = Sample {
+            conns: vec![conn(1, 80, 100, 10), conn(2, 80, 5, 5)],
+            totals: Totals::default(),
+        };
+        let r1 = agg.report(&s1, t0 + Duration::from_secs(1), 2, false);
+        assert_eq!(r1.peers.len(), 1);
+        assert_eq!((r1.peers[0].tx_bytes, r1.peers[0].live), (105, 2));
+        assert_eq!(r1.peers[0].tx_per_sec, 105.0);
+        // Connection 1 closes with 150 sent; 2 keeps going.
+        agg.event(&ConnEvent {
+            ts_ns: 3,
+            kind: EventKind::Close,
+            conn: conn(1, 80, 150, 10),
+        });
+        // A sample read before the deletion must not count it twice.
+        let s2 = Sample {
+            conns: vec![conn(1, 80, 150, 10), conn(2, 80, 25, 5)],
+            totals: Totals::default(),
+        };
+        let r2 = agg.report(&s2, t0 + Duration::from_secs(2), 4, false);
+        let p = &r2.peers[0];
+        assert_eq!((p.tx_bytes, p.rx_bytes, p.live, p.closed), (175, 15, 1, 1));
+        assert_eq!(
+            p.tx_per_sec, 70.0,
+            "50 from the closed one, 20 from the open one"
+        );
+        let f = agg.report(&Sample::default(), t0 + Duration::from_secs(3), 5, true);
+        assert_eq!(
+            f.peers[0].tx_bytes, 150,
+            "only the closed connection is left"
+        );
+    }
+
+    #[test]
+    fn sessions_add_up_across_a_restart() {
+        let mut agg = Aggregator::new(Some(1), vec![("send", "tp_btf")]);
+        let t0 = agg.start;
+        agg.begin(1);
+        let totals = |tx, rx, closes| Totals {
+            tx_bytes: tx,
+            rx_bytes: rx,
+            closes,
+            inserts: closes,
+            deletes: closes,
+            ..Totals::default()
+        };
+        // Session 1: one connection closes (100 sent), one is still open
+        // (7 sent) when the process dies.
+        agg.event(&ConnEvent {
+            ts_ns: 3,
+            kind: EventKind::Close,
+            conn: conn(1, 80, 100, 10),
+        });
+        let mut open = totals(107, 10, 1);
+        open.inserts = 2;
+        agg.end(Some(Sample {
+            conns: vec![conn(1, 80, 100, 10), conn(2, 80, 7, 0)],
+            totals: open,
+        }));
+        // Session 2 (a new process, maps from zero; the socket address and
+        // first-seen time of connection 1 repeat by chance).
+        agg.begin(2);
+        agg.gap(Gap {
+            old_pid: 1,
+            new_pid: 2,
+            ..Gap::default()
+        });
+        let s = Sample {
+            conns: vec![conn(1, 80, 5, 1)],
+            totals: totals(5, 1, 0),
+        };
+        let r = agg.report(&s, t0 + Duration::from_secs(1), 4, false);
+        assert_eq!(r.pid, Some(2));
+        assert_eq!(r.gaps.len(), 1, "the first interval after the restart");
+        assert_eq!(r.totals.tx_bytes, 112, "session totals add up");
+        assert_eq!(r.tx_per_sec, 5.0, "the new session's rate, not a jump");
+        let p = &r.peers[0];
+        assert_eq!((p.tx_bytes, p.live, p.closed), (112, 1, 2), "{p:?}");
+        let r = agg.report(&s, t0 + Duration::from_secs(2), 5, false);
+        assert!(r.gaps.is_empty(), "...only once");
+        assert_eq!(r.evicted, 0);
+        agg.end(Some(s));
+        let f = agg.whole(t0 + Duration::from_secs(3), 6);
+        assert_eq!((f.totals.tx_bytes, f.totals.closes), (112, 1));
+        assert_eq!(f.peers[0].tx_bytes, 112);
+        assert_eq!(f.gaps.len(), 1);
     }
 }

@@ -45,6 +45,7 @@ impl OpStats {
         Row {
             name: name.to_string(),
             count: self.count,
+            total_ns: self.total_ns,
             qps: if secs > 0.0 {
                 self.count as f64 / secs
             } else {
@@ -75,6 +76,8 @@ impl OpStats {
 pub struct Row {
     pub name: String,
     pub count: u64,
+    /// Exact summed latency (what `avg_us` is derived from).
+    pub total_ns: u64,
     pub qps: f64,
     pub avg_us: Option<f64>,
     pub p50_us: Option<f64>,

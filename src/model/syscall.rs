@@ -18,7 +18,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Gap, OpStats, Row};
+use std::time::Instant;
+
+use super::diff::Cumulative;
+use super::{Drops, Gap, Gaps, OpStats, Row};
+use crate::clock::now_rfc3339;
 
 mod sysnames;
 
@@ -620,6 +624,140 @@ pub fn build(cells: &HashMap<(String, u32), CallStats>, span: &Span) -> SyscallR
     }
 }
 
+/// Counters of one (thread family, syscall), summed over CPUs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyStats {
+    pub family: String,
+    pub nr: u32,
+    /// Cumulative; `op.max_ns` is the maximum of the interval just ended.
+    pub stats: CallStats,
+}
+
+/// One read of the maps at the end of an interval.
+#[derive(Clone, Debug, Default)]
+pub struct Sample {
+    pub rows: Vec<KeyStats>,
+    /// Cumulative drops per `enum drop_reason`.
+    pub drops: [u64; 3],
+}
+
+/// One poll: the kernel's counters and the threads alive at that moment.
+#[derive(Clone, Debug, Default)]
+pub struct Tick {
+    pub sample: Sample,
+    pub threads: Option<Vec<String>>,
+    /// FUTEX_WAIT-family calls counted in the kernel, read before `sample`
+    /// (so the rows hold every wait counted).
+    pub futex_waits: u64,
+}
+
+type Key = (String, u32);
+
+/// Turns cumulative samples into interval and whole-capture reports. A
+/// capture may span several processes (restarts of the target): each is a
+/// session with maps of its own, whose counters start from zero.
+pub struct Aggregator {
+    counters: Cumulative<Key, CallStats>,
+    drops: Drops,
+    backend: &'static str,
+    pid: Option<u32>,
+    main: String,
+    top: usize,
+    threads: Option<Vec<String>>,
+    start: Instant,
+    last: Instant,
+    gaps: Gaps,
+}
+
+impl Aggregator {
+    /// `backend`: the attach flavour's name, as the reports show it.
+    pub fn new(backend: &'static str, top: usize) -> Aggregator {
+        let now = Instant::now();
+        Aggregator {
+            counters: Cumulative::default(),
+            drops: Drops::default(),
+            backend,
+            pid: None,
+            main: String::new(),
+            top,
+            threads: None,
+            start: now,
+            last: now,
+            gaps: Gaps::default(),
+        }
+    }
+
+    /// A session starts: the programs are attached for process `pid`,
+    /// whose main thread is named `comm`.
+    pub fn begin(&mut self, pid: u32, comm: &str) {
+        self.pid = Some(pid);
+        self.main = comm.to_string();
+    }
+
+    /// The session ends: `rest` are its reads not yet folded in, the last
+    /// one taken while the programs were still attached. Its counters join
+    /// the closed totals; the next session's maps start from zero.
+    pub fn end(&mut self, rest: &[Tick]) {
+        for t in rest {
+            let _ = self.interval(t, Instant::now()); // never shown: keep their maxima
+        }
+        self.counters.end_session(Key::clone);
+        self.drops.end_session();
+    }
+
+    /// The target was traced again after `g`.
+    pub fn gap(&mut self, g: Gap) {
+        self.gaps.push(g);
+    }
+
+    fn span(&self, secs: f64, is_final: bool) -> Span {
+        Span {
+            backend: self.backend,
+            timestamp: now_rfc3339(),
+            pid: self.pid,
+            secs,
+            elapsed_secs: self.start.elapsed().as_secs_f64(),
+            is_final,
+            main: self.main.clone(),
+            threads: self.threads.clone(),
+            top: self.top,
+            uncounted: self.drops.total(1),
+            untimed: self.drops.total(2),
+        }
+    }
+
+    /// The report of the interval that `t` closes.
+    pub fn interval(&mut self, t: &Tick, now: Instant) -> SyscallReport {
+        let secs = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        if t.threads.is_some() {
+            self.threads = t.threads.clone();
+        }
+        let read = t
+            .sample
+            .rows
+            .iter()
+            .map(|k| ((k.family.clone(), k.nr), &k.stats));
+        let mut cells: HashMap<Key, CallStats> = HashMap::new();
+        for (key, d) in self.counters.interval(read) {
+            cells.entry(key).or_default().add(&d);
+        }
+        self.drops.set(t.sample.drops);
+        let mut r = build(&cells, &self.span(secs, false));
+        r.gaps = self.gaps.take_new();
+        r
+    }
+
+    /// The report of the whole capture so far, every session included.
+    pub fn whole(&self) -> SyscallReport {
+        let cells = self.counters.whole(Key::clone);
+        let secs = self.start.elapsed().as_secs_f64();
+        let mut r = build(&cells, &self.span(secs, true));
+        r.gaps = self.gaps.all();
+        r
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -800,5 +938,126 @@ mod tests {
         assert_eq!(top.syscalls.len(), 2);
         assert_eq!(top.distinct, 5);
         assert_eq!(top.total_calls, r.total_calls, "totals ignore --top");
+    }
+}
+
+#[cfg(test)]
+mod aggregator_tests {
+    use super::*;
+
+    fn ks(family: &str, name: &str, count: u64, max_ns: u64) -> KeyStats {
+        let mut s = CallStats::default();
+        for _ in 0..count {
+            s.op.count += 1;
+            s.op.total_ns += 1000;
+            s.op.hist.record(1000);
+        }
+        s.op.max_ns = max_ns;
+        KeyStats {
+            family: family.into(),
+            nr: syscall_nr(name).unwrap(),
+            stats: s,
+        }
+    }
+
+    fn tick(rows: Vec<KeyStats>) -> Tick {
+        Tick {
+            sample: Sample {
+                rows,
+                drops: [0, 1, 2],
+            },
+            threads: Some(vec!["ckb".into(), "GlobalRt-1".into()]),
+            futex_waits: 0,
+        }
+    }
+
+    #[test]
+    fn intervals_difference_and_the_summary_accumulates() {
+        let mut agg = Aggregator::new("raw_tp", 0);
+        let t0 = agg.start;
+        let r1 = agg.interval(
+            &tick(vec![
+                ks("GlobalRt-", "getppid", 10, 5000),
+                ks("ckb", "getppid", 2, 9000),
+            ]),
+            t0 + Duration::from_secs(1),
+        );
+        let g = &r1.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
+        assert_eq!(g.row.count, 12);
+        assert_eq!(g.row.max_us, Some(9.0));
+        assert_eq!(r1.backend, "raw_tp");
+        assert_eq!((r1.uncounted, r1.untimed), (1, 2));
+
+        let r2 = agg.interval(
+            &tick(vec![
+                ks("GlobalRt-", "getppid", 15, 3000),
+                ks("ckb", "getppid", 2, 0),
+            ]),
+            t0 + Duration::from_secs(2),
+        );
+        let g = &r2.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
+        assert_eq!(g.row.count, 5);
+        assert_eq!(g.by_role["runtime"].count, 5);
+        assert_eq!(g.row.max_us, Some(3.0));
+
+        agg.end(&[tick(vec![
+            ks("GlobalRt-", "getppid", 15, 0),
+            ks("ckb", "getppid", 2, 0),
+        ])]);
+        let w = agg.whole();
+        assert!(w.is_final);
+        let g = &w.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
+        assert_eq!(g.row.count, 17);
+        assert_eq!(g.row.max_us, Some(9.0), "max of the intervals");
+        assert_eq!(w.derived.threads, Some(2));
+    }
+
+    #[test]
+    fn sessions_add_up_across_a_restart() {
+        let mut agg = Aggregator::new("tp_btf", 0);
+        let t0 = agg.start;
+        agg.begin(1, "ckb");
+        let r = agg.interval(
+            &tick(vec![ks("GlobalRt-", "getppid", 10, 5000)]),
+            t0 + Duration::from_secs(1),
+        );
+        assert!(r.gaps.is_empty());
+        // Session 1 ends: 3 more calls in its last read (never shown).
+        agg.end(&[tick(vec![ks("GlobalRt-", "getppid", 13, 0)])]);
+        // Session 2: a new process, maps from zero.
+        agg.begin(2, "ckb");
+        agg.gap(Gap {
+            old_pid: 1,
+            new_pid: 2,
+            ..Gap::default()
+        });
+        let r = agg.interval(
+            &tick(vec![
+                ks("GlobalRt-", "getppid", 4, 2000),
+                ks("rocksdb:low", "pwrite64", 1, 1000),
+            ]),
+            t0 + Duration::from_secs(2),
+        );
+        assert_eq!(r.pid, Some(2));
+        assert_eq!(r.gaps.len(), 1, "the first interval after the restart");
+        let g = &r.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
+        assert_eq!(g.row.count, 4, "the new session's calls, not a jump");
+        assert_eq!((r.uncounted, r.untimed), (2, 4), "drops of both sessions");
+        let r = agg.interval(
+            &tick(vec![ks("GlobalRt-", "getppid", 6, 0)]),
+            t0 + Duration::from_secs(3),
+        );
+        assert!(r.gaps.is_empty(), "...only once");
+        agg.end(&[]);
+        let w = agg.whole();
+        let g = &w.syscalls.iter().find(|s| s.0 == "getppid").unwrap().1;
+        assert_eq!(g.row.count, 19, "13 + 6: every process");
+        assert_eq!(g.by_role["runtime"].count, 19);
+        assert_eq!(g.row.max_us, Some(5.0), "max over both sessions");
+        let p = &w.syscalls.iter().find(|s| s.0 == "pwrite64").unwrap().1;
+        assert_eq!(p.by_role["compaction"].count, 1);
+        assert_eq!(w.gaps.len(), 1);
+        assert_eq!((w.gaps[0].old_pid, w.gaps[0].new_pid), (1, 2));
+        assert_eq!(w.pid, Some(2));
     }
 }

@@ -4,9 +4,12 @@
 pub mod elf;
 pub mod follow;
 pub mod insn;
+pub mod procfs;
 pub mod symbols;
 
-use std::path::{Path, PathBuf};
+pub use procfs::{all_pids, mapped_rocksdb_libs, Proc};
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 
@@ -18,60 +21,6 @@ pub enum Selector {
     Pid(u32),
     Binary(PathBuf),
     Name(String),
-}
-
-/// A live process we trace, identified beyond its PID (PIDs get reused).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proc {
-    pub pid: u32,
-    pub start_time: u64,
-    pub comm: String,
-    pub exe: PathBuf,
-}
-
-impl Proc {
-    pub fn read(pid: u32) -> Option<Proc> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Field 22 (starttime) counts after the parenthesised comm.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let start_time = rest.split_whitespace().nth(19)?.parse().ok()?;
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .ok()?
-            .trim_end()
-            .to_string();
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-        Some(Proc {
-            pid,
-            start_time,
-            comm,
-            exe,
-        })
-    }
-
-    /// Still the same process (not exited, PID not reused)?
-    pub fn alive(&self) -> bool {
-        Proc::read(self.pid).is_some_and(|p| p.start_time == self.start_time)
-    }
-
-    /// argv, as /proc/PID/cmdline gives it.
-    pub fn cmdline(&self) -> Vec<String> {
-        std::fs::read(format!("/proc/{}/cmdline", self.pid))
-            .map(|b| {
-                b.split(|&c| c == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-pub fn all_pids() -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
 }
 
 /// The process named `name` (comm or executable file name). With several,
@@ -146,34 +95,6 @@ pub struct ProbeFile {
     pub elf_path: PathBuf,
 }
 
-/// Mapped files of `pid` whose name looks like a RocksDB library.
-pub fn mapped_rocksdb_libs(pid: u32) -> Vec<ProbeFile> {
-    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-        return Vec::new();
-    };
-    let mut out: Vec<ProbeFile> = Vec::new();
-    for line in maps.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(range), Some(_perms)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Some(path) = parts.nth(3) else { continue };
-        let is_rocks = Path::new(path)
-            .file_name()
-            .and_then(|f| f.to_str())
-            .is_some_and(|f| f.starts_with("librocksdb"));
-        if is_rocks && !out.iter().any(|f| f.display == Path::new(path)) {
-            let attach = PathBuf::from(format!("/proc/{pid}/map_files/{range}"));
-            out.push(ProbeFile {
-                attach_path: attach.clone(),
-                display: PathBuf::from(path),
-                elf_path: attach,
-            });
-        }
-    }
-    out
-}
-
 /// Resolves a DT_NEEDED library name the way the dynamic loader would for
 /// the common cases (RUNPATH is not consulted).
 pub fn find_library(name: &str) -> Option<PathBuf> {
@@ -200,4 +121,58 @@ pub fn find_library(name: &str) -> Option<PathBuf> {
         dirs.push(PathBuf::from(d));
     }
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.exists())
+}
+
+/// What a capture attaches to, and which process it watches.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub files: Vec<ProbeFile>,
+    /// None with `--binary`: every process of the file, none followed.
+    pub proc: Option<Proc>,
+}
+
+impl Target {
+    /// The target the user named.
+    pub fn resolve(sel: &Selector) -> Result<Target> {
+        match sel {
+            Selector::Pid(pid) => Ok(Target::of(find_by_pid(*pid)?)),
+            Selector::Name(name) => Ok(Target::of(find_by_name(name)?)),
+            Selector::Binary(path) => {
+                let elf = elf::Elf::open(path)?;
+                let mut files = vec![ProbeFile {
+                    attach_path: path.clone(),
+                    display: path.clone(),
+                    elf_path: path.clone(),
+                }];
+                // A dynamically linked node: its RocksDB lives in a library.
+                for lib in elf.needed().iter().filter(|n| n.starts_with("librocksdb")) {
+                    if let Some(p) = find_library(lib) {
+                        files.push(ProbeFile {
+                            attach_path: p.clone(),
+                            display: p.clone(),
+                            elf_path: p,
+                        });
+                    }
+                }
+                Ok(Target { files, proc: None })
+            }
+        }
+    }
+
+    /// A live process: its executable through /proc/PID/exe (the inode it
+    /// runs, even after an upgrade replaced the file) and the RocksDB
+    /// libraries it has mapped.
+    pub fn of(proc: Proc) -> Target {
+        let exe = PathBuf::from(format!("/proc/{}/exe", proc.pid));
+        let mut files = vec![ProbeFile {
+            attach_path: exe.clone(),
+            display: proc.exe.clone(),
+            elf_path: exe,
+        }];
+        files.extend(mapped_rocksdb_libs(proc.pid));
+        Target {
+            files,
+            proc: Some(proc),
+        }
+    }
 }

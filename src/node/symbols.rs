@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use super::elf::{Elf, ElfKind, FuncSym};
 use super::insn::{classify, ProbeCost};
-use crate::probe::rocksdb::FUNCS;
+use crate::model::rocksdb::FUNCS;
 
 /// RocksDB C++ functions that mark background work and stalls, by the
 /// qualified name their demangled form starts with.

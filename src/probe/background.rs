@@ -15,16 +15,16 @@ use std::mem::MaybeUninit;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, UprobeMultiOpts, UprobeOpts};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
-use crate::model::background::Running;
-use crate::model::{BgKind, BgStats};
-use crate::probe::rocksdb::Backend;
-use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
+use super::uprobe::{self, Backend, Pair, Site};
+use crate::model::background::{Running, Sample};
+use crate::model::{BgJob, BgKind, BgStats};
 use crate::node::elf::{Elf, FuncSym};
 use crate::node::insn::{classify, ProbeCost};
 use crate::node::symbols::{demangle, is_compiler_clone};
 use crate::node::ProbeFile;
+use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
@@ -201,105 +201,48 @@ pub fn load<'obj>(
         .map_err(|e| bpf_failure("loading the background BPF programs".into(), e))
 }
 
-/// Attaches an entry and a return probe to every planned function; the
-/// cookie of both is the kind. Links detach when dropped.
+/// Attaches an entry and a return probe to every planned function (see
+/// `uprobe::attach`); the cookie of both is the kind.
 pub fn attach(skel: &BackgroundSkel<'_>, plan: &Plan, backend: Backend) -> Result<Vec<Link>> {
-    let mut links = Vec::new();
-    match backend {
-        Backend::Multi => {
-            let mut files: Vec<&ProbeFile> = Vec::new();
-            for p in &plan.attach {
-                if !files.iter().any(|f| f.attach_path == p.file.attach_path) {
-                    files.push(&p.file);
-                }
-            }
-            for file in files {
-                let funcs: Vec<&Planned> = plan
-                    .attach
-                    .iter()
-                    .filter(|p| p.file.attach_path == file.attach_path)
-                    .collect();
-                for (prog, retprobe) in [
-                    (&skel.progs.bg_enter_m, false),
-                    (&skel.progs.bg_exit_m, true),
-                ] {
-                    let opts = UprobeMultiOpts {
-                        offsets: funcs.iter().map(|p| p.sym.offset as usize).collect(),
-                        cookies: funcs.iter().map(|p| p.kind as u64).collect(),
-                        retprobe,
-                        ..Default::default()
-                    };
-                    let link = prog
-                        .attach_uprobe_multi_with_opts(-1, &file.attach_path, "", opts)
-                        .map_err(|e| {
-                            bpf_failure(
-                                format!(
-                                    "attaching {} RocksDB internal uprobes (multi) to {}",
-                                    funcs.len(),
-                                    file.display.display()
-                                ),
-                                e,
-                            )
-                        })?;
-                    links.push(link);
-                }
-            }
-        }
-        Backend::Single => {
-            for p in &plan.attach {
-                for (prog, retprobe) in [(&skel.progs.bg_enter, false), (&skel.progs.bg_exit, true)]
-                {
-                    let opts = UprobeOpts {
-                        cookie: p.kind as u64,
-                        retprobe,
-                        ..Default::default()
-                    };
-                    let link = prog
-                        .attach_uprobe_with_opts(
-                            -1,
-                            &p.file.attach_path,
-                            p.sym.offset as usize,
-                            opts,
-                        )
-                        .map_err(|e| {
-                            bpf_failure(
-                                format!(
-                                    "attaching {} to {} in {}",
-                                    if retprobe { "uretprobe" } else { "uprobe" },
-                                    p.kind.function(),
-                                    p.file.display.display()
-                                ),
-                                e,
-                            )
-                        })?;
-                    links.push(link);
-                }
-            }
-        }
-    }
-    Ok(links)
+    let p = &skel.progs;
+    let pair = match backend {
+        Backend::Multi => Pair {
+            enter: &p.bg_enter_m,
+            exit: &p.bg_exit_m,
+        },
+        Backend::Single => Pair {
+            enter: &p.bg_enter,
+            exit: &p.bg_exit,
+        },
+    };
+    let sites: Vec<Site> = plan
+        .attach
+        .iter()
+        .map(|p| Site {
+            path: &p.file.attach_path,
+            display: &p.file.display,
+            offset: p.sym.offset,
+            cookie: p.kind as u64,
+            name: p.kind.function(),
+        })
+        .collect();
+    uprobe::attach(pair, &sites, backend)
 }
 
-/// Loads and attaches with the best backend: uprobe_multi, else one uprobe
-/// per function (kernels before 6.6). `CKB_LIBBPF_BACKEND=single` forces
-/// the latter, as for the rocksdb layer.
+/// Loads and attaches with the best backend, or the one `forced` names
+/// (`uprobe::load_attach`).
 pub fn load_and_attach<'obj>(
-    obj_multi: &'obj mut MaybeUninit<OpenObject>,
-    obj_single: &'obj mut MaybeUninit<OpenObject>,
+    storage: [&'obj mut MaybeUninit<OpenObject>; 2],
+    forced: Option<Backend>,
     cfg: &Config,
     plan: &Plan,
 ) -> Result<(BackgroundSkel<'obj>, Vec<Link>, Backend)> {
-    let forced_single = std::env::var("CKB_LIBBPF_BACKEND").as_deref() == Ok("single");
-    if !forced_single {
-        if let Ok(skel) = load(obj_multi, cfg, Backend::Multi) {
-            if let Ok(links) = attach(&skel, plan, Backend::Multi) {
-                return Ok((skel, links, Backend::Multi));
-            }
-        }
-    }
-    let skel = load(obj_single, cfg, Backend::Single)?;
-    let links = attach(&skel, plan, Backend::Single)?;
-    Ok((skel, links, Backend::Single))
+    let ((skel, links), backend, _) = uprobe::load_attach(storage, forced, |obj, b| {
+        let skel = load(obj, cfg, b)?;
+        let links = attach(&skel, plan, b)?;
+        Ok((skel, links))
+    })?;
+    Ok((skel, links, backend))
 }
 
 /// Owned handles on the maps the poller reads; `Send`, for worker threads.
@@ -326,22 +269,10 @@ pub fn events(skel: &BackgroundSkel<'_>) -> Result<MapHandle> {
     map_handle(&skel.maps.events)
 }
 
-/// A read of all maps at the end of one interval.
-#[derive(Clone, Debug, Default)]
-pub struct Sample {
-    /// Cumulative counters per kind, in `BgKind::ALL` order; `max_ns` is
-    /// the maximum of the interval just closed.
-    pub kinds: Vec<(BgKind, BgStats)>,
-    /// Calls in progress at the time of the read.
-    pub running: Vec<Running>,
-    /// Cumulative drops per `enum drop_reason`.
-    pub drops: [u64; 3],
-}
-
 /// Reads the maps, closing interval `epoch` (see `rocksdb::read_sample`).
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
     bump_epoch(&maps.ctl, epoch)?;
-    let now = crate::cmd::monotonic_ns();
+    let now = crate::clock::monotonic_ns();
     let mut kinds = Vec::with_capacity(BgKind::ALL.len());
     for (i, kind) in BgKind::ALL.into_iter().enumerate() {
         let mut sum = BgStats::default();
@@ -520,6 +451,22 @@ mod tests {
         ] {
             assert!(MANGLED_HINTS.iter().any(|h| m.contains(h)), "{m}");
             assert_eq!(kind_of(&demangle(m)), Some(k));
+        }
+    }
+}
+
+/// A ring-buffer record as a printable job.
+impl BgEvent {
+    /// The record as a printable job.
+    pub fn job(&self, clock: &crate::clock::Clock) -> BgJob {
+        BgJob {
+            time: crate::clock::rfc3339(clock.wall(self.ts_ns)),
+            pid: self.tgid,
+            tid: self.tid,
+            thread: self.thread(),
+            kind: self.kind(),
+            duration_us: self.dur_ns as f64 / 1000.0,
+            object: self.obj,
         }
     }
 }

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::rocksdb::{self as rdb, Backend, Config, Plan, Planned, FUNCS};
+use super::rocksdb::{self as rdb, Backend, Config, Plan, Planned};
 use crate::model::overhead::PerHit;
+use crate::model::rocksdb::FUNCS;
 use crate::node::elf::Elf;
 use crate::node::insn::classify;
 use crate::node::ProbeFile;

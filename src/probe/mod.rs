@@ -8,6 +8,7 @@ pub mod features;
 pub mod net;
 pub mod rocksdb;
 pub mod syscall;
+pub mod uprobe;
 
 use anyhow::Result;
 
@@ -17,18 +18,6 @@ use crate::error::{Exit, Failure};
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
-
-/// Effective capability set of this process, from /proc/self/status.
-pub fn effective_caps() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0)
-}
 
 /// Capabilities missing for loading BPF and creating probes, by name.
 pub fn missing_caps(caps: u64) -> Vec<&'static str> {
@@ -48,7 +37,7 @@ pub fn missing_caps(caps: u64) -> Vec<&'static str> {
 
 /// Fails early, with the remedy, when we cannot load BPF programs.
 pub fn require_privileges() -> Result<()> {
-    let missing = missing_caps(effective_caps());
+    let missing = missing_caps(crate::node::procfs::effective_caps());
     if missing.is_empty() {
         return Ok(());
     }

@@ -2,7 +2,6 @@
 //! (chosen by probing the kernel), loading, attaching, seeding the target's
 //! listening ports from /proc, and reading the maps.
 
-use std::collections::HashSet;
 use std::mem::MaybeUninit;
 
 use anyhow::{Context, Result};
@@ -10,7 +9,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, OpenProgramMut, ProgramMut};
 
 use crate::error::{Exit, Failure};
-use crate::model::net::{Conn, ConnEvent, Dir, Endpoint, EventKind, Totals};
+use crate::model::net::{Conn, ConnEvent, Dir, Endpoint, EventKind, Sample, Totals};
 use crate::probe::features::{self, Attach, Probed};
 use crate::probe::{bpf_failure, map_handle};
 
@@ -363,58 +362,10 @@ pub fn events(skel: &NetSkel<'_>) -> Result<MapHandle> {
     map_handle(&skel.maps.events)
 }
 
-/// The target's listening TCP ports, from /proc: its socket inodes matched
-/// against /proc/PID/net/tcp{,6} rows in state LISTEN. Returns the network
-/// namespace inode and the ports.
-pub fn proc_listeners(pid: u32) -> (u32, Vec<u16>) {
-    let netns = std::fs::read_link(format!("/proc/{pid}/ns/net"))
-        .ok()
-        .and_then(|p| {
-            let s = p.to_string_lossy().into_owned();
-            s.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .unwrap_or(0);
-    let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.filter_map(|e| {
-                let l = std::fs::read_link(e.ok()?.path()).ok()?;
-                let s = l.to_string_lossy().into_owned();
-                s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-            })
-            .collect()
-        })
-        .unwrap_or_default();
-    let mut ports = Vec::new();
-    for file in ["tcp", "tcp6"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
-            continue;
-        };
-        ports.extend(listening_ports(&text, &inodes));
-    }
-    ports.sort_unstable();
-    ports.dedup();
-    (netns, ports)
-}
-
-/// Ports of /proc/net/tcp rows in LISTEN (0A) whose inode is in `inodes`.
-pub fn listening_ports(text: &str, inodes: &HashSet<u64>) -> Vec<u16> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (local, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
-            if *state != "0A" || !inodes.contains(&inode.parse().ok()?) {
-                return None;
-            }
-            u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
-        })
-        .collect()
-}
-
 /// Tells the programs about listeners that existed before we attached, so
 /// connections they accept are attributed to the target.
 pub fn seed_listeners(maps: &Maps, tgid: u32) -> Result<Vec<u16>> {
-    let (netns, ports) = proc_listeners(tgid);
+    let (netns, ports) = crate::node::procfs::proc_listeners(tgid);
     for &port in &ports {
         let k = types::net_listen_key {
             netns,
@@ -440,13 +391,6 @@ pub fn seed_listeners(maps: &Maps, tgid: u32) -> Result<Vec<u16>> {
             .context("seeding the listener table")?;
     }
     Ok(ports)
-}
-
-/// A read of the maps at the end of one interval.
-#[derive(Clone, Debug, Default)]
-pub struct Sample {
-    pub conns: Vec<Conn>,
-    pub totals: Totals,
 }
 
 fn conn_from(sk: u64, c: &types::net_conn) -> Conn {
@@ -595,6 +539,9 @@ mod tests {
    1: 0100007F:1FB4 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 999 1 0000000000000000 100 0 0 10 0\n\
    2: 0100007F:A0B0 0100007F:1FB3 01 00000000:00000000 00:00000000 00000000     0        0 4243 1 0000000000000000 100 0 0 10 0\n";
         let inodes: HashSet<u64> = [4242, 4243].into_iter().collect();
-        assert_eq!(listening_ports(text, &inodes), vec![0x1FB3]);
+        assert_eq!(
+            crate::node::procfs::listening_ports(text, &inodes),
+            vec![0x1FB3]
+        );
     }
 }

@@ -2,20 +2,24 @@
 //! plan (present / absent / left out because single-stepped), loading the
 //! skeleton and reading its maps.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject, UprobeMultiOpts, UprobeOpts};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
+
+use super::uprobe::{self, Pair, Site};
 
 use crate::error::{Exit, Failure};
+pub use crate::model::rocksdb::func_names;
+use crate::model::rocksdb::{FuncDef, KeyStats, Op, OpsFilter, Sample, FUNCS};
 use crate::model::OpStats;
-use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
 use crate::node::elf::{Elf, FuncSym};
 use crate::node::insn::{classify, ProbeCost};
 use crate::node::ProbeFile;
+use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
@@ -29,207 +33,13 @@ unsafe impl plain::Plain for types::rdb_db_key {}
 unsafe impl plain::Plain for types::rdb_stats {}
 unsafe impl plain::Plain for RdbEvent {}
 
-/// Operation classes, in `enum rdb_op` order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Op {
-    Get,
-    Put,
-    Delete,
-    Write,
-    IterSeek,
-    IterCreate,
-    IterNext,
-    TxnBegin,
-    TxnCommit,
-}
-
-impl Op {
-    pub const ALL: [Op; 9] = [
-        Op::Get,
-        Op::Put,
-        Op::Delete,
-        Op::Write,
-        Op::IterSeek,
-        Op::IterCreate,
-        Op::IterNext,
-        Op::TxnBegin,
-        Op::TxnCommit,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Get => "GET",
-            Op::Put => "PUT",
-            Op::Delete => "DELETE",
-            Op::Write => "WRITE",
-            Op::IterSeek => "ITER_SEEK",
-            Op::IterCreate => "ITER_CREATE",
-            Op::IterNext => "ITER_NEXT",
-            Op::TxnBegin => "TXN_BEGIN",
-            Op::TxnCommit => "TXN_COMMIT",
-        }
-    }
-    pub fn from_name(s: &str) -> Option<Op> {
-        Op::ALL
-            .into_iter()
-            .find(|o| o.name().eq_ignore_ascii_case(s))
-    }
-    fn from_u8(v: u8) -> Op {
-        Op::ALL.get(v as usize).copied().unwrap_or(Op::Get)
-    }
-    /// Reads report a hit ratio.
-    pub fn is_read(self) -> bool {
-        self == Op::Get
-    }
-    /// Rows that carry a byte count (GET: value sizes; PUT: key + value;
-    /// DELETE: key sizes).
-    pub fn has_bytes(self) -> bool {
-        matches!(self, Op::Get | Op::Put | Op::Delete)
-    }
-}
-
-// Values of enum rdb_ret / enum rdb_arg1 (include/ckb_libbpf.h).
 /// Rows of `stats` per (process, db): RDB_FUNC_SLOTS in include/ckb_libbpf.h.
 const FUNC_SLOTS: u32 = 48;
-const RET_NONE: u8 = 0;
-const RET_PINNABLE: u8 = 1;
-const RET_VLEN_PTR: u8 = 2;
-const RET_HANDLE: u8 = 3;
-const ARG1_DB: u8 = 0;
-const ARG1_HANDLE: u8 = 1;
-
-/// How the BPF programs read one C function (`struct rdb_spec`).
-#[derive(Clone, Copy, Debug)]
-pub struct FuncDef {
-    pub name: &'static str,
-    pub op: Op,
-    klen_arg: u8,
-    vlen_arg: u8,
-    vptr_arg: u8,
-    ret: u8,
-    arg1: u8,
-}
-
-const fn f(name: &'static str, op: Op, klen: u8, vlen: u8, vptr: u8, ret: u8, arg1: u8) -> FuncDef {
-    FuncDef {
-        name,
-        op,
-        klen_arg: klen,
-        vlen_arg: vlen,
-        vptr_arg: vptr,
-        ret,
-        arg1,
-    }
-}
-
-/// Every RocksDB C API function the layer knows, with the argument positions
-/// of c.h (RocksDB 9.x). The index is the function id in the BPF maps.
-#[rustfmt::skip]
-pub const FUNCS: &[FuncDef] = &[
-    // GET: value size from the returned pinnable slice or *vallen; NULL = miss.
-    f("rocksdb_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_DB),
-    f("rocksdb_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_DB),
-    f("rocksdb_get_pinned", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_DB),
-    f("rocksdb_get_pinned_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_DB),
-    f("rocksdb_transaction_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_HANDLE),
-    f("rocksdb_transaction_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_HANDLE),
-    f("rocksdb_transaction_get_pinned", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
-    f("rocksdb_transaction_get_pinned_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
-    f("rocksdb_transaction_get_for_update", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_HANDLE),
-    f("rocksdb_transaction_get_for_update_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_HANDLE),
-    f("rocksdb_transaction_get_pinned_for_update", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
-    f("rocksdb_transaction_get_pinned_for_update_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
-    f("rocksdb_transactiondb_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_DB),
-    f("rocksdb_transactiondb_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_DB),
-    // PUT: key + value lengths from the arguments (7th on the stack).
-    f("rocksdb_put", Op::Put, 4, 6, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_put_cf", Op::Put, 5, 7, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transaction_put", Op::Put, 3, 5, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_transaction_put_cf", Op::Put, 4, 6, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_transactiondb_put", Op::Put, 4, 6, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transactiondb_put_cf", Op::Put, 5, 7, 0, RET_NONE, ARG1_DB),
-    // DELETE: key length.
-    f("rocksdb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transaction_delete", Op::Delete, 3, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_transaction_delete_cf", Op::Delete, 4, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_transactiondb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transactiondb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB),
-    // WRITE: batches.
-    f("rocksdb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transactiondb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB),
-    // Iterators and transactions: handles remember the db they came from.
-    f("rocksdb_iter_seek", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_iter_seek_for_prev", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_iter_seek_to_first", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_iter_seek_to_last", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB),
-    f("rocksdb_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB),
-    f("rocksdb_transaction_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE),
-    f("rocksdb_transaction_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE),
-    f("rocksdb_iter_next", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_iter_prev", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_optimistictransaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB),
-    f("rocksdb_transaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB),
-    f("rocksdb_transaction_commit", Op::TxnCommit, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-];
-
-pub fn func_names() -> Vec<&'static str> {
-    FUNCS.iter().map(|f| f.name).collect()
-}
 
 fn cookie(id: usize, d: &FuncDef) -> u64 {
     u64::from_le_bytes([
         d.op as u8, id as u8, d.klen_arg, d.vlen_arg, d.vptr_arg, d.ret, d.arg1, 0,
     ])
-}
-
-/// Which functions to trace: `--ops` takes class names (GET, ITER_SEEK...)
-/// and/or function names. Naming a class or function opts in its
-/// single-stepped functions too; by default those are left out.
-#[derive(Clone, Debug, Default)]
-pub struct OpsFilter {
-    explicit: Option<(BTreeSet<Op>, BTreeSet<String>)>,
-}
-
-impl OpsFilter {
-    pub fn parse(spec: Option<&str>) -> Result<OpsFilter> {
-        let Some(spec) = spec else {
-            return Ok(OpsFilter::default());
-        };
-        let mut ops = BTreeSet::new();
-        let mut funcs = BTreeSet::new();
-        for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            if word.eq_ignore_ascii_case("all") {
-                ops.extend(Op::ALL);
-            } else if let Some(op) = Op::from_name(word) {
-                ops.insert(op);
-            } else if FUNCS.iter().any(|f| f.name == word) {
-                funcs.insert(word.to_string());
-            } else {
-                let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
-                return Err(Failure::new(
-                    Exit::Usage,
-                    format!("--ops: unknown operation `{word}`"),
-                )
-                .hint(format!(
-                    "use classes ({}, all) or rocksdb_* function names",
-                    names.join(", ")
-                ))
-                .into());
-            }
-        }
-        Ok(OpsFilter {
-            explicit: Some((ops, funcs)),
-        })
-    }
-
-    /// None = not wanted; Some(true) = wanted even if single-stepped.
-    fn wants(&self, d: &FuncDef) -> Option<bool> {
-        match &self.explicit {
-            None => Some(false),
-            Some((ops, funcs)) => (ops.contains(&d.op) || funcs.contains(d.name)).then_some(true),
-        }
-    }
 }
 
 /// One function to attach, in one file.
@@ -350,21 +160,11 @@ pub struct Config {
 /// Slots of the per-thread map: pid_max rounded up to a power of two (every
 /// tid then has a slot of its own), at most 64 K (72 bytes each).
 fn thread_slots() -> u32 {
-    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(u32::MAX);
+    let pid_max = crate::node::procfs::pid_max().unwrap_or(u32::MAX);
     pid_max.clamp(1024, 1 << 16).next_power_of_two()
 }
 
-/// How probes are attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// One uprobe_multi link per file and direction (Linux 6.6+).
-    Multi,
-    /// One perf-event uprobe per function and direction.
-    Single,
-}
+pub use super::uprobe::Backend;
 
 /// Opens and loads the BPF object with `cfg` in its read-only data, with
 /// only the programs of `backend` loaded.
@@ -415,14 +215,40 @@ pub fn load<'obj>(
         .map_err(|e| bpf_failure("loading the RocksDB BPF programs".into(), e))
 }
 
-/// Attaches an entry and a return probe to every planned function. The
-/// links detach when dropped; the kernel also releases them if we are
-/// killed, since they live in our file descriptors.
+/// Attaches an entry and a return probe to every planned function (see
+/// `uprobe::attach`); the cookie tells the programs how to read each one.
 pub fn attach(skel: &RocksdbSkel<'_>, plan: &Plan, backend: Backend) -> Result<Vec<Link>> {
-    match backend {
-        Backend::Multi => attach_multi(skel, plan),
-        Backend::Single => attach_single(skel, plan),
-    }
+    let p = &skel.progs;
+    let pair = match (empty(skel), backend) {
+        (false, Backend::Multi) => Pair {
+            enter: &p.rdb_enter_m,
+            exit: &p.rdb_exit_m,
+        },
+        (false, Backend::Single) => Pair {
+            enter: &p.rdb_enter,
+            exit: &p.rdb_exit,
+        },
+        (true, Backend::Multi) => Pair {
+            enter: &p.rdb_empty_enter_m,
+            exit: &p.rdb_empty_exit_m,
+        },
+        (true, Backend::Single) => Pair {
+            enter: &p.rdb_empty_enter,
+            exit: &p.rdb_empty_exit,
+        },
+    };
+    let sites: Vec<Site> = plan
+        .attach
+        .iter()
+        .map(|p| Site {
+            path: &p.file.attach_path,
+            display: &p.file.display,
+            offset: p.sym.offset,
+            cookie: cookie(p.id, &p.def),
+            name: p.def.name,
+        })
+        .collect();
+    uprobe::attach(pair, &sites, backend)
 }
 
 /// Whether the skeleton was loaded with the empty (floor) programs.
@@ -431,83 +257,6 @@ fn empty(skel: &RocksdbSkel<'_>) -> bool {
         .rodata_data
         .as_ref()
         .is_some_and(|r| r.empty_programs)
-}
-
-fn attach_multi(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
-    let (enter, exit) = if empty(skel) {
-        (&skel.progs.rdb_empty_enter_m, &skel.progs.rdb_empty_exit_m)
-    } else {
-        (&skel.progs.rdb_enter_m, &skel.progs.rdb_exit_m)
-    };
-    let mut links = Vec::new();
-    let mut files: Vec<&ProbeFile> = Vec::new();
-    for p in &plan.attach {
-        if !files.iter().any(|f| f.attach_path == p.file.attach_path) {
-            files.push(&p.file);
-        }
-    }
-    for file in files {
-        let funcs: Vec<&Planned> = plan
-            .attach
-            .iter()
-            .filter(|p| p.file.attach_path == file.attach_path)
-            .collect();
-        for (prog, retprobe) in [(enter, false), (exit, true)] {
-            let opts = UprobeMultiOpts {
-                offsets: funcs.iter().map(|p| p.sym.offset as usize).collect(),
-                cookies: funcs.iter().map(|p| cookie(p.id, &p.def)).collect(),
-                retprobe,
-                ..Default::default()
-            };
-            let link = prog
-                .attach_uprobe_multi_with_opts(-1, &file.attach_path, "", opts)
-                .map_err(|e| {
-                    bpf_failure(
-                        format!(
-                            "attaching {} uprobes (multi) to {}",
-                            funcs.len(),
-                            file.display.display()
-                        ),
-                        e,
-                    )
-                })?;
-            links.push(link);
-        }
-    }
-    Ok(links)
-}
-
-fn attach_single(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Vec<Link>> {
-    let (enter, exit) = if empty(skel) {
-        (&skel.progs.rdb_empty_enter, &skel.progs.rdb_empty_exit)
-    } else {
-        (&skel.progs.rdb_enter, &skel.progs.rdb_exit)
-    };
-    let mut links = Vec::with_capacity(plan.attach.len() * 2);
-    for p in &plan.attach {
-        for (prog, retprobe) in [(enter, false), (exit, true)] {
-            let opts = UprobeOpts {
-                cookie: cookie(p.id, &p.def),
-                retprobe,
-                ..Default::default()
-            };
-            let link = prog
-                .attach_uprobe_with_opts(-1, &p.file.attach_path, p.sym.offset as usize, opts)
-                .map_err(|e| {
-                    bpf_failure(
-                        format!(
-                            "attaching {} to {} in {}",
-                            if retprobe { "uretprobe" } else { "uprobe" },
-                            p.def.name,
-                            p.file.display.display()
-                        ),
-                        e,
-                    )
-                })?;
-            links.push(link);
-        }
-    }
-    Ok(links)
 }
 
 /// Owned handles on the maps the poller reads; `Send`, for worker threads.
@@ -540,24 +289,6 @@ impl Maps {
 /// The slow-operation ring buffer, for the drain thread.
 pub fn events(skel: &RocksdbSkel<'_>) -> Result<MapHandle> {
     map_handle(&skel.maps.events)
-}
-
-/// Counters of one (process, db, function), summed over CPUs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KeyStats {
-    pub tgid: u32,
-    pub db: u64,
-    pub func: usize,
-    /// Cumulative counters; `max_ns` is the maximum of the interval just ended.
-    pub stats: OpStats,
-}
-
-/// A read of all maps at the end of one interval.
-#[derive(Clone, Debug, Default)]
-pub struct Sample {
-    pub rows: Vec<KeyStats>,
-    /// Cumulative drops per `enum drop_reason`.
-    pub drops: [u64; 3],
 }
 
 /// Reads the maps, closing interval `epoch`: flips the epoch first so the

@@ -9,7 +9,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
 use crate::error::{Exit, Failure};
-use crate::model::syscall::CallStats;
+use crate::model::syscall::{CallStats, KeyStats, Sample};
 use crate::probe::features::{self, Attach, Probed, Tracefs};
 use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
 
@@ -178,23 +178,6 @@ impl Maps {
             waits: map_handle(&skel.maps.waits)?,
         })
     }
-}
-
-/// Counters of one (thread family, syscall), summed over CPUs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KeyStats {
-    pub family: String,
-    pub nr: u32,
-    /// Cumulative; `op.max_ns` is the maximum of the interval just ended.
-    pub stats: CallStats,
-}
-
-/// One read of the maps at the end of an interval.
-#[derive(Clone, Debug, Default)]
-pub struct Sample {
-    pub rows: Vec<KeyStats>,
-    /// Cumulative drops per `enum drop_reason`.
-    pub drops: [u64; 3],
 }
 
 fn comm_str(c: &[u8]) -> String {

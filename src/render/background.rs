@@ -182,6 +182,28 @@ pub fn alerts_summary(total: u64, learning: bool) -> String {
     }
 }
 
+/// The `background` subcommand's report line (interval or final).
+pub fn report_json(
+    b: &Background,
+    pid: Option<u32>,
+    secs: f64,
+    elapsed: f64,
+    is_final: bool,
+) -> String {
+    serde_json::json!({
+        "type": "report",
+        "layer": "background",
+        "timestamp": crate::clock::now_rfc3339(),
+        "pid": pid,
+        "interval_secs": secs,
+        "elapsed_secs": elapsed,
+        "final": is_final,
+        "background": json(b),
+        "lost_events": b.lost_events,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +233,7 @@ mod tests {
             ],
             stalled_ns: 1_200_000_000,
             absent: vec![BgKind::StopToken],
+            lost_events: 0,
         }
     }
 

@@ -1,0 +1,568 @@
+//! The RocksDB layer's data: the catalog of C API functions and their
+//! operation classes, the counters read out of the kernel per (process,
+//! database, function), and the aggregation of those reads into interval
+//! and whole-capture reports.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::diff::Cumulative;
+use super::overhead::{DutyCycle, HitClass, Hits, PerHit};
+use super::{Drops, Gap, Gaps, LeftOut, OpStats, Report, Row};
+use crate::error::{Exit, Failure};
+
+/// Operation classes, in `enum rdb_op` order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    Get,
+    Put,
+    Delete,
+    Write,
+    IterSeek,
+    IterCreate,
+    IterNext,
+    TxnBegin,
+    TxnCommit,
+}
+
+impl Op {
+    pub const ALL: [Op; 9] = [
+        Op::Get,
+        Op::Put,
+        Op::Delete,
+        Op::Write,
+        Op::IterSeek,
+        Op::IterCreate,
+        Op::IterNext,
+        Op::TxnBegin,
+        Op::TxnCommit,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Get => "GET",
+            Op::Put => "PUT",
+            Op::Delete => "DELETE",
+            Op::Write => "WRITE",
+            Op::IterSeek => "ITER_SEEK",
+            Op::IterCreate => "ITER_CREATE",
+            Op::IterNext => "ITER_NEXT",
+            Op::TxnBegin => "TXN_BEGIN",
+            Op::TxnCommit => "TXN_COMMIT",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Op> {
+        Op::ALL
+            .into_iter()
+            .find(|o| o.name().eq_ignore_ascii_case(s))
+    }
+    pub fn from_u8(v: u8) -> Op {
+        Op::ALL.get(v as usize).copied().unwrap_or(Op::Get)
+    }
+    /// Reads report a hit ratio.
+    pub fn is_read(self) -> bool {
+        self == Op::Get
+    }
+    /// Rows that carry a byte count (GET: value sizes; PUT: key + value;
+    /// DELETE: key sizes).
+    pub fn has_bytes(self) -> bool {
+        matches!(self, Op::Get | Op::Put | Op::Delete)
+    }
+}
+
+// Values of enum rdb_ret / enum rdb_arg1 (include/ckb_libbpf.h).
+pub const RET_NONE: u8 = 0;
+pub const RET_PINNABLE: u8 = 1;
+pub const RET_VLEN_PTR: u8 = 2;
+pub const RET_HANDLE: u8 = 3;
+pub const ARG1_DB: u8 = 0;
+pub const ARG1_HANDLE: u8 = 1;
+
+/// How the BPF programs read one C function (`struct rdb_spec`).
+#[derive(Clone, Copy, Debug)]
+pub struct FuncDef {
+    pub name: &'static str,
+    pub op: Op,
+    pub klen_arg: u8,
+    pub vlen_arg: u8,
+    pub vptr_arg: u8,
+    pub ret: u8,
+    pub arg1: u8,
+}
+
+const fn f(name: &'static str, op: Op, klen: u8, vlen: u8, vptr: u8, ret: u8, arg1: u8) -> FuncDef {
+    FuncDef {
+        name,
+        op,
+        klen_arg: klen,
+        vlen_arg: vlen,
+        vptr_arg: vptr,
+        ret,
+        arg1,
+    }
+}
+
+/// Every RocksDB C API function the layer knows, with the argument positions
+/// of c.h (RocksDB 9.x). The index is the function id in the BPF maps.
+#[rustfmt::skip]
+pub const FUNCS: &[FuncDef] = &[
+    // GET: value size from the returned pinnable slice or *vallen; NULL = miss.
+    f("rocksdb_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_DB),
+    f("rocksdb_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_DB),
+    f("rocksdb_get_pinned", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_DB),
+    f("rocksdb_get_pinned_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_DB),
+    f("rocksdb_transaction_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_HANDLE),
+    f("rocksdb_transaction_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_HANDLE),
+    f("rocksdb_transaction_get_pinned", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
+    f("rocksdb_transaction_get_pinned_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
+    f("rocksdb_transaction_get_for_update", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_HANDLE),
+    f("rocksdb_transaction_get_for_update_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_HANDLE),
+    f("rocksdb_transaction_get_pinned_for_update", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
+    f("rocksdb_transaction_get_pinned_for_update_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
+    f("rocksdb_transactiondb_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_DB),
+    f("rocksdb_transactiondb_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_DB),
+    // PUT: key + value lengths from the arguments (7th on the stack).
+    f("rocksdb_put", Op::Put, 4, 6, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_put_cf", Op::Put, 5, 7, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_transaction_put", Op::Put, 3, 5, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_transaction_put_cf", Op::Put, 4, 6, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_transactiondb_put", Op::Put, 4, 6, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_transactiondb_put_cf", Op::Put, 5, 7, 0, RET_NONE, ARG1_DB),
+    // DELETE: key length.
+    f("rocksdb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_transaction_delete", Op::Delete, 3, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_transaction_delete_cf", Op::Delete, 4, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_transactiondb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_transactiondb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB),
+    // WRITE: batches.
+    f("rocksdb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_transactiondb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB),
+    // Iterators and transactions: handles remember the db they came from.
+    f("rocksdb_iter_seek", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_iter_seek_for_prev", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_iter_seek_to_first", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_iter_seek_to_last", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB),
+    f("rocksdb_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB),
+    f("rocksdb_transaction_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE),
+    f("rocksdb_transaction_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE),
+    f("rocksdb_iter_next", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_iter_prev", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_optimistictransaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB),
+    f("rocksdb_transaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB),
+    f("rocksdb_transaction_commit", Op::TxnCommit, 0, 0, 0, RET_NONE, ARG1_HANDLE),
+];
+
+pub fn func_names() -> Vec<&'static str> {
+    FUNCS.iter().map(|f| f.name).collect()
+}
+
+/// Which functions to trace: `--ops` takes class names (GET, ITER_SEEK...)
+/// and/or function names. Naming a class or function opts in its
+/// single-stepped functions too; by default those are left out.
+#[derive(Clone, Debug, Default)]
+pub struct OpsFilter {
+    explicit: Option<(BTreeSet<Op>, BTreeSet<String>)>,
+}
+
+impl OpsFilter {
+    pub fn parse(spec: Option<&str>) -> Result<OpsFilter> {
+        let Some(spec) = spec else {
+            return Ok(OpsFilter::default());
+        };
+        let mut ops = BTreeSet::new();
+        let mut funcs = BTreeSet::new();
+        for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if word.eq_ignore_ascii_case("all") {
+                ops.extend(Op::ALL);
+            } else if let Some(op) = Op::from_name(word) {
+                ops.insert(op);
+            } else if FUNCS.iter().any(|f| f.name == word) {
+                funcs.insert(word.to_string());
+            } else {
+                let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+                return Err(Failure::new(
+                    Exit::Usage,
+                    format!("--ops: unknown operation `{word}`"),
+                )
+                .hint(format!(
+                    "use classes ({}, all) or rocksdb_* function names",
+                    names.join(", ")
+                ))
+                .into());
+            }
+        }
+        Ok(OpsFilter {
+            explicit: Some((ops, funcs)),
+        })
+    }
+
+    /// None = not wanted; Some(true) = wanted even if single-stepped.
+    pub fn wants(&self, d: &FuncDef) -> Option<bool> {
+        match &self.explicit {
+            None => Some(false),
+            Some((ops, funcs)) => (ops.contains(&d.op) || funcs.contains(d.name)).then_some(true),
+        }
+    }
+}
+
+/// Counters of one (process, db, function), summed over CPUs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyStats {
+    pub tgid: u32,
+    pub db: u64,
+    pub func: usize,
+    /// Cumulative counters; `max_ns` is the maximum of the interval just ended.
+    pub stats: OpStats,
+}
+
+/// A read of all maps at the end of one interval.
+#[derive(Clone, Debug, Default)]
+pub struct Sample {
+    pub rows: Vec<KeyStats>,
+    /// Cumulative drops per `enum drop_reason`.
+    pub drops: [u64; 3],
+}
+
+/// What the aggregator needs to know of one traced function.
+#[derive(Clone, Copy, Debug)]
+pub struct Traced {
+    pub id: usize,
+    pub op: Op,
+    /// The cost class of its probe (see `node::insn`).
+    pub class: HitClass,
+}
+
+/// Key of the kernel's rows: (process, database handle, function id).
+type Key = (u32, u64, usize);
+
+/// Turns cumulative samples into interval and whole-capture reports. A
+/// capture may span several processes (restarts of the target): each one is
+/// a session with maps of its own, whose counters start from zero; ended
+/// sessions are summed per function (their database handles are gone).
+pub struct Aggregator {
+    counters: Cumulative<Key, OpStats>,
+    ops: BTreeSet<Op>,
+    funcs: BTreeSet<usize>,
+    by_function: bool,
+    pid: Option<u32>,
+    start: Instant,
+    last: Instant,
+    drops: Drops,
+    /// Slow events dropped between the ring buffer and the output.
+    pub user_lost: u64,
+    /// Slow events printed.
+    pub slow_events: u64,
+    left_out: Vec<LeftOut>,
+    gaps: Gaps,
+    /// Cost class of each traced function, for the overhead estimate.
+    classes: HashMap<usize, HitClass>,
+    /// Attached time and, under a budget, the attached share per interval.
+    pub duty: DutyCycle,
+}
+
+/// Ended sessions are kept per function.
+fn per_function(k: &Key) -> Key {
+    (0, 0, k.2)
+}
+
+impl Aggregator {
+    pub fn new(by_function: bool) -> Aggregator {
+        let now = Instant::now();
+        Aggregator {
+            counters: Cumulative::default(),
+            ops: BTreeSet::new(),
+            funcs: BTreeSet::new(),
+            by_function,
+            pid: None,
+            start: now,
+            last: now,
+            drops: Drops::default(),
+            user_lost: 0,
+            slow_events: 0,
+            left_out: Vec::new(),
+            gaps: Gaps::default(),
+            classes: HashMap::new(),
+            duty: DutyCycle::new(PerHit::default(), None, now),
+        }
+    }
+
+    /// When the capture started.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Per-hit costs (calibrated or default) and the budget, if any.
+    pub fn set_overhead(&mut self, per_hit: PerHit, budget_pct: Option<f64>) {
+        self.duty = DutyCycle::new(per_hit, budget_pct, self.start);
+    }
+
+    /// Traced calls per cost class in `per_func`.
+    fn hits(&self, per_func: &HashMap<usize, OpStats>) -> Hits {
+        let mut h = Hits::default();
+        for (id, st) in per_func {
+            let class = self
+                .classes
+                .get(id)
+                .copied()
+                .unwrap_or(HitClass::SingleStepped);
+            h.add(class, st.count);
+        }
+        h
+    }
+
+    /// A session starts: `traced` is attached in process `pid` (None: every
+    /// process of the file), `left_out` deliberately not.
+    pub fn begin(&mut self, traced: &[Traced], left_out: &[LeftOut], pid: Option<u32>) {
+        self.ops.extend(traced.iter().map(|t| t.op));
+        self.funcs.extend(traced.iter().map(|t| t.id));
+        for t in traced {
+            // The same function in two files: the dearer class.
+            let e = self.classes.entry(t.id).or_insert(t.class);
+            *e = (*e).max(t.class);
+        }
+        // Called once the session's probes are attached.
+        self.duty.resume(Instant::now());
+        for l in left_out {
+            if !self.left_out.contains(l) {
+                self.left_out.push(l.clone());
+            }
+        }
+        self.pid = pid;
+    }
+
+    /// The session ends: `rest` are its reads not yet folded in, the last
+    /// one taken while every probe was still attached.
+    pub fn end(&mut self, rest: &[Sample]) {
+        for s in rest {
+            let _ = self.interval(s, Instant::now());
+        }
+        self.counters.end_session(per_function);
+        self.drops.end_session();
+    }
+
+    /// The target was traced again after `g`.
+    pub fn gap(&mut self, g: Gap) {
+        self.gaps.push(g);
+    }
+
+    fn rows(&self, per_func: &HashMap<usize, OpStats>, secs: f64) -> (Vec<Row>, Vec<Row>) {
+        let mut rows = Vec::new();
+        for &op in &self.ops {
+            let mut s = OpStats::default();
+            for (id, st) in per_func {
+                if FUNCS[*id].op == op {
+                    s.add(st);
+                }
+            }
+            rows.push(s.row(op.name(), secs, op.is_read(), op.has_bytes()));
+        }
+        let mut functions = Vec::new();
+        if self.by_function {
+            for &id in &self.funcs {
+                let d = &FUNCS[id];
+                let s = per_func.get(&id).cloned().unwrap_or_default();
+                functions.push(s.row(d.name, secs, d.op.is_read(), d.op.has_bytes()));
+            }
+        }
+        (rows, functions)
+    }
+
+    fn report(&self, per_func: HashMap<usize, OpStats>, secs: f64, is_final: bool) -> Report {
+        let (rows, functions) = self.rows(&per_func, secs);
+        let d: Vec<u64> = (0..3).map(|i| self.drops.total(i)).collect();
+        Report {
+            layer: "rocksdb",
+            timestamp: crate::clock::now_rfc3339(),
+            pid: self.pid,
+            interval_secs: secs,
+            elapsed_secs: self.start.elapsed().as_secs_f64(),
+            is_final,
+            rows,
+            functions,
+            lost_events: d[0] + self.user_lost,
+            slow_events: self.slow_events,
+            dropped: d[1] + d[2],
+            left_out: if is_final {
+                self.left_out.clone()
+            } else {
+                Vec::new()
+            },
+            gaps: if is_final {
+                self.gaps.all()
+            } else {
+                Vec::new()
+            },
+            overhead: None,
+        }
+    }
+
+    /// The report of the interval that `s` closes.
+    pub fn interval(&mut self, s: &Sample, now: Instant) -> Report {
+        let secs = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        let mut per_func: HashMap<usize, OpStats> = HashMap::new();
+        let read = s.rows.iter().map(|k| ((k.tgid, k.db, k.func), &k.stats));
+        for ((_, _, func), d) in self.counters.interval(read) {
+            per_func.entry(func).or_default().add(&d);
+        }
+        self.drops.set(s.drops);
+        let hits = self.hits(&per_func);
+        let mut r = self.report(per_func, secs, false);
+        r.gaps = self.gaps.take_new();
+        r.overhead = Some(self.duty.interval(hits, now));
+        r
+    }
+
+    /// The report of the whole capture so far, every session included.
+    pub fn whole(&self) -> Report {
+        let mut per_func: HashMap<usize, OpStats> = HashMap::new();
+        for ((_, _, func), st) in self.counters.whole(per_function) {
+            per_func.entry(func).or_default().add(&st);
+        }
+        let secs = self.start.elapsed().as_secs_f64();
+        let hits = self.hits(&per_func);
+        let mut r = self.report(per_func, secs, true);
+        r.overhead = Some(self.duty.whole(hits));
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn traced(names: &[&str]) -> Vec<Traced> {
+        names
+            .iter()
+            .map(|n| {
+                let id = FUNCS.iter().position(|f| f.name == *n).unwrap();
+                Traced {
+                    id,
+                    op: FUNCS[id].op,
+                    class: HitClass::Emulated,
+                }
+            })
+            .collect()
+    }
+
+    fn ks(func: &str, db: u64, count: u64, max_ns: u64) -> KeyStats {
+        let mut s = OpStats::default();
+        for _ in 0..count {
+            s.count += 1;
+            s.total_ns += 1000;
+            s.hist.record(1000);
+        }
+        s.max_ns = max_ns;
+        KeyStats {
+            tgid: 1,
+            db,
+            func: FUNCS.iter().position(|f| f.name == func).unwrap(),
+            stats: s,
+        }
+    }
+
+    #[test]
+    fn intervals_difference_and_the_summary_accumulates() {
+        let plan = traced(&["rocksdb_get_pinned_cf", "rocksdb_get", "rocksdb_put"]);
+        let mut agg = Aggregator::new(true);
+        agg.begin(&plan, &[], Some(1));
+        let t0 = agg.start;
+        // Two databases hit the same function: rows merge per class.
+        let s1 = Sample {
+            rows: vec![
+                ks("rocksdb_get_pinned_cf", 0xa, 10, 5000),
+                ks("rocksdb_get_pinned_cf", 0xb, 5, 7000),
+            ],
+            drops: [0; 3],
+        };
+        let r1 = agg.interval(&s1, t0 + Duration::from_secs(1));
+        let get = r1.rows.iter().find(|r| r.name == "GET").unwrap();
+        assert_eq!(get.count, 15);
+        assert_eq!(get.max_us, Some(7.0));
+        assert_eq!(r1.rows.iter().find(|r| r.name == "PUT").unwrap().count, 0);
+
+        let s2 = Sample {
+            rows: vec![
+                ks("rocksdb_get_pinned_cf", 0xa, 12, 2000),
+                ks("rocksdb_get_pinned_cf", 0xb, 5, 0),
+                ks("rocksdb_put", 0xa, 3, 9000),
+            ],
+            drops: [2, 0, 0],
+        };
+        let r2 = agg.interval(&s2, t0 + Duration::from_secs(2));
+        let get = r2.rows.iter().find(|r| r.name == "GET").unwrap();
+        assert_eq!(get.count, 2);
+        assert_eq!(get.qps, 2.0);
+        assert_eq!(r2.lost_events, 2);
+        let f = r2
+            .functions
+            .iter()
+            .find(|r| r.name == "rocksdb_put")
+            .unwrap();
+        assert_eq!(f.count, 3);
+
+        let w = agg.whole();
+        assert!(w.is_final);
+        let get = w.rows.iter().find(|r| r.name == "GET").unwrap();
+        assert_eq!(get.count, 17);
+        assert_eq!(
+            get.max_us,
+            Some(7.0),
+            "whole-capture max is the max of the intervals"
+        );
+        assert_eq!(w.rows.iter().find(|r| r.name == "PUT").unwrap().count, 3);
+    }
+
+    #[test]
+    fn sessions_add_up_even_when_the_pid_repeats() {
+        let plan = traced(&["rocksdb_get_pinned_cf", "rocksdb_put"]);
+        let mut agg = Aggregator::new(false);
+        agg.begin(&plan, &[], Some(1));
+        let t0 = agg.start;
+        let s1 = Sample {
+            rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 10, 5000)],
+            drops: [1, 0, 0],
+        };
+        agg.interval(&s1, t0 + Duration::from_secs(1));
+        let last = Sample {
+            rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 12, 6000)],
+            drops: [2, 0, 0],
+        };
+        agg.end(&[last]);
+        // The restarted process got the same PID: its maps start from zero.
+        agg.begin(&plan, &[], Some(1));
+        agg.gap(Gap {
+            old_pid: 1,
+            new_pid: 1,
+            secs: 2.5,
+            ..Gap::default()
+        });
+        let s2 = Sample {
+            rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 3, 1000)],
+            drops: [1, 0, 0],
+        };
+        let r = agg.interval(&s2, t0 + Duration::from_secs(5));
+        let get = r.rows.iter().find(|r| r.name == "GET").unwrap();
+        assert_eq!(
+            get.count, 3,
+            "a fresh session is not differenced against the old one"
+        );
+        assert_eq!(
+            r.gaps.len(),
+            1,
+            "the first interval after a restart shows the gap"
+        );
+        assert_eq!(r.lost_events, 3, "lost events add up across sessions");
+        let r = agg.interval(&s2, t0 + Duration::from_secs(6));
+        assert!(r.gaps.is_empty(), "...only once");
+        let w = agg.whole();
+        let get = w.rows.iter().find(|r| r.name == "GET").unwrap();
+        assert_eq!(get.count, 15);
+        assert_eq!(get.max_us, Some(6.0));
+        assert_eq!(w.gaps.len(), 1);
+    }
+}

@@ -1,0 +1,234 @@
+//! Every reader of /proc (and the few kernel facts read beside it): the
+//! processes we trace, their threads, mapped files and listening sockets,
+//! the kernel's configuration and our own capabilities. Nothing else in
+//! the crate opens a /proc path.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::ProbeFile;
+
+/// A live process we trace, identified beyond its PID (PIDs get reused).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: u32,
+    pub start_time: u64,
+    pub comm: String,
+    pub exe: PathBuf,
+}
+
+impl Proc {
+    pub fn read(pid: u32) -> Option<Proc> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Field 22 (starttime) counts after the parenthesised comm.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let start_time = rest.split_whitespace().nth(19)?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()?
+            .trim_end()
+            .to_string();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        Some(Proc {
+            pid,
+            start_time,
+            comm,
+            exe,
+        })
+    }
+
+    /// Still the same process (not exited, PID not reused)?
+    pub fn alive(&self) -> bool {
+        Proc::read(self.pid).is_some_and(|p| p.start_time == self.start_time)
+    }
+
+    /// argv, as /proc/PID/cmdline gives it.
+    pub fn cmdline(&self) -> Vec<String> {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub fn all_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Mapped files of `pid` whose name looks like a RocksDB library.
+pub fn mapped_rocksdb_libs(pid: u32) -> Vec<ProbeFile> {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<ProbeFile> = Vec::new();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(_perms)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(path) = parts.nth(3) else { continue };
+        let is_rocks = Path::new(path)
+            .file_name()
+            .and_then(|f| f.to_str())
+            .is_some_and(|f| f.starts_with("librocksdb"));
+        if is_rocks && !out.iter().any(|f| f.display == Path::new(path)) {
+            let attach = PathBuf::from(format!("/proc/{pid}/map_files/{range}"));
+            out.push(ProbeFile {
+                attach_path: attach.clone(),
+                display: PathBuf::from(path),
+                elf_path: attach,
+            });
+        }
+    }
+    out
+}
+
+/// Thread names of `pid` (None once the process is gone).
+pub fn thread_names(pid: u32) -> Option<Vec<String>> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let names: Vec<String> = dir
+        .filter_map(|e| {
+            let p = e.ok()?.path().join("comm");
+            Some(std::fs::read_to_string(p).ok()?.trim_end().to_string())
+        })
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
+
+/// The target's listening TCP ports, from /proc: its socket inodes matched
+/// against /proc/PID/net/tcp{,6} rows in state LISTEN. Returns the network
+/// namespace inode and the ports.
+pub fn proc_listeners(pid: u32) -> (u32, Vec<u16>) {
+    let netns = std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .and_then(|p| {
+            let s = p.to_string_lossy().into_owned();
+            s.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .unwrap_or(0);
+    let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| {
+                let l = std::fs::read_link(e.ok()?.path()).ok()?;
+                let s = l.to_string_lossy().into_owned();
+                s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for file in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
+            continue;
+        };
+        ports.extend(listening_ports(&text, &inodes));
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    (netns, ports)
+}
+
+/// Ports of /proc/net/tcp rows in LISTEN (0A) whose inode is in `inodes`.
+pub fn listening_ports(text: &str, inodes: &HashSet<u64>) -> Vec<u16> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (local, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
+            if *state != "0A" || !inodes.contains(&inode.parse().ok()?) {
+                return None;
+            }
+            u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+        })
+        .collect()
+}
+
+/// Effective capability set of this process, from /proc/self/status.
+pub fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// BPF objects and perf events this process holds open (programs, maps,
+/// links, uprobes): what a detach must give back.
+pub fn own_bpf_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|l| {
+                    let l = l.to_string_lossy();
+                    l.starts_with("anon_inode:bpf") || l == "anon_inode:[perf_event]"
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The kernel's highest thread id + 1 (`kernel.pid_max`).
+pub fn pid_max() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+}
+
+pub fn uname() -> (String, String) {
+    // SAFETY: uname fills the struct we own.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    unsafe { libc::uname(&mut u) };
+    let s = |f: &[libc::c_char]| {
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    (s(&u.release), s(&u.machine))
+}
+
+/// The kernel build configuration, from /proc/config.gz or /boot.
+pub fn kernel_config(release: &str) -> Option<(String, HashMap<String, String>)> {
+    let text = std::fs::File::open("/proc/config.gz")
+        .ok()
+        .and_then(|f| {
+            let mut s = String::new();
+            flate2::read::GzDecoder::new(f)
+                .read_to_string(&mut s)
+                .ok()?;
+            Some(("/proc/config.gz".to_string(), s))
+        })
+        .or_else(|| {
+            let p = format!("/boot/config-{release}");
+            std::fs::read_to_string(&p).ok().map(|s| (p, s))
+        })?;
+    Some((text.0, parse_config(&text.1)))
+}
+
+pub fn parse_config(text: &str) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    for l in text.lines() {
+        if let Some((k, v)) = l.strip_prefix("CONFIG_").and_then(|l| l.split_once('=')) {
+            m.insert(k.to_string(), v.to_string());
+        } else if let Some(k) = l
+            .strip_prefix("# CONFIG_")
+            .and_then(|l| l.strip_suffix(" is not set"))
+        {
+            m.insert(k.to_string(), "n".to_string());
+        }
+    }
+    m
+}
