@@ -44,4 +44,23 @@ int probe_raw_tp(void *ctx) { hit(5); return 0; }
 SEC("tp_btf/sys_enter")
 int BPF_PROG(probe_tp_btf) { hit(6); return 0; }
 
+/*
+ * BPF cookies (bpf_get_attach_cookie for uprobes, Linux 5.15): the RocksDB
+ * and background programs read how to decode each function from the
+ * cookie. A kernel without the helper rejects this program at load; one
+ * with it hands back the cookie userspace attached.
+ */
+__u64 cookie_seen;
+
+SEC("uprobe")
+int probe_cookie(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (targ_tgid && tgid != targ_tgid)
+		return 0;
+	cookie_seen = bpf_get_attach_cookie(ctx);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -86,6 +86,7 @@ impl View for Printer {
 
 pub fn run(args: BackgroundArgs) -> Result<Exit> {
     crate::probe::require_privileges()?;
+    crate::probe::require_cookies()?;
     let sel = match (&args.pid, &args.binary) {
         (Some(pid), _) => Selector::Pid(*pid),
         (None, Some(path)) => Selector::Binary(path.clone()),

@@ -209,9 +209,21 @@ pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
 }
 
 fn layer_lines(probed: &[features::Probed]) -> Vec<Line> {
-    let mut lines: Vec<Line> = ["rocksdb", "net", "syscall"]
-        .iter()
-        .map(|layer| match features::backend(layer, probed) {
+    let cookies = features::cookies();
+    let mut lines = vec![line(
+        "bpf cookies",
+        if cookies.ok { Status::Ok } else { Status::Fail },
+        cookies.detail.clone(),
+        (!cookies.ok).then_some("the rocksdb layer needs Linux 5.15+ (bpf_get_attach_cookie for uprobes); net and syscall run without it"),
+    )];
+    lines.extend(["rocksdb", "net", "syscall"].iter().map(|layer| {
+        match features::backend(layer, probed) {
+            Some(_) if *layer == "rocksdb" && !cookies.ok => line(
+                "layer rocksdb",
+                Status::Fail,
+                "uprobes attach, but without BPF cookies the programs cannot tell functions apart",
+                Some("Linux 5.15 or later"),
+            ),
             Some(b) if *layer == "net" => line(
                 "layer net",
                 Status::Ok,
@@ -238,8 +250,8 @@ fn layer_lines(probed: &[features::Probed]) -> Vec<Line> {
                 "no working backend",
                 Some("see the failed probe lines above"),
             ),
-        })
-        .collect();
+        }
+    }));
     lines.push(net_fallback_line(probed));
     lines
 }

@@ -253,6 +253,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     };
     crate::probe::require_privileges()?;
     crate::probe::require_kernel_features()?;
+    crate::probe::require_cookies()?;
     let target = Target::resolve(&sel)?;
     let mode = if args.json {
         Mode::Json

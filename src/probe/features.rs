@@ -111,6 +111,7 @@ pub fn count_hits(attach: Attach, tgid: u32, act: impl FnOnce()) -> Result<u64, 
         for (i, p) in progs.into_iter().enumerate() {
             p.set_autoload(Attach::ALL[i] == attach);
         }
+        open.progs.probe_cookie.set_autoload(false);
         let skel = open
             .load()
             .map_err(|e| format!("the kernel rejected the program: {e}"))?;
@@ -151,6 +152,79 @@ pub fn count_hits(attach: Attach, tgid: u32, act: impl FnOnce()) -> Result<u64, 
             .unwrap_or(0);
         drop(link);
         Ok(hits)
+    }
+}
+
+/// The cookie `cookies()` attaches with: any value that cannot be zero by
+/// accident.
+const COOKIE: u64 = 0xC0FF_EE15_0005_0015;
+
+/// Whether uprobes get their BPF cookie (Linux 5.15+): a uprobe attached
+/// with one must read it back. The rocksdb and background layers need it.
+pub fn cookies() -> Probed {
+    let probed = |ok, detail: String| Probed {
+        attach: Attach::Uprobe,
+        ok,
+        detail,
+    };
+    if super::fault("cookie") {
+        return probed(false, "CKB_LIBBPF_FAULT=cookie".into());
+    }
+    let seen = (|| -> Result<u64, String> {
+        let mut obj = MaybeUninit::uninit();
+        let mut open = ProbeSkelBuilder::default()
+            .open(&mut obj)
+            .map_err(|e| format!("open: {e}"))?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.targ_tgid = std::process::id();
+        }
+        let p = &mut open.progs;
+        for prog in [
+            &mut p.probe_uprobe,
+            &mut p.probe_uprobe_multi,
+            &mut p.probe_kprobe,
+            &mut p.probe_fentry,
+            &mut p.probe_tracepoint,
+            &mut p.probe_raw_tp,
+            &mut p.probe_tp_btf,
+        ] {
+            prog.set_autoload(false);
+        }
+        let skel = open
+            .load()
+            .map_err(|e| format!("the kernel rejected bpf_get_attach_cookie (Linux 5.15+): {e}"))?;
+        let link = skel
+            .progs
+            .probe_cookie
+            .attach_uprobe_with_opts(
+                -1,
+                Path::new("/proc/self/exe"),
+                own_offset()? as usize,
+                UprobeOpts {
+                    cookie: COOKIE,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| format!("attach failed: {e}"))?;
+        trigger();
+        let seen = skel
+            .maps
+            .bss_data
+            .as_deref()
+            // SAFETY: reading a u64 of the mmap'ed .bss the program writes.
+            .map(|b| unsafe { std::ptr::read_volatile(&b.cookie_seen) })
+            .unwrap_or(0);
+        drop(link);
+        Ok(seen)
+    })();
+    match seen {
+        Ok(COOKIE) => probed(true, "uprobes receive their BPF cookie".into()),
+        Ok(0) => probed(false, "the uprobe did not fire or saw no cookie".into()),
+        Ok(v) => probed(
+            false,
+            format!("the uprobe saw cookie {v:#x}, not {COOKIE:#x}"),
+        ),
+        Err(e) => probed(false, e),
     }
 }
 

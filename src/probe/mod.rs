@@ -54,10 +54,10 @@ pub fn require_privileges() -> Result<()> {
 /// with a bare EIO/ESRCH otherwise).
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// `CKB_LIBBPF_FAULT=btf,ringbuf` makes the preflight checks fail as on a
+/// `CKB_LIBBPF_FAULT=btf,ringbuf,cookie` makes the preflight checks fail as on a
 /// kernel without the feature: the only way to test those messages on a
 /// machine that has everything. Testing aid; documented in the README.
-fn fault(name: &str) -> bool {
+pub(crate) fn fault(name: &str) -> bool {
     std::env::var("CKB_LIBBPF_FAULT").is_ok_and(|v| v.split(',').any(|f| f.trim() == name))
 }
 
@@ -101,6 +101,21 @@ pub fn require_kernel_features() -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Fails early when uprobes get no BPF cookie (before Linux 5.15): the
+/// RocksDB and background programs decode each function from it.
+pub fn require_cookies() -> Result<()> {
+    let p = features::cookies();
+    if p.ok {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Exit::Environment,
+        format!("this kernel gives uprobes no BPF cookie ({}); the RocksDB layer needs it", p.detail),
+    )
+    .hint("the rocksdb layer needs Linux 5.15 or later; `net` and `syscall` work on 5.8+; `ckb-libbpf check` lists what this kernel supports")
+    .into())
 }
 
 /// An owned handle on a skeleton's map, `Send`, for worker threads.
