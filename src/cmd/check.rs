@@ -217,7 +217,7 @@ fn layer_lines(probed: &[features::Probed]) -> Vec<Line> {
         (!cookies.ok).then_some("the rocksdb layer needs Linux 5.15+ (bpf_get_attach_cookie for uprobes); net and syscall run without it"),
     )];
     lines.extend(["rocksdb", "net", "syscall"].iter().map(|layer| {
-        match features::backend(layer, probed) {
+        match crate::probe::backend(layer, probed) {
             Some(_) if *layer == "rocksdb" && !cookies.ok => line(
                 "layer rocksdb",
                 Status::Fail,
@@ -399,7 +399,7 @@ fn live_lines(pid: u32, probed: &[features::Probed], secs: u64) -> Vec<Line> {
             crate::error::remedy(&e),
         )),
     }
-    if let Some(b) = features::backend("syscall", probed) {
+    if let Some(b) = crate::probe::backend("syscall", probed) {
         let attach = Attach::ALL
             .into_iter()
             .find(|a| a.name() == b)
@@ -507,9 +507,9 @@ fn render_json(lines: &[Line], probed: &[features::Probed], ok: bool) -> String 
         "checks": lines.iter().map(|l| json!({"name": l.name, "status": status(l.status), "detail": l.detail, "remedy": l.remedy})).collect::<Vec<_>>(),
         "probes": probed.iter().map(|p| (p.attach.name().to_string(), json!(p.ok))).collect::<serde_json::Map<_, _>>(),
         "backends": {
-            "rocksdb": features::backend("rocksdb", probed),
-            "net": features::backend("net", probed),
-            "syscall": features::backend("syscall", probed),
+            "rocksdb": crate::probe::backend("rocksdb", probed),
+            "net": crate::probe::backend("net", probed),
+            "syscall": crate::probe::backend("syscall", probed),
         },
     })
     .to_string()

@@ -16,6 +16,7 @@
 pub mod follow;
 mod session;
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -200,13 +201,18 @@ pub trait View {
 }
 
 /// A channel that receives one message per SIGINT/SIGTERM/SIGHUP. The
-/// handler only sends; the capture loop detaches and reports.
+/// handler only sends; the capture loop detaches and reports. The handler
+/// is installed once per process; every capture shares its channel.
 pub fn signals() -> Result<Receiver<()>> {
+    static SIGNALS: OnceLock<Receiver<()>> = OnceLock::new();
+    if let Some(rx) = SIGNALS.get() {
+        return Ok(rx.clone());
+    }
     let (tx, rx) = bounded(4);
     ctrlc::set_handler(move || {
         let _ = tx.try_send(());
     })?;
-    Ok(rx)
+    Ok(SIGNALS.get_or_init(|| rx).clone())
 }
 
 /// Runs a capture of `target` until its duration, a signal, the output

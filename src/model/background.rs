@@ -338,6 +338,21 @@ impl BgAggregator {
     }
 }
 
+impl super::diff::Counters for BgStats {
+    fn add(&mut self, o: &Self) {
+        BgStats::add(self, o)
+    }
+    fn minus(&self, e: &Self) -> Self {
+        BgStats::minus(self, e)
+    }
+    fn max_ns(&self) -> u64 {
+        self.max_ns
+    }
+    fn set_max_ns(&mut self, v: u64) {
+        self.max_ns = v;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

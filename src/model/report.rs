@@ -216,6 +216,21 @@ pub struct SlowEvent {
     pub db: u64,
 }
 
+impl super::diff::Counters for OpStats {
+    fn add(&mut self, o: &Self) {
+        OpStats::add(self, o)
+    }
+    fn minus(&self, e: &Self) -> Self {
+        OpStats::minus(self, e)
+    }
+    fn max_ns(&self) -> u64 {
+        self.max_ns
+    }
+    fn set_max_ns(&mut self, v: u64) {
+        self.max_ns = v;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

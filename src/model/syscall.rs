@@ -758,6 +758,21 @@ impl Aggregator {
     }
 }
 
+impl super::diff::Counters for CallStats {
+    fn add(&mut self, o: &Self) {
+        CallStats::add(self, o)
+    }
+    fn minus(&self, e: &Self) -> Self {
+        CallStats::minus(self, e)
+    }
+    fn max_ns(&self) -> u64 {
+        self.op.max_ns
+    }
+    fn set_max_ns(&mut self, v: u64) {
+        self.op.max_ns = v;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

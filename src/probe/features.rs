@@ -321,27 +321,3 @@ pub fn tracepoint_exists(group: &str, name: &str) -> bool {
         .iter()
         .any(|d| Path::new(d).join("events").join(group).join(name).is_dir())
 }
-
-/// The program flavour of each layer, chosen from probe results by the
-/// same code the captures use (`uprobe::Backend::pick`, `syscall::choose`,
-/// `net::Choice`), so `check` and a capture never disagree.
-pub fn backend(layer: &str, probed: &[Probed]) -> Option<&'static str> {
-    let ok = |a: Attach| probed.iter().any(|p| p.attach == a && p.ok);
-    match layer {
-        "rocksdb" => super::uprobe::Backend::pick(ok(Attach::UprobeMulti), ok(Attach::Uprobe))
-            .map(super::uprobe::Backend::name),
-        "syscall" => super::syscall::Backend::ALL
-            .into_iter()
-            .find(|b| ok(b.attach_type()))
-            .map(super::syscall::Backend::name),
-        // Per feature the net layer may mix variants (probe::net::Choice);
-        // this is the one that traces sends and receives.
-        "net" => {
-            use super::net::{availability, Choice, Feature, Variant};
-            Choice::new(availability(probed), None)
-                .get(Feature::Send)
-                .map(Variant::name)
-        }
-        _ => None,
-    }
-}

@@ -118,6 +118,30 @@ pub fn require_cookies() -> Result<()> {
     .into())
 }
 
+/// The program flavour of each layer, chosen from probe results by the
+/// same code the captures use (`uprobe::Backend::pick`, `syscall::pick`,
+/// `net::Choice`), so `check` and a capture never disagree.
+pub fn backend(layer: &str, probed: &[features::Probed]) -> Option<&'static str> {
+    let ok = |a: features::Attach| probed.iter().any(|p| p.attach == a && p.ok);
+    match layer {
+        "rocksdb" => uprobe::Backend::pick(
+            ok(features::Attach::UprobeMulti),
+            ok(features::Attach::Uprobe),
+        )
+        .map(uprobe::Backend::name),
+        "syscall" => syscall::pick(probed).map(syscall::Backend::name),
+        // Per feature the net layer may mix variants (probe::net::Choice);
+        // this is the one that traces sends and receives.
+        "net" => {
+            use net::{availability, Choice, Feature, Variant};
+            Choice::new(availability(probed), None)
+                .get(Feature::Send)
+                .map(Variant::name)
+        }
+        _ => None,
+    }
+}
+
 /// An owned handle on a skeleton's map, `Send`, for worker threads.
 pub fn map_handle(m: &libbpf_rs::MapMut<'_>) -> Result<libbpf_rs::MapHandle> {
     use anyhow::Context;

@@ -51,9 +51,15 @@ impl Backend {
     }
 }
 
+/// The best backend the probes found working, in `Backend::ALL` order:
+/// what `check` reports (`probe::backend`) and what `choose` loads.
+pub fn pick(probed: &[Probed]) -> Option<Backend> {
+    let ok = |a: Attach| probed.iter().any(|p| p.attach == a && p.ok);
+    Backend::ALL.into_iter().find(|b| ok(b.attach_type()))
+}
+
 /// Picks the backend: `forced` if given, else the one `check` reports,
-/// from the same feature probes (`features::backend("syscall", ..)`), so
-/// the two never disagree. Returns the probe results for the notice.
+/// from the same feature probes (`pick`), so the two never disagree. Returns the probe results for the notice.
 pub fn choose(forced: Option<Backend>) -> Result<(Backend, Vec<Probed>)> {
     let candidates: Vec<Backend> = match forced {
         Some(b) => vec![b],
@@ -81,9 +87,7 @@ pub fn choose(forced: Option<Backend>) -> Result<(Backend, Vec<Probed>)> {
             break; // the best one works: no need to probe worse ones
         }
     }
-    let chosen = features::backend("syscall", &probed)
-        .and_then(Backend::from_name)
-        .filter(|b| candidates.contains(b));
+    let chosen = pick(&probed).filter(|b| candidates.contains(b));
     match chosen {
         Some(b) => Ok((b, probed)),
         None => {
@@ -259,7 +263,7 @@ mod tests {
             assert_eq!(Backend::from_name(b.name()), Some(b));
         }
         assert_eq!(Backend::from_name("kprobe"), None);
-        // features::backend("syscall") prefers the same order.
+        // `pick` prefers the same order.
         let all_ok: Vec<Probed> = Attach::ALL
             .iter()
             .map(|&a| Probed {
@@ -268,7 +272,7 @@ mod tests {
                 detail: String::new(),
             })
             .collect();
-        assert_eq!(features::backend("syscall", &all_ok), Some("tp_btf"));
+        assert_eq!(pick(&all_ok), Some(Backend::TpBtf));
         let no_btf: Vec<Probed> = all_ok
             .iter()
             .cloned()
@@ -277,7 +281,7 @@ mod tests {
                 p
             })
             .collect();
-        assert_eq!(features::backend("syscall", &no_btf), Some("raw_tp"));
+        assert_eq!(pick(&no_btf), Some(Backend::RawTp));
     }
 
     #[test]
