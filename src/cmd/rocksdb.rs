@@ -18,11 +18,11 @@ use crate::collect::{Poller, RingDrain, RingLines};
 use crate::error::{Exit, Failure};
 use crate::model::overhead::{DutyCycle, HitClass, Hits, PerHit};
 use crate::model::{Background, Drops, Gap, Gaps, LeftOut, OpStats, Report, Row, TargetEvent};
+use crate::node::insn::ProbeCost;
+use crate::node::{self, elf::Elf, ProbeFile, Proc, Selector};
 use crate::probe::background::{self as bgprobe, BgEvent};
 use crate::probe::rocksdb::{self as rdb, Backend, Op, OpsFilter, Plan, RdbEvent, Sample, FUNCS};
 use crate::render;
-use crate::node::insn::ProbeCost;
-use crate::node::{self, elf::Elf, ProbeFile, Proc, Selector};
 
 #[derive(Args, Debug, Clone)]
 pub struct RocksdbArgs {
@@ -473,8 +473,8 @@ impl Capture<'_> {
             t
         };
         match self.view {
-            View::Json => out.print(&render::background::extend_report_line(
-                &render::json::report(r),
+            View::Json => out.print(&render::json::rocksdb_report(
+                r,
                 b,
                 Some(alerts),
                 r.is_final.then_some(analyzer.alerts()),
