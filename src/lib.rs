@@ -11,3 +11,4 @@ pub mod model;
 pub mod node;
 pub mod probe;
 pub mod render;
+pub mod schema;

@@ -62,7 +62,15 @@ impl View for Printer {
         };
         self.last = now;
         self.out.print(&match (self.json, s.is_final) {
-            (true, _) => render::background::report_json(b, self.pid, secs, elapsed, s.is_final),
+            (true, _) => render::background::report_json(
+                b,
+                crate::clock::now_rfc3339(),
+                self.pid,
+                secs,
+                elapsed,
+                s.is_final,
+                b.lost_events,
+            ),
             (false, false) => render::background::table(b),
             (false, true) => format!(
                 "=== background summary: {elapsed:.1} s captured ===\n{}",

@@ -201,8 +201,8 @@ impl View for Printer {
             t
         };
         match self.mode {
-            Mode::Json => self.out.print(&render::background::extend_report_line(
-                &render::json::report(r),
+            Mode::Json => self.out.print(&render::json::rocksdb_report(
+                r,
                 b,
                 Some(&s.anomalies),
                 r.is_final.then_some(alerts.raised),

@@ -4,9 +4,7 @@
 //! it cannot afford attached makes it detach for part of each interval,
 //! count fewer calls than were made, say so, and leave nothing behind.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Functions of the workload whose first instruction is single-stepped

@@ -2,15 +2,13 @@
 //! kernel: every byte and connection the traced one made must be reported
 //! exactly, and nothing of the other one.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn net_workload_bin() -> PathBuf {

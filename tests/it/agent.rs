@@ -2,12 +2,10 @@
 //! node across restarts and upgrades, leaves nothing behind whatever ends it,
 //! and several instances do not disturb each other.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn sum(counts: &Value, funcs: &[&str]) -> u64 {

@@ -2,9 +2,7 @@
 //! real kernel: the compactions, flushes and stalls the tool reports must
 //! be the ones RocksDB's own statistics count for the same run.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Attaches `ckb-libbpf background` to a workload that writes a burst of

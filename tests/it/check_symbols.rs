@@ -1,13 +1,11 @@
 //! `check` and `symbols` on real files and on this machine's kernel, and the
 //! rocksdb layer on a program using the system librocksdb.so.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn json_of(args: &[&str]) -> (i32, Value) {

@@ -2,14 +2,12 @@
 //! kernel: per syscall and per thread role, the tool's counts, bytes and
 //! errors must equal what the workload says it did, for every backend.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const BACKENDS: &[&str] = &["tp_btf", "raw_tp", "tracepoint"];
@@ -535,8 +533,8 @@ fn uretprobe_syscalls_are_the_rocksdb_layers_probe_cost() {
     }
     // A private copy: file-wide uprobes of parallel tests on the shared
     // binary would add returns of their own to our process.
-    let bin = common::private_workload_copy();
-    let mut wl = common::Workload::start_bin(&bin, &["--rounds", "1"]);
+    let bin = crate::common::private_workload_copy();
+    let mut wl = crate::common::Workload::start_bin(&bin, &["--rounds", "1"]);
     let pid = wl.pid.to_string();
     let mut sc = Tool::start(&[
         "syscall",

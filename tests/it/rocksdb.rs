@@ -1,11 +1,9 @@
 //! `ckb-libbpf rocksdb` against the bundled workload, in the real kernel:
 //! the tool's figures must equal what the workload says it did.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const CLASSES: &[(&str, &[&str])] = &[

@@ -4,15 +4,13 @@
 //! CKB_LIBBPF_SOAK_SECS sets the length (default 120 s); scripts/soak.sh is
 //! the 48-hour version.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A `kB` field of /proc/PID/status: VmRSS now, VmHWM the peak so far.

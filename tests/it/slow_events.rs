@@ -3,14 +3,12 @@
 //! workload made must come out as exactly one line, or be counted in
 //! `lost_events`: never silently missing, never twice.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn calls(counts: &Value) -> BTreeMap<String, u64> {

@@ -2,12 +2,10 @@
 //! anomaly detector's fsync, futex and peer-churn causes. Real BPF against
 //! the bundled workload, whose disk the test slows down itself.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A blkio (cgroup v1) group holding the workload, whose write IOPS on one

@@ -1,0 +1,16 @@
+//! The integration tests, one binary: the tool as a child process against
+//! real workloads in the real kernel. One crate links the shared helpers
+//! once instead of once per test file.
+
+mod common;
+
+mod agent;
+mod background;
+mod budget;
+mod causes;
+mod check_symbols;
+mod net;
+mod rocksdb;
+mod slow_events;
+mod soak;
+mod syscall;
