@@ -707,11 +707,13 @@ section_chain() {
 		fi
 	}
 	# Warm-up: past start-up, and proof the chain produces blocks.
-	local w0 w1 _ts
-	read -r w0 _ts <<<"$(chain_tip)"
+	local w0 w1 _ts tip
+	tip=$(chain_tip)
+	read -r w0 _ts <<<"$tip"
 	sleep "${CHAIN_WARMUP:-20}"
 	chain_alive
-	read -r w1 _ts <<<"$(chain_tip)"
+	tip=$(chain_tip)
+	read -r w1 _ts <<<"$tip"
 	[ "$w1" -gt "$w0" ] || {
 		log "chain: no block mined in ${CHAIN_WARMUP:-20} s (tip $w1); miner log:"
 		tail -20 "$d/miner.out" >&2
@@ -733,13 +735,15 @@ section_chain() {
 			wait_causes "$f.err" "$bg" "${args[@]}"
 		fi
 		sleep 2 # settle: the same for every setup
-		local a0 ts0 c0 t0 a1 ts1 c1 t1 bps
+		local a0 ts0 c0 t0 a1 ts1 c1 t1 bps tip
 		chain_alive
-		read -r a0 ts0 <<<"$(chain_tip)"
+		tip=$(chain_tip)
+		read -r a0 ts0 <<<"$tip"
 		c0=$(node_cpu_us)
 		t0=$(date +%s.%N)
 		sleep "$secs"
-		read -r a1 ts1 <<<"$(chain_tip)"
+		tip=$(chain_tip)
+		read -r a1 ts1 <<<"$tip"
 		c1=$(node_cpu_us)
 		t1=$(date +%s.%N)
 		chain_alive
@@ -784,7 +788,8 @@ section_chain() {
 			 . + {($s): {calls_per_s: ($c | nums), calls_per_block: ($k | nums), lost: ($l | nums | add)}}' <<<"$jt")
 	done
 	local final_tip
-	read -r final_tip _ts <<<"$(chain_tip)"
+	tip=$(chain_tip)
+	read -r final_tip _ts <<<"$tip"
 	record chain "$(jq -cn --argjson secs "$secs" --argjson reps "$n" --argjson delay "$delay" --argjson tip "$final_tip" \
 		--arg src "$cpu_src" --arg targs "${CHAIN_TOOL_ARGS:-}" --argjson cpb "$jc" --argjson bpm "$jb" --argjson tool "$jt" '
 		def median: sort | .[((length - 1) / 2 | floor)];
