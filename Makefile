@@ -8,7 +8,7 @@ APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq 
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 
-.PHONY: all deps build workload demo demo-stress test vmlinux install lint clean e2e-ckb fuzz soak bench
+.PHONY: all deps build workload demo demo-stress demo-check demo-normal env-check test vmlinux install lint clean e2e-ckb fuzz soak bench
 
 all: build
 
@@ -38,6 +38,21 @@ demo: build workload
 demo-stress: build workload
 	@scripts/demo-stress.sh $(BASELINE_SECS)
 
+# The seed's acceptance demos: each prints what it expected and what it saw
+# and exits 0 only when they agree. demo-check: `check`, `symbols` and the
+# live test; demo-normal: a JSON snapshot of the bundled workload checked
+# against its own counts (target/demo/); env-check: the host's kernel, BTF,
+# privileges, memory, disk and docker (ENV_CHECK_ARGS=--no-docker for a
+# native install).
+demo-check: build workload
+	@scripts/demo-check.sh $(BINARY)
+
+demo-normal: build workload
+	@scripts/demo-normal.sh $(DEMO_ROUNDS)
+
+env-check:
+	@scripts/env-check.sh $(ENV_CHECK_ARGS)
+
 # Real BPF in the real kernel: must run as root. A test that cannot load BPF
 # fails here instead of skipping.
 test: deps
@@ -50,14 +65,18 @@ vmlinux:
 install: build
 	install -D -m 0755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/ckb-libbpf
 
+# shellcheck reads .shellcheckrc (the scripts source scripts/lib.sh).
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	@command -v shellcheck >/dev/null || { echo "shellcheck missing: apt-get install shellcheck"; exit 3; }
+	shellcheck scripts/*.sh
 
 clean:
 	$(CARGO) clean
 
-# Against a real CKB node (builds CKB if CKB_BIN is not set; ~20 min). Not in CI.
+# Against a real CKB node: CKB_BIN, or `ckb` on PATH (`cargo install ckb
+# --locked --version 0.210.0 --root DIR` builds one, ~30 min). Not in CI.
 e2e-ckb: build
 	scripts/e2e-ckb.sh $(E2E_BLOCKS)
 
@@ -69,13 +88,15 @@ fuzz:
 soak: build workload
 	scripts/soak.sh $(or $(SOAK_SECS),172800) $(PID)
 
-# Benchmarks (issue 6): per-hit cost against the empty-program floor and
-# bpftrace, bpf_stats per program, the tool's own CPU/RSS/losses, cost per
-# function, `ckb import` when scripts/e2e-ckb.sh's data exists, blocks/min
-# of a running dev chain when CKB_BIN is a ckb binary (skipped loudly if not;
-# CHAIN_SECS/CHAIN_REPS, ~15 min). Root; about 45 min. Not part of `make test`.
+# Benchmarks (issues 6, 13): per-hit cost against the empty-program floor
+# and bpftrace, bpf_stats per program, the tool's own CPU/RSS/losses, cost
+# per function, the cause layers, the net layer per send, the overhead
+# budget, `ckb import` when scripts/e2e-ckb.sh's data exists, node CPU per
+# block of a running dev chain, bare / floor / defaults, when a CKB binary
+# is found (CKB_BIN or `ckb` on PATH; skipped loudly if not; CHAIN_SECS x
+# CHAIN_REPS, ~15 min). Root; about an hour. Not part of `make test`.
 # BENCH="hit prog" runs some sections only (BENCH=chain: the chain alone);
 # results in target/bench/.
 bench: build workload
-	$(CARGO) build --release --example rocksdb_percall
+	$(CARGO) build --release --example rocksdb_percall --example net_workload
 	scripts/bench.sh $(BENCH)

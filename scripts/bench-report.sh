@@ -9,7 +9,7 @@ def r1(n): (n * 10 | round) / 10;
 def r3(n): (n * 1000 | round) / 1000;
 def pass(ok): if ok then "yes" else "**no**" end;
 (map(select(.section == "machine")) | .[0]) as $m |
-"Machine: Linux \($m.kernel), \($m.cpus) × \($m.cpu), load \($m.load) at start; commit \($m.commit); \($m.bpftrace).\n",
+"Machine: Linux \($m.kernel), \($m.cpus) × \($m.cpu), load \($m.load) at start; commit \($m.commit) (last change to the sources: \($m.src_commit // "?")\(if ($m.src_dirty_files // 0) > 0 then ", plus \($m.src_dirty_files) uncommitted files" else "" end)); \($m.bpftrace).\n",
 (map(select(.section == "hit"))[] |
   "### 1–2. Per-hit cost (bundled workload, \(.functions) functions, \(.calls_per_run) traced calls per run, medians of \(.reps))\n",
   "| setup | median run | per traced call | ratio |",
@@ -37,8 +37,29 @@ def pass(ok): if ok then "yes" else "**no**" end;
   "|---|---|---|---|---|---|---|---|",
   (.[] | "| \(.function) | `\(.first_insn)` | \(.probe_cost) | \(.calls_per_run) | \(.bare_ns_per_call | round) | \(.floor_ns_per_hit | round) | \(.ours_ns_per_hit | round) | \(.calls_seen) / \(.calls_expected) |"),
   ""),
+(map(select(.section == "causes"))[] |
+  "### Cause layers (bundled workload, \(.rounds) rounds a run, workload CPU of all threads, medians of \(.reps))\n",
+  "| setup | CPU | ratio |", "|---|---|---|",
+  "| `rocksdb --causes none` | \(r1(.median_cpu_us.none / 1000)) ms | 1 |",
+  "| `--causes syscall` | \(r1(.median_cpu_us.syscall / 1000)) ms | \(r3(.syscall_vs_none))× |",
+  "| `--causes net` (the default) | \(r1(.median_cpu_us.net / 1000)) ms | \(r3(.net_vs_none))× |",
+  "", "raw: \(.raw_us)\n"),
+(map(select(.section == "net"))[] |
+  "### Net layer per send (\(.sends) 64-byte loopback sends a run, medians of \(.reps))\n",
+  "| setup | ns per send | added |", "|---|---|---|",
+  "| bare | \(r1(.median_ns_per_send.bare)) | |",
+  "| `net --backend tp_btf` | \(r1(.median_ns_per_send.tp_btf)) | +\(r1(.added_ns_per_send.tp_btf)) |",
+  "| `net --backend tracepoint` | \(r1(.median_ns_per_send.tracepoint)) | +\(r1(.added_ns_per_send.tracepoint)) |",
+  "", "raw: \(.raw_ns)\n"),
+(map(select(.section == "budget"))[] |
+  "### `--overhead-budget \(.budget_pct)` (\(.rounds) rounds at full speed, calling thread CPU, medians of \(.reps))\n",
+  "| setup | CPU | wall | extra CPU, % of one core | the tool estimate | attached |", "|---|---|---|---|---|---|",
+  "| bare | \(r(.median_cpu_ms.bare / 1000)) s | | | | |",
+  "| `--overhead-budget \(.budget_pct)` | \(r(.median_cpu_ms.budget / 1000)) s | \(r1(.median_wall_ms.budget / 1000)) s | **\(r(.extra_pct_core.budget))** | \(r(.tool_estimate_pct_core.budget)) | \(r1(.attached_pct.budget)) % |",
+  "| no budget | \(r(.median_cpu_ms.full / 1000)) s | \(r1(.median_wall_ms.full / 1000)) s | \(r(.extra_pct_core.full)) | \(r(.tool_estimate_pct_core.full)) | \(r1(.attached_pct.full)) % |",
+  "", "raw: \(.raw)\n"),
 (map(select(.section == "ckb"))[] |
-  if .skipped then "### 4. ckb import: skipped (no CKB binary or no export)\n"
+  if .skipped then "### 4. ckb import: **skipped, not measured** (\(.why))\n"
   else "### 4. `ckb import` of \(.blocks) blocks (medians)\n",
     "| setup | seconds | slowdown |", "|---|---|---|",
     "| bare | \(.median_s.bare) | 1 |",
@@ -46,12 +67,24 @@ def pass(ok): if ok then "yes" else "**no**" end;
     "| ckb-libbpf | \(.median_s.ours) | \(r(.ours_slowdown))× (\(r(.ours_vs_floor))× the floor slowdown; target ≤ 1.10: \(pass(.ours_vs_floor <= 1.10))) |",
     "", "raw: \(.raw_s)\n" end),
 (map(select(.section == "chain"))[] |
-  if .skipped then "### 4. Running dev chain: **skipped** (no CKB binary at \(.ckb_bin); set CKB_BIN)\n"
-  else "### 4. Running dev chain: blocks/min, bare / under `ckb-libbpf rocksdb --pid NODE` (medians of \(.reps) × \(.window_s) s windows each, ABBA order; miner delay \(.miner_delay_ms) ms; tip \(.final_tip) at the end)\n",
-    "| setup | blocks/min | node CPU ms per block (\(.cpu_source)) |", "|---|---|---|",
-    "| bare | \(.blocks_per_min.bare) | \(.cpu_ms_per_block.bare) |",
-    "| ckb-libbpf rocksdb \(if (.tool_args // "") == "" then "(default options)" else .tool_args end) | \(.blocks_per_min.ours) | \(.cpu_ms_per_block.ours) |",
-    "| **ours / bare** | **\(r3(.blocks_per_min_ratio))** (slowdown \(r((1 - .blocks_per_min_ratio) * 100))%; target ≤ 1 %: \(pass(.blocks_per_min_ratio >= 0.99))) | **\(r3(.cpu_per_block_ratio))** |",
-    "", "RocksDB calls the tool saw: \(.rocksdb_calls_per_s) /s, \(.rocksdb_calls_per_block) per block; lost events + uncounted calls over all windows: \(.lost).", "",
-    "raw: \(.raw)\n" end)
+  if .skipped then "### 4. Running dev chain: **skipped, not measured** (\(.why))\n"
+  else
+    . as $c |
+    def setup_name: {bare: "bare", floor: "floor: `--empty-programs` (same functions, same links)",
+      defaults: ("defaults: `ckb-libbpf rocksdb --pid NODE`" + (if ($c.tool_args // "") == "" then "" else " \($c.tool_args)" end)),
+      nocauses: "`--causes none`"}[.];
+    def sp: "\(r3(.min)) / **\(r3(.median))** / \(r3(.max))";
+    def pct: "\(r((.min) * 100)) / **\(r((.median) * 100))** / \(r((.max) * 100)) %";
+    "### 4. Running dev chain: node CPU per block (\(.reps) × \(.window_s) s windows of each setup, rotating; miner delay \(.miner_delay_ms) ms; tip \(.final_tip) at the end; node CPU from \(.cpu_source))\n",
+    "| setup | blocks/min (median) | node CPU ms per block (median) | RocksDB calls/s, per block (tool) | lost |", "|---|---|---|---|---|",
+    (.setups[] as $s | "| \($s | setup_name) | \($c.blocks_per_min[$s]) | \(r3($c.cpu_ms_per_block[$s])) | \(if $c.tool[$s] then "\($c.tool[$s].calls_per_s), \($c.tool[$s].calls_per_block)" else "" end) | \($c.tool[$s].lost // "") |"),
+    "", "Per alternation (the windows of one rotation), min / **median** / max over \(.reps):", "",
+    "| ratio | min / median / max |", "|---|---|",
+    (if .per_alternation.floor_vs_bare then "| floor / bare | \(.per_alternation.floor_vs_bare | sp) |" else empty end),
+    (if .per_alternation.defaults_vs_bare then "| defaults / bare | \(.per_alternation.defaults_vs_bare | sp) |" else empty end),
+    (if .per_alternation.defaults_vs_floor then "| **defaults / floor** (target ≤ 1.10) | \(.per_alternation.defaults_vs_floor | sp) |" else empty end),
+    (if .per_alternation.above_floor_share_of_bare then "| (defaults − floor) / bare: programs + background + cause layers | \(.per_alternation.above_floor_share_of_bare | pct) |" else empty end),
+    (if .per_alternation.causes_share_of_bare then "| (defaults − `--causes none`) / bare: the cause layers alone | \(.per_alternation.causes_share_of_bare | pct) |" else empty end),
+    "", "raw CPU ms/block: \(.raw.cpu_ms_per_block | tojson); blocks/min: \(.raw.blocks_per_min | tojson)\n"
+  end)
 ' "$f"

@@ -8,93 +8,181 @@
 #   tool   3.   the tool's own CPU, RSS and lost events at ~10 K and ~100 K calls/s
 #   funcs  5.   cost per hit of every function the tool can attach, by probe kind
 #               (examples/rocksdb_percall: one function PERCALL_N times a run)
+#   causes      what `rocksdb --causes syscall|net` adds to `--causes none`
+#               (bundled workload, whole-process CPU)
+#   net         per-send cost of `ckb-libbpf net` on a loopback send loop,
+#               tp_btf and classic tracepoints (examples/net_workload)
+#   budget      what `--overhead-budget` really costs the workload's calling
+#               thread, against the tool's own estimate
 #   ckb    4.   `ckb import` of an exported dev chain: bare / floor / ckb-libbpf
 #               (needs scripts/e2e-ckb.sh's data; skipped otherwise)
-#   chain  4.   a running dev chain (node + Dummy miner in notify mode):
-#               blocks/min and node CPU per block in alternating windows,
-#               bare / under `ckb-libbpf rocksdb --pid NODE` (default
-#               options); needs CKB_BIN (skipped, loudly, otherwise)
+#   chain  4.   a running dev chain (node + Dummy miner in notify mode): node
+#               CPU per block and blocks/min in alternating windows of bare /
+#               floor (`--empty-programs`: same functions, same links) /
+#               defaults (`ckb-libbpf rocksdb --pid NODE`); needs a CKB binary
+#               (CKB_BIN or `ckb` on PATH; skipped, loudly, otherwise)
 # Usage: scripts/bench.sh [SECTION...]
 # Env: OUT (default target/bench), REPS (alternations, 7), ROUNDS (workload
-#      rounds per run, 200), TOOL_SECS (10), CKB_BIN, E2E_DIR, CKB_REPS (5),
-#      PERCALL_N (calls of the function per run in `funcs`, 100000),
-#      CHAIN_SECS (60, one window), CHAIN_REPS (6 windows of each setup),
+#      rounds per run, 200), METRIC (cpu; wall for elapsed time), TOOL_SECS
+#      (10), PERCALL_N (calls of the function per run in `funcs`, 100000),
+#      CAUSES_ROUNDS (300), NET_SENDS (200000), BUDGET (1 %), BUDGET_ROUNDS
+#      (8000), BUDGET_REPS (5), CKB_BIN, E2E_DIR, CKB_REPS (5),
+#      CHAIN_SECS (30, one window), CHAIN_REPS (8 windows of each setup),
+#      CHAIN_SETUPS ("bare floor defaults"; also "nocauses": --causes none),
 #      CHAIN_DELAY_MS (500, the miner's Dummy delay: one block per ~0.5 s),
 #      CHAIN_PORT (38114: RPC; +1 P2P, +2 the miner's notify listener),
-#      CHAIN_TOOL_ARGS (extra `rocksdb` options in the "ours" windows, none:
-#      the defaults; e.g. "--causes none" to leave the net layer out).
+#      CHAIN_TOOL_ARGS (extra `rocksdb` options of the "defaults" windows).
 # Writes $OUT/results.json (one object per measurement) and $OUT/results.md.
-set -euo pipefail
+# shellcheck disable=SC2317 # the *_run/chain_window callbacks run through alternate()
 cd "$(dirname "$0")/.."
-repo=$(pwd)
-out=${OUT:-$repo/target/bench}; reps=${REPS:-7}; rounds=${ROUNDS:-200}
-tool_secs=${TOOL_SECS:-10}
-tool=$repo/target/release/ckb-libbpf; wl=$repo/target/release/examples/rocksdb_workload
-sections=${*:-hit prog tool funcs ckb chain}
-[ -x "$tool" ] && [ -x "$wl" ] || { echo "build first: make build workload" >&2; exit 1; }
-for c in jq bpftrace bpftool awk perf; do
-	command -v $c >/dev/null || { echo "$c missing: make deps" >&2; exit 3; }
-done
-[ "$(id -u)" = 0 ] || { echo "bench loads BPF programs: run as root" >&2; exit 3; }
+. scripts/lib.sh
 
-mkdir -p "$out"; : > "$out/results.jsonl"
+out=${OUT:-$REPO/target/bench}
+reps=${REPS:-7}
+rounds=${ROUNDS:-200}
+tool_secs=${TOOL_SECS:-10}
+tool=$TOOL
+wl=$WORKLOAD
+sections=${*:-hit prog tool funcs causes net budget ckb chain}
+for s in $sections; do
+	case $s in
+	hit | prog | tool | funcs | causes | net | budget | ckb | chain) ;;
+	*) die 2 "no section '$s' (sections: hit prog tool funcs causes net budget ckb chain)" ;;
+	esac
+done
+need_built
+need_cmds jq bpftrace bpftool awk perf
+need_root "bench loads BPF programs"
+
+mkdir -p "$out"
+: >"$out/results.jsonl"
 scratch=$(mktemp -d /tmp/ckb-libbpf-bench.XXXXXX)
-bg=""; bgs=(); ckb_pids=(); chain_cg=""; stats_old=$(sysctl -n kernel.bpf_stats_enabled)
-cleanup() {
-	for p in $bg "${bgs[@]}"; do kill -INT "$p" 2>/dev/null; done
-	for p in "${ckb_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -z "$chain_cg" ] || rmdir "$chain_cg" 2>/dev/null || true
+bg=""
+bgs=()
+stats_old=$(sysctl -n kernel.bpf_stats_enabled)
+bench_cleanup() {
+	local p
+	# the tracers still running (bg: the one just started, bgs: kept ones)
+	for p in $bg "${bgs[@]}"; do
+		kill -INT "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	sysctl -qw kernel.bpf_stats_enabled="$stats_old"
 	rm -rf "$scratch"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+at_exit bench_cleanup
 # A private copy: file-wide probes see only our runs, not other users'.
-cp "$wl" "$scratch/wl"; w=$scratch/wl
+cp "$wl" "$scratch/wl"
+w=$scratch/wl
 
-log() { printf '%s\n' "$*" >&2; }
 # record SECTION JSON-OBJECT: one machine-readable result line
-record() { jq -cn --arg s "$1" --argjson v "$2" '{section: $s} + $v' >> "$out/results.jsonl"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-wait_for() { # PATTERN FILE PID: until the line shows up, or the process died
-	until grep -q "$1" "$2" 2>/dev/null; do
-		kill -0 "$3" 2>/dev/null || { log "setup failed:"; cat "$2" >&2; exit 1; }
-		sleep 0.05
-	done
+record() { jq -cn --arg s "$1" --argjson v "$2" '{section: $s} + $v' >>"$out/results.jsonl"; }
+stop_bg() {
+	if [ -n "$bg" ]; then
+		kill -INT "$bg" 2>/dev/null
+		wait "$bg" || true
+	fi
+	bg=""
 }
-stop_bg() { [ -n "$bg" ] && { kill -INT $bg 2>/dev/null; wait $bg || true; }; bg=""; }
 
 # Tool in the background on $w (bg=its pid, output in $scratch/$name.out);
 # remaining args go to `ckb-libbpf rocksdb`.
 start_tool() {
 	local name=${NAME:-tool}
 	"$tool" rocksdb --binary "$w" --json --interval "${INTERVAL:-3600}" "$@" \
-		> "$scratch/$name.out" 2> "$scratch/$name.err" & bg=$!
-	wait_for attached "$scratch/$name.err" $bg
+		>"$scratch/$name.out" 2>"$scratch/$name.err" &
+	bg=$!
+	wait_for attached "$scratch/$name.err" "$bg"
+}
+# wait_causes ERRFILE PID ARGS...: after the RocksDB attach line the tool
+# loads its cause layers (unless ARGS leave them out); wait for their line
+# so a measurement never starts before everything is attached. A tool that
+# loads them later (or never) says so here instead of hanging.
+wait_causes() {
+	local f=$1 p=$2 a
+	shift 2
+	for a in "$@"; do
+		case $a in --empty-programs | none) return 0 ;; esac
+	done
+	local deadline=$((SECONDS + 10))
+	until grep -q "cause inputs" "$f"; do
+		kill -0 "$p" 2>/dev/null || die 1 "the tool exited while loading its cause layers: $(cat "$f")"
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			log "  note: no 'cause inputs' line 10 s after the attach: measuring without waiting for it"
+			return 0
+		fi
+		sleep 0.05
+	done
 }
 # bpftrace in the background with script $1.
 start_bpftrace() {
 	local name=${NAME:-bt}
-	bpftrace -e "$1" > "$scratch/$name.out" 2>&1 & bg=$!
-	wait_for Attaching "$scratch/$name.out" $bg
+	bpftrace -e "$1" >"$scratch/$name.out" 2>&1 &
+	bg=$!
+	wait_for Attaching "$scratch/$name.out" "$bg"
 	sleep 1 # "Attaching N probes..." is printed before the last attach
 }
 # Keeps the tracer just started running (stopped by stop_all).
-keep() { bgs+=("$bg"); bg=""; }
-stop_all() { for p in "${bgs[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" || true; done; bgs=(); }
-# One workload run; prints the CPU time it took in µs (task-clock of the
-# whole process: user + kernel, where uprobes and BPF programs run). CPU
+keep() {
+	bgs+=("$bg")
+	bg=""
+}
+stop_all() {
+	local p
+	for p in "${bgs[@]}"; do
+		kill -INT "$p" 2>/dev/null
+		wait "$p" || true
+	done
+	bgs=()
+}
+# One workload run of $w; prints the CPU time it took in µs (task-clock of
+# the whole process: user + kernel, where uprobes and BPF programs run). CPU
 # time rather than wall time: the other jobs on a shared machine delay a
 # run but do not add to its CPU time. METRIC=wall for the workload's own
 # elapsed time of its rounds.
 run_wl() {
 	local wall
 	wall=$(perf stat -x, -e task-clock -o "$scratch/perf.out" \
-		"$w" --db "$scratch/db" --rounds "$rounds" "$@" | sed -n 's/.*"elapsed_us":\([0-9]*\).*/\1/p')
+		"$w" --db "$scratch/db" --rounds "$rounds" | sed -n 's/.*"elapsed_us":\([0-9]*\).*/\1/p')
 	rm -rf "$scratch/db"
 	if [ "${METRIC:-cpu}" = wall ]; then echo "$wall"; else
-		awk -F, '/task-clock/ {printf "%d\n", $1 * 1000}' "$scratch/perf.out"; fi
+		awk -F, '/task-clock/ {printf "%d\n", $1 * 1000}' "$scratch/perf.out"
+	fi
+}
+# A workload that waits: `start_waiting ARGS...` starts $wl --wait-stdin
+# (wpid = its pid; its stdin is fd 3, a fifo), so a tracer can attach by
+# pid before it runs; `go_waiting` runs it and prints its JSON line;
+# `end_waiting` lets it exit.
+start_waiting() {
+	rm -f "$scratch/wl.in"
+	mkfifo "$scratch/wl.in"
+	"$wl" --db "$scratch/db" --wait-stdin "$@" <"$scratch/wl.in" >"$scratch/wl.out" &
+	wpid=$!
+	exec 3>"$scratch/wl.in"
+	wait_for READY "$scratch/wl.out" "$wpid"
+}
+go_waiting() {
+	echo go >&3
+	until grep -q elapsed_us "$scratch/wl.out"; do
+		kill -0 "$wpid" 2>/dev/null || die 1 "the workload died: $(cat "$scratch/wl.out")"
+		sleep 0.02
+	done
+	grep elapsed_us "$scratch/wl.out"
+}
+end_waiting() {
+	echo "done" >&3
+	exec 3>&-
+	wait "$wpid" || true
+	rm -rf "$scratch/db"
+}
+# CPU time of PID's threads in ns (schedstat: exact, not 10 ms ticks); only
+# thread PID itself with `main`.
+task_cpu_ns() {
+	if [ "${2:-}" = main ]; then
+		awk '{print $1}' "/proc/$1/task/$1/schedstat"
+	else
+		cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s}'
+	fi
 }
 # Functions the tool attaches by default (emulated first instruction).
 default_funcs() {
@@ -103,14 +191,22 @@ default_funcs() {
 }
 # The equivalent bpftrace script: per-function count and latency histogram.
 bt_script() { # FILE FUNCS...
-	local f=$1 p="" r=""; shift
-	for fn in "$@"; do p+="uprobe:$f:$fn,"; r+="uretprobe:$f:$fn,"; done
+	local f=$1 p="" r="" fn
+	shift
+	for fn in "$@"; do
+		p+="uprobe:$f:$fn,"
+		r+="uretprobe:$f:$fn,"
+	done
 	printf '%s { @start[tid] = nsecs; } %s /@start[tid]/ { @count[probe] = count(); @lat[probe] = hist(nsecs - @start[tid]); delete(@start[tid]); }' \
 		"${p%,}" "${r%,}"
 }
 bt_empty() { # FILE FUNCS...
-	local f=$1 p="" r=""; shift
-	for fn in "$@"; do p+="uprobe:$f:$fn,"; r+="uretprobe:$f:$fn,"; done
+	local f=$1 p="" r="" fn
+	shift
+	for fn in "$@"; do
+		p+="uprobe:$f:$fn,"
+		r+="uretprobe:$f:$fn,"
+	done
 	printf '%s { } %s { }' "${p%,}" "${r%,}"
 }
 # bpf_stats of the programs held by PID: "name run_time_ns run_cnt" lines.
@@ -124,12 +220,21 @@ prog_stats() {
 			"$(awk '/^run_time_ns:/ {t=$2} /^run_cnt:/ {c=$2} END {print t, c}' "$f")"
 	done | sort -u
 }
+# proc_cpu PID: utime+stime in clock ticks
+proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 mapfile -t funcs < <(default_funcs "$w")
-log "machine: $(uname -r), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-record machine "$(jq -cn --arg k "$(uname -r)" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" \
-	--argjson n "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo ?)" \
-	--arg bt "$(bpftrace --version)" '{kernel: $k, cpu: $cpu, cpus: $n, load: $load, commit: $commit, bpftrace: $bt}')"
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+log "machine: $(uname -r), $(nproc) CPUs, $cpu_model, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# commit: the checkout; src_commit: the last commit that changed what is
+# measured (the tool's sources), which is what a figure belongs to.
+record machine "$(jq -cn --arg k "$(uname -r)" --arg cpu "$cpu_model" \
+	--argjson n "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+	--arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo ?)" \
+	--arg src "$(git log -1 --format=%h -- src include build.rs Cargo.toml Cargo.lock 2>/dev/null || echo ?)" \
+	--arg dirty "$(git status --porcelain -- src include build.rs 2>/dev/null | wc -l)" \
+	--arg bt "$(bpftrace --version)" \
+	'{kernel: $k, cpu: $cpu, cpus: $n, load: $load, commit: $commit, src_commit: $src, src_dirty_files: ($dirty | tonumber), bpftrace: $bt}')"
 
 # ---------------------------------------------------------------- 1 + 2
 # Every setup traces a private copy of the workload (probes are per file),
@@ -138,20 +243,25 @@ record machine "$(jq -cn --arg k "$(uname -r)" --arg cpu "$(grep -m1 'model name
 # bpftrace-empty, in a rotating order.
 section_hit() {
 	log "== per-hit cost: bare / floor (our links, empty programs) / ckb-libbpf / bpftrace / bpftrace empty; $reps alternations of $rounds rounds"
-	local s; for s in bare floor ours bt bte; do cp "$wl" "$scratch/wl-$s"; done
-	w=$scratch/wl-floor NAME=floor start_tool --empty-programs; keep
-	w=$scratch/wl-ours NAME=ours start_tool; keep
-	NAME=bt start_bpftrace "$(bt_script "$scratch/wl-bt" "${funcs[@]}")"; keep
-	NAME=bte start_bpftrace "$(bt_empty "$scratch/wl-bte" "${funcs[@]}")"; keep
+	local s
+	for s in bare floor ours bt bte; do cp "$wl" "$scratch/wl-$s"; done
+	w=$scratch/wl-floor NAME=floor start_tool --empty-programs
+	keep
+	w=$scratch/wl-ours NAME=ours start_tool
+	keep
+	NAME=bt start_bpftrace "$(bt_script "$scratch/wl-bt" "${funcs[@]}")"
+	keep
+	NAME=bte start_bpftrace "$(bt_empty "$scratch/wl-bte" "${funcs[@]}")"
+	keep
 	local -A t=()
-	local order=(bare floor ours bt bte)
-	for i in $(seq "$reps"); do
-		for s in "${order[@]}"; do t[$s]+=" $(w=$scratch/wl-$s run_wl)"; done
-		order=("${order[@]:1}" "${order[0]}")
-		log "  $i: bare${t[bare]##* } floor${t[floor]##* } ours${t[ours]##* } bpftrace${t[bt]##* } bpftrace-empty${t[bte]##* } µs"
-	done
+	hit_run() {
+		t[$1]+=" $(w=$scratch/wl-$1 run_wl)"
+		log "  $2 $1: ${t[$1]##* } µs"
+	}
+	alternate "$reps" hit_run bare floor ours bt bte
 	stop_all
-	local calls; calls=$(tail -1 "$scratch/ours.out" | jq --argjson n "$reps" '[.operations[].count] | add / $n')
+	local calls
+	calls=$(tail -1 "$scratch/ours.out" | jq --argjson n "$reps" '[.operations[].count] | add / $n')
 	# shellcheck disable=SC2086 # word splitting of the lists is meant
 	record hit "$(jq -cn --arg metric "${METRIC:-cpu}" --argjson b "$(median ${t[bare]})" --argjson f "$(median ${t[floor]})" \
 		--argjson o "$(median ${t[ours]})" --argjson t "$(median ${t[bt]})" --argjson e "$(median ${t[bte]})" \
@@ -166,23 +276,29 @@ section_hit() {
 # ---------------------------------------------------------------- prog
 section_prog() {
 	log "== bpf_stats: run time per program call, ours and the empty programs ($reps runs of $rounds rounds each)"
-	cp "$wl" "$scratch/wl-floor"; cp "$wl" "$scratch/wl-ours"
-	w=$scratch/wl-floor NAME=floor start_tool --empty-programs; local pf=$bg; keep
-	w=$scratch/wl-ours NAME=ours start_tool; local po=$bg; keep
+	cp "$wl" "$scratch/wl-floor"
+	cp "$wl" "$scratch/wl-ours"
+	local -A pid=()
+	w=$scratch/wl-floor NAME=floor start_tool --empty-programs
+	pid[floor]=$bg
+	keep
+	w=$scratch/wl-ours NAME=ours start_tool
+	pid[ours]=$bg
+	keep
 	sysctl -qw kernel.bpf_stats_enabled=1
 	local -A ns=()
-	local a b s pid name t0 c0 t1 c1
-	for i in $(seq "$reps"); do
-		for s in ours floor; do
-			if [ $s = ours ]; then pid=$po; else pid=$pf; fi
-			a=$(prog_stats $pid); w=$scratch/wl-$s run_wl >/dev/null; b=$(prog_stats $pid)
-			while read -r name t1 c1; do
-				read -r t0 c0 < <(awk -v n="$name" '$1 == n {print $2, $3}' <<< "$a")
-				[ "$c1" -gt "$c0" ] || continue
-				ns[$name]+=" $(( (t1 - t0) / (c1 - c0) ))"
-			done <<< "$b"
-		done
-	done
+	prog_run() {
+		local a b name t0 c0 t1 c1
+		a=$(prog_stats "${pid[$1]}")
+		w=$scratch/wl-$1 run_wl >/dev/null
+		b=$(prog_stats "${pid[$1]}")
+		while read -r name t1 c1; do
+			read -r t0 c0 < <(awk -v n="$name" '$1 == n {print $2, $3}' <<<"$a")
+			[ "$c1" -gt "$c0" ] || continue
+			ns[$name]+=" $(((t1 - t0) / (c1 - c0)))"
+		done <<<"$b"
+	}
+	alternate "$reps" prog_run ours floor
 	sysctl -qw kernel.bpf_stats_enabled="$stats_old"
 	stop_all
 	# shellcheck disable=SC2086 # word splitting of the lists is meant
@@ -194,10 +310,9 @@ section_prog() {
 }
 
 # ---------------------------------------------------------------- 3
-# proc_cpu PID: utime+stime in clock ticks
-proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 section_tool() {
-	local hz; hz=$(getconf CLK_TCK)
+	local hz
+	hz=$(getconf CLK_TCK)
 	# "name|workload args|tool args": pause 60 ms ≈ 10 K calls/s here, pause
 	# 0 is the most the workload does, --rate paces it (76 % of its calls are
 	# to functions attached by default: --rate 132000 ≈ 100 K traced calls/s).
@@ -211,19 +326,22 @@ section_tool() {
 	)
 	local spec name wargs targs
 	for spec in "${specs[@]}"; do
-		IFS='|' read -r name wargs targs <<< "$spec"
+		IFS='|' read -r name wargs targs <<<"$spec"
 		log "== tool's own cost: $name (workload $wargs, $tool_secs s) $targs"
 		# shellcheck disable=SC2086 # the argument lists are meant to split
 		INTERVAL=1 start_tool $targs
 		sleep 2 # past start-up: steady state only
-		local c0 t0 c1 t1 rss_steady
-		c0=$(proc_cpu $bg); t0=$(date +%s.%N)
+		local c0 t0 c1 t1 rss_steady hwm
+		c0=$(proc_cpu "$bg")
+		t0=$(date +%s.%N)
 		# shellcheck disable=SC2086
-		"$w" --db "$scratch/db" --secs "$tool_secs" $wargs > "$scratch/wl.out"
-		c1=$(proc_cpu $bg); t1=$(date +%s.%N)
-		rss_steady=$(awk '/^VmRSS:/ {print $2}' /proc/$bg/status)
-		local hwm; hwm=$(awk '/^VmHWM:/ {print $2}' /proc/$bg/status)
-		rm -rf "$scratch/db"; stop_bg
+		"$w" --db "$scratch/db" --secs "$tool_secs" $wargs >"$scratch/wl.out"
+		c1=$(proc_cpu "$bg")
+		t1=$(date +%s.%N)
+		rss_steady=$(awk '/^VmRSS:/ {print $2}' "/proc/$bg/status")
+		hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$bg/status")
+		rm -rf "$scratch/db"
+		stop_bg
 		local calls lost slow lines
 		calls=$(tail -1 "$scratch/tool.out" | jq '[.operations[].count] | add')
 		lost=$(tail -1 "$scratch/tool.out" | jq '.lost_events + .uncounted_calls')
@@ -247,35 +365,46 @@ section_tool() {
 # rotating order; cost per hit = (median traced - median bare) / hits.
 # `--ops FUNC` names the function, so single-stepped ones are probed too.
 section_funcs() {
-	local pc=$repo/target/release/examples/rocksdb_percall n=${PERCALL_N:-100000}
-	[ -x "$pc" ] || { echo "build first: cargo build --release --example rocksdb_percall" >&2; exit 1; }
+	local pc=$REPO/target/release/examples/rocksdb_percall n=${PERCALL_N:-100000}
+	[ -x "$pc" ] || die 1 "build first: cargo build --release --example rocksdb_percall"
 	log "== cost per hit of each function: rocksdb_percall --n $n, bare / floor / ckb-libbpf --ops FUNC, $reps alternations"
-	local s; for s in bare floor ours; do cp "$pc" "$scratch/pc-$s"; done
+	local s
+	for s in bare floor ours; do cp "$pc" "$scratch/pc-$s"; done
 	local -A insn=() kind=()
 	local name k i
-	while read -r name k i; do kind[$name]=$k; insn[$name]=$i; done < <(
-		"$tool" symbols "$scratch/pc-bare" --json --tier 1 |
-			jq -r '.tier1[] | select(.present) | "\(.name) \(.probe_cost) \(.first_insn | gsub(" "; "_"))"')
-	run_pc() { # SETUP FUNC: prints "loop_cpu_ns hits"
-		"$scratch/pc-$1" --func "$2" --n "$n" --db "$scratch/pcdb-$1" |
-			jq -r "[.loop_${METRIC:-cpu}_ns, .hits, .setup_calls] | @tsv"
+	while read -r name k i; do
+		kind[$name]=$k
+		insn[$name]=$i
+	done < <("$tool" symbols "$scratch/pc-bare" --json --tier 1 |
+		jq -r '.tier1[] | select(.present) | "\(.name) \(.probe_cost) \(.first_insn | gsub(" "; "_"))"')
+	local fn hits setup
+	local -A t=()
+	funcs_run() { # SETUP: one run of the loop, "loop_cpu_ns hits setup_calls"
+		local v h u
+		read -r v h u <<<"$("$scratch/pc-$1" --func "$fn" --n "$n" --db "$scratch/pcdb-$1" |
+			jq -r "[.loop_${METRIC:-cpu}_ns, .hits, .setup_calls] | @tsv")"
 		rm -rf "$scratch/pcdb-$1"
+		t[$1]+=" $v"
+		hits=$h
+		setup=$u
 	}
-	local fn
 	for fn in $("$pc" --list); do
-		[ -n "${kind[$fn]:-}" ] || { log "  $fn: not in the binary, skipped"; continue; }
-		w=$scratch/pc-floor NAME=floor start_tool --empty-programs --ops "$fn"; keep
-		w=$scratch/pc-ours NAME=ours start_tool --ops "$fn"; keep
-		local -A t=(); local hits=0 setup=0 order=(bare floor ours) v h u
-		for _ in $(seq "$reps"); do
-			for s in "${order[@]}"; do
-				read -r v h u <<< "$(run_pc "$s" "$fn")"; t[$s]+=" $v"; hits=$h; setup=$u
-			done
-			order=("${order[@]:1}" "${order[0]}")
-		done
+		[ -n "${kind[$fn]:-}" ] || {
+			log "  $fn: not in the binary, skipped"
+			continue
+		}
+		w=$scratch/pc-floor NAME=floor start_tool --empty-programs --ops "$fn"
+		keep
+		w=$scratch/pc-ours NAME=ours start_tool --ops "$fn"
+		keep
+		t=()
+		hits=0
+		setup=0
+		alternate "$reps" funcs_run bare floor ours
 		stop_all
 		# Ground truth: the tool saw exactly the calls the loop made.
-		local seen; seen=$(tail -1 "$scratch/ours.out" | jq '[.operations[].count] | add // 0')
+		local seen
+		seen=$(tail -1 "$scratch/ours.out" | jq '[.operations[].count] | add // 0')
 		# shellcheck disable=SC2086 # word splitting of the lists is meant
 		record funcs "$(jq -cn --arg f "$fn" --arg k "${kind[$fn]}" --arg insn "${insn[$fn]//_/ }" \
 			--argjson n "$hits" --argjson u "$setup" --argjson reps "$reps" --argjson seen "$seen" --arg metric "${METRIC:-cpu}" \
@@ -288,47 +417,206 @@ section_funcs() {
 	done
 }
 
+# ---------------------------------------------------------------- causes
+# What the cause layers add: `rocksdb --pid P --causes none / syscall / net`
+# on fresh workload runs (a waiting workload, attached by pid before it
+# starts), rotating. CPU = every thread of the workload (schedstat, ns):
+# the syscall layer taxes every syscall of every thread, not only the
+# thread that calls RocksDB.
+section_causes() {
+	local n=${CAUSES_ROUNDS:-300}
+	log "== cause layers: ckb-libbpf rocksdb --causes none / syscall / net, $reps alternations of $n rounds (workload CPU, all threads)"
+	local -A t=()
+	causes_run() {
+		start_waiting --rounds "$n"
+		"$tool" rocksdb --pid "$wpid" --interval 3600 --json --causes "$1" \
+			>"$scratch/causes.out" 2>"$scratch/causes.err" &
+		bg=$!
+		wait_for attached "$scratch/causes.err" "$bg"
+		wait_causes "$scratch/causes.err" "$bg" --causes "$1"
+		local c0 c1
+		c0=$(task_cpu_ns "$wpid")
+		go_waiting >/dev/null
+		c1=$(task_cpu_ns "$wpid")
+		stop_bg
+		end_waiting
+		t[$1]+=" $(((c1 - c0) / 1000))"
+		log "  $2 $1: ${t[$1]##* } µs"
+	}
+	alternate "$reps" causes_run none syscall net
+	# shellcheck disable=SC2086 # word splitting of the lists is meant
+	record causes "$(jq -cn --argjson rounds "$n" --argjson reps "$reps" \
+		--argjson b "$(median ${t[none]})" --argjson s "$(median ${t[syscall]})" --argjson n "$(median ${t[net]})" \
+		--arg raw "none${t[none]} | syscall${t[syscall]} | net${t[net]}" '{
+		rounds: $rounds, reps: $reps, median_cpu_us: {none: $b, syscall: $s, net: $n},
+		syscall_vs_none: ($s / $b), net_vs_none: ($n / $b), raw_us: $raw}')"
+	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw_us)')"
+}
+
+# ---------------------------------------------------------------- net
+# Per-send cost of the net layer: one examples/net_workload process sends
+# NET_SENDS 64-byte writes to its own listener and times its send loop
+# (wall ns per send); runs alternate bare / `ckb-libbpf net --backend
+# tp_btf` / `--backend tracepoint`, the tool attached before each traced
+# run and stopped after it.
+section_net() {
+	local nw=$REPO/target/release/examples/net_workload n=${NET_SENDS:-200000}
+	[ -x "$nw" ] || die 1 "build first: cargo build --release --example net_workload"
+	log "== net layer: ns per 64-byte loopback send, bare / tp_btf / tracepoint, $reps alternations of $n sends"
+	coproc NW { "$nw"; }
+	local nwpid=$NW_PID npid port4 rest
+	kill_at_exit "$nwpid"
+	read -r _ npid port4 rest <&"${NW[0]}"
+	[ -n "$port4" ] || die 1 "net_workload did not print READY"
+	local -A t=()
+	net_send() {
+		local line
+		echo "bench 127.0.0.1:$port4 $n" >&"${NW[1]}"
+		read -r line <&"${NW[0]}"
+		jq -r .ns_per_call <<<"$line"
+	}
+	net_run() {
+		if [ "$1" != bare ]; then
+			"$tool" net --pid "$npid" --backend "$1" --interval 60 >/dev/null 2>"$scratch/net.err" &
+			bg=$!
+			wait_for attached "$scratch/net.err" "$bg"
+		fi
+		t[$1]+=" $(net_send)"
+		stop_bg
+		log "  $2 $1: ${t[$1]##* } ns/send"
+	}
+	net_send >/dev/null # warm-up: connection, page cache, CPU frequency
+	alternate "$reps" net_run bare tp_btf tracepoint
+	echo quit >&"${NW[1]}"
+	wait "$nwpid" 2>/dev/null || true
+	# shellcheck disable=SC2086 # word splitting of the lists is meant
+	record net "$(jq -cn --argjson sends "$n" --argjson reps "$reps" \
+		--argjson b "$(median ${t[bare]})" --argjson p "$(median ${t[tp_btf]})" --argjson c "$(median ${t[tracepoint]})" \
+		--arg raw "bare${t[bare]} | tp_btf${t[tp_btf]} | tracepoint${t[tracepoint]}" '{
+		sends: $sends, reps: $reps, median_ns_per_send: {bare: $b, tp_btf: $p, tracepoint: $c},
+		added_ns_per_send: {tp_btf: ($p - $b), tracepoint: ($c - $b)}, raw_ns: $raw}')"
+	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw_ns)')"
+}
+
+# ---------------------------------------------------------------- budget
+# What `--overhead-budget B` really costs: the same fixed work
+# (`--rounds BUDGET_ROUNDS --pause-ms 0`, full speed) bare / under
+# `rocksdb --overhead-budget B` / under plain `rocksdb` (both `--interval 1
+# --causes none`), rotating. CPU = run time of the workload's calling
+# thread (the one where the uprobe traps and programs run; RocksDB's
+# background threads only add noise) from its first call to its report;
+# extra CPU in % of one core = (median - bare median) / median wall time,
+# which is what the budget limits. Also the tool's own estimate (final
+# report's `overhead`).
+section_budget() {
+	local b=${BUDGET:-1} n=${BUDGET_ROUNDS:-8000} r=${BUDGET_REPS:-5}
+	log "== --overhead-budget $b: bare / budget / no budget, $r alternations of $n rounds at full speed"
+	local -A cpu=() wall=() est=() att=()
+	budget_run() {
+		local extra=() c0 c1 line
+		[ "$1" != budget ] || extra=(--overhead-budget "$b")
+		start_waiting --rounds "$n" --pause-ms 0
+		if [ "$1" != bare ]; then
+			"$tool" rocksdb --pid "$wpid" --json --interval 1 --causes none "${extra[@]}" \
+				>"$scratch/budget.out" 2>"$scratch/budget.err" &
+			bg=$!
+			wait_for "RocksDB functions" "$scratch/budget.err" "$bg"
+		fi
+		c0=$(task_cpu_ns "$wpid" main)
+		line=$(go_waiting)
+		c1=$(task_cpu_ns "$wpid" main)
+		cpu[$1]+=" $(((c1 - c0) / 1000000))"
+		wall[$1]+=" $(($(jq .elapsed_us <<<"$line") / 1000))"
+		local msg="  $2 $1: CPU ${cpu[$1]##* } ms, wall ${wall[$1]##* } ms"
+		if [ "$1" != bare ]; then
+			stop_bg
+			local e a
+			read -r e a < <(jq -r 'select(.final == true) | "\(.overhead.est_pct_core) \(.overhead.attached_pct)"' "$scratch/budget.out")
+			[ -n "${a:-}" ] || die 1 "no final report with an overhead estimate from the tool: $(tail -3 "$scratch/budget.err")"
+			est[$1]+=" $e"
+			att[$1]+=" $a"
+			msg+=", tool's estimate $e % of a core, attached $a %"
+		fi
+		end_waiting
+		log "$msg"
+	}
+	alternate "$r" budget_run bare budget full
+	# shellcheck disable=SC2086 # word splitting of the lists is meant
+	record budget "$(jq -cn --argjson budget "$b" --argjson rounds "$n" --argjson reps "$r" \
+		--argjson cb "$(median ${cpu[bare]})" --argjson cu "$(median ${cpu[budget]})" --argjson cf "$(median ${cpu[full]})" \
+		--argjson wu "$(median ${wall[budget]})" --argjson wf "$(median ${wall[full]})" \
+		--argjson eu "$(median ${est[budget]})" --argjson ef "$(median ${est[full]})" \
+		--argjson au "$(median ${att[budget]})" --argjson af "$(median ${att[full]})" \
+		--arg raw "CPU ms bare${cpu[bare]} | budget${cpu[budget]} | full${cpu[full]}; wall ms bare${wall[bare]} | budget${wall[budget]} | full${wall[full]}" '{
+		budget_pct: $budget, rounds: $rounds, reps: $reps,
+		median_cpu_ms: {bare: $cb, budget: $cu, full: $cf}, median_wall_ms: {budget: $wu, full: $wf},
+		extra_pct_core: {budget: (($cu - $cb) * 100 / $wu), full: (($cf - $cb) * 100 / $wf)},
+		tool_estimate_pct_core: {budget: $eu, full: $ef}, attached_pct: {budget: $au, full: $af}, raw: $raw}')"
+	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw)')"
+}
+
 # ---------------------------------------------------------------- 4
+# ckb_or_skip SECTION: the CKB binary, or records the section as skipped
+# (loudly: a figure that was not measured must not look measured).
+ckb_or_skip() {
+	local c
+	if c=$(find_ckb 2>"$scratch/find-ckb.err"); then
+		printf '%s\n' "$c"
+		return 0
+	fi
+	log "############################################################"
+	log "== $1: SKIPPED, NOT MEASURED: $(tr '\n' ' ' <"$scratch/find-ckb.err")"
+	log "############################################################"
+	record "$1" "$(jq -cn --arg why "$(head -1 "$scratch/find-ckb.err")" '{skipped: true, why: $why}')"
+	return 1
+}
+
 section_ckb() {
-	local ckb=${CKB_BIN:-/root/ckb-build/inst/bin/ckb} dir=${E2E_DIR:-/tmp/ckb-libbpf-e2e}
-	local n=${CKB_REPS:-5}
-	if [ ! -x "$ckb" ] || ! ls "$dir"/export/*.json* >/dev/null 2>&1 || [ ! -f "$dir/chain/specs/dev.toml" ]; then
-		log "== ckb import: skipped (needs $ckb and scripts/e2e-ckb.sh's export in $dir)"
-		record ckb '{"skipped": true}'
+	local ckb dir=${E2E_DIR:-/tmp/ckb-libbpf-e2e} n=${CKB_REPS:-5} exported
+	ckb=$(ckb_or_skip ckb) || return 0
+	exported=$(find "$dir/export" -maxdepth 1 -name '*.json*' 2>/dev/null | sort | head -1)
+	if [ -z "$exported" ] || [ ! -f "$dir/chain/specs/dev.toml" ]; then
+		log "== ckb import: SKIPPED, NOT MEASURED: needs scripts/e2e-ckb.sh's export in $dir (E2E_DIR)"
+		record ckb "$(jq -cn --arg d "$dir" '{skipped: true, why: ("no export in " + $d)}')"
 		return
 	fi
-	cp "$ckb" "$scratch/ckb"; local c=$scratch/ckb exported
-	exported=$(ls "$dir"/export/*.json* | head -1)
+	cp "$ckb" "$scratch/ckb"
+	local c=$scratch/ckb
 	log "== ckb import of $exported: bare / floor / ckb-libbpf, $n alternations"
-	import() { # prints seconds; the exporting chain's spec, as e2e-ckb.sh
+	# CPU seconds (task-clock) by default: wall time is quantised here
+	# (runs fall ~1 s apart whatever is attached); METRIC=wall for elapsed
+	# seconds. Ports: `import` runs no node, they are never opened.
+	local -A t=()
+	ckb_import() {
+		case $1 in
+		floor) w=$c start_tool --empty-programs ;;
+		ours) w=$c start_tool ;;
+		esac
 		rm -rf "$scratch/imp"
-		"$c" init -C "$scratch/imp" --chain dev --ba-arg 0xc8328aabcd9b9e8e64fbc566c4385c3bdeb219d7 --force >/dev/null
-		cp "$dir/chain/specs/dev.toml" "$scratch/imp/specs/dev.toml"
-		# CPU seconds (task-clock) by default: wall time is quantised
-		# here (runs fall ~1 s apart whatever is attached); METRIC=wall
-		# for elapsed seconds.
-		local t0 t1; t0=$(date +%s.%N)
+		ckb_dev_init "$c" "$scratch/imp" 38414 38415
+		cp "$dir/chain/specs/dev.toml" "$scratch/imp/specs/dev.toml" # the exporting chain's spec
+		local t0 t1 v
+		t0=$(date +%s.%N)
 		perf stat -x, -e task-clock -o "$scratch/perf.out" \
 			"$c" import -C "$scratch/imp" "$exported" >/dev/null 2>&1
 		t1=$(date +%s.%N)
 		rm -rf "$scratch/imp"
+		stop_bg
 		if [ "${METRIC:-cpu}" = wall ]; then
-			awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}'
+			v=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}')
 		else
-			awk -F, '/task-clock/ {printf "%.3f\n", $1 / 1000}' "$scratch/perf.out"
+			v=$(awk -F, '/task-clock/ {printf "%.3f\n", $1 / 1000}' "$scratch/perf.out")
 		fi
+		t[$1]+=" $v"
+		log "  $2 $1: $v s"
 	}
-	local bare=() floor=() ours=() blocks
-	for i in $(seq "$n"); do
-		bare+=("$(import)")
-		w=$c start_tool --empty-programs; floor+=("$(import)"); stop_bg
-		w=$c start_tool; ours+=("$(import)"); stop_bg
-		log "  $i: bare ${bare[-1]} floor ${floor[-1]} ours ${ours[-1]} s"
-	done
-	blocks=$(wc -l < "$exported" 2>/dev/null || echo 0)
-	local mb mf mo; mb=$(median "${bare[@]}"); mf=$(median "${floor[@]}"); mo=$(median "${ours[@]}")
-	record ckb "$(jq -cn --arg metric "${METRIC:-cpu}" --argjson b "$mb" --argjson f "$mf" --argjson o "$mo" --argjson blocks "$blocks" \
-		--arg raw "bare ${bare[*]} | floor ${floor[*]} | ours ${ours[*]}" '{
+	alternate "$n" ckb_import bare floor ours
+	local blocks
+	blocks=$(wc -l <"$exported")
+	# shellcheck disable=SC2086 # word splitting of the lists is meant
+	record ckb "$(jq -cn --arg metric "${METRIC:-cpu}" --argjson b "$(median ${t[bare]})" --argjson f "$(median ${t[floor]})" \
+		--argjson o "$(median ${t[ours]})" --argjson blocks "$blocks" \
+		--arg raw "bare${t[bare]} | floor${t[floor]} | ours${t[ours]}" '{
 		metric: $metric, blocks: $blocks, median_s: {bare: $b, floor: $f, ours: $o},
 		floor_slowdown: ($f/$b), ours_slowdown: ($o/$b), ours_vs_floor: (($o/$b)/($f/$b)), raw_s: $raw}')"
 }
@@ -336,148 +624,202 @@ section_ckb() {
 # ---------------------------------------------------------------- 4 (chain)
 # A running dev chain, network-bound: the miner (Dummy worker, CHAIN_DELAY_MS
 # per block) is told of every new block template by the node (notify mode),
-# so blocks arrive at a fixed cadence like a node following the network,
-# and what the node spends per block shows up in blocks/min only as the
-# node's own delay in the loop. One chain, one node process: windows of
-# CHAIN_SECS alternate bare / ours in ABBA order (bare ours, ours bare, ...)
-# so a linear drift (the chain growing, other jobs) cancels, and the tool is
-# started before an "ours" window and stopped (SIGINT) after it, with the
-# same 2 s settle before every window. Two chains side by side were not
-# used: two nodes + two miners on 2 shared cores disturb each other, and
-# their chains never have the same state.
-# Per window: blocks/min (RPC get_tip_block_number), node CPU per block
-# (the whole process, exited threads included: usage_usec of a cgroup v2
+# so blocks arrive at a fixed cadence like a node following the network.
+# One chain, one node process: windows of CHAIN_SECS rotate over
+# CHAIN_SETUPS (bare floor defaults, floor defaults bare, ...) so a linear
+# drift (the chain growing, other jobs) falls on every setup alike; the
+# tool is started before a traced window and stopped (SIGINT) after it,
+# with the same 2 s settle before every window. Two chains side by side
+# were not used: two nodes + two miners on 2 shared cores disturb each
+# other, and their chains never have the same state.
+#   bare      nothing attached
+#   floor     `rocksdb --pid NODE --empty-programs`: the same functions
+#             through the same links, programs that return at once (no
+#             background or cause layer): what the kernel charges
+#   defaults  `rocksdb --pid NODE` with its default options (CHAIN_TOOL_ARGS
+#             added): programs, background layer, default cause layers
+#   nocauses  `rocksdb --pid NODE --causes none` (optional)
+# Per window: blocks/min (tip header timestamps), node CPU per block (the
+# whole process, exited threads included: usage_usec of a cgroup v2
 # holding only the node when one can be made, exact to the µs; otherwise
-# /proc/PID/stat utime+stime, in 10 ms ticks); per "ours" window: RocksDB
-# calls the tool saw (final JSON line), per second and per block, and its
-# lost_events + uncounted_calls.
+# /proc/PID/stat utime+stime, in 10 ms ticks); per traced window: RocksDB
+# calls the tool saw (final JSON line) per second and per block, and its
+# lost_events + uncounted_calls. Ratios are taken per alternation (the
+# windows of one rotation are minutes apart, not the whole run), and their
+# min / median / max is the spread.
 section_chain() {
-	local ckb=${CKB_BIN:-/root/ckb-build/inst/bin/ckb}
-	local secs=${CHAIN_SECS:-60} n=${CHAIN_REPS:-6} delay=${CHAIN_DELAY_MS:-500} port=${CHAIN_PORT:-38114}
-	if [ ! -x "$ckb" ]; then
-		log "############################################################"
-		log "== chain: SKIPPED: no CKB binary at $ckb (set CKB_BIN=/path/to/ckb;"
-		log "   scripts/e2e-ckb.sh installs one). blocks/min NOT measured."
-		log "############################################################"
-		record chain "$(jq -cn --arg b "$ckb" '{skipped: true, ckb_bin: $b}')"
-		return
-	fi
-	command -v curl >/dev/null || { echo "curl missing: apt-get install curl" >&2; exit 3; }
-	local p; for p in "$port" $((port + 1)) $((port + 2)); do
-		if (: > "/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "chain: port $p is in use; set CHAIN_PORT to a free base port" >&2; exit 3
-		fi
+	local ckb secs=${CHAIN_SECS:-30} n=${CHAIN_REPS:-8} delay=${CHAIN_DELAY_MS:-500} port=${CHAIN_PORT:-38114}
+	local setups
+	read -ra setups <<<"${CHAIN_SETUPS:-bare floor defaults}"
+	local s
+	for s in "${setups[@]}"; do
+		case $s in bare | floor | defaults | nocauses) ;; *) die 2 "CHAIN_SETUPS: no setup '$s' (bare floor defaults nocauses)" ;; esac
 	done
+	ckb=$(ckb_or_skip chain) || return 0
+	need_cmds curl
+	ports_free "$port" $((port + 1)) $((port + 2))
 	# A private copy: uprobes are per file, so no one else's ckb pays for
 	# our probes, and no one else's probes land in our node.
-	cp "$ckb" "$scratch/ckb-chain"; local c=$scratch/ckb-chain d=$scratch/chain hz
+	cp "$ckb" "$scratch/ckb-chain"
+	local c=$scratch/ckb-chain d=$scratch/chain hz node miner
 	hz=$(getconf CLK_TCK)
-	"$c" init -C "$d" --chain dev --ba-arg 0xc8328aabcd9b9e8e64fbc566c4385c3bdeb219d7 --force >/dev/null
-	sed -i "s#^listen_addresses = .*#listen_addresses = [\"/ip4/127.0.0.1/tcp/$((port + 1))\"]#; s#^listen_address = .*#listen_address = \"127.0.0.1:$port\"#" "$d/ckb.toml"
-	sed -i "s|^# notify = \[.*|notify = [\"http://127.0.0.1:$((port + 2))\"]|" "$d/ckb.toml"
-	sed -i "s/^value = .*/value = $delay/; s#127.0.0.1:8114#127.0.0.1:$port#; s|^# listen = .*|listen = \"127.0.0.1:$((port + 2))\"|" "$d/ckb-miner.toml"
-	grep -q '^notify = ' "$d/ckb.toml" && grep -q '^listen = ' "$d/ckb-miner.toml" ||
-		{ echo "chain: this ckb's config templates lack notify/listen (ckb init changed?)" >&2; exit 1; }
-	tip() { # prints "number timestamp_ms" of the tip block
-		local r
-		r=$(curl -s -m 5 -X POST -H 'content-type: application/json' \
-			-d '{"id":1,"jsonrpc":"2.0","method":"get_tip_header","params":[]}' \
-			"http://127.0.0.1:$port" | jq -r '.result | "\(.number) \(.timestamp)"' 2>/dev/null) || true
-		[[ $r == 0x*" "0x* ]] || { echo "chain: the node's RPC on 127.0.0.1:$port does not answer" >&2; exit 1; }
-		echo $((${r% *})) $((${r#* }))
-	}
-	alive() { # fails loudly if the node or the miner died
-		local q; for q in "${ckb_pids[@]}"; do kill -0 "$q" 2>/dev/null ||
-			{ log "chain: a ckb process died; node log tail:"; tail -5 "$d/node.out" >&2; tail -5 "$d/miner.out" >&2; exit 1; }
-		done
-	}
-	"$c" run -C "$d" > "$d/node.out" 2>&1 & local node=$!; ckb_pids+=("$node")
-	local k; for k in $(seq 100); do
-		curl -s -m 1 "http://127.0.0.1:$port" >/dev/null 2>&1 && break
-		kill -0 "$node" 2>/dev/null || { log "chain: the node did not start:"; tail -20 "$d/node.out" >&2; exit 1; }
-		sleep 0.3
-	done
-	"$c" miner -C "$d" > "$d/miner.out" 2>&1 & ckb_pids+=($!)
+	ckb_dev_init "$c" "$d" "$port" $((port + 1))
+	ckb_dev_miner "$d" "$delay" $((port + 2))
 	local cg="" cpu_src="proc_stat_ticks" root
 	root=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
-	if [ -n "$root" ] && mkdir "$root/ckb-libbpf-bench.$$" 2>/dev/null; then
-		chain_cg=$root/ckb-libbpf-bench.$$
-		if echo "$node" > "$chain_cg/cgroup.procs" 2>/dev/null && [ -r "$chain_cg/cpu.stat" ]; then
-			cg=$chain_cg; cpu_src="cgroup2_usage_usec"
+	local cgdir=${root:-/nonexistent}/ckb-libbpf-bench.$$
+	# registered before the node's kill: at exit the node goes first (newest
+	# first), then its emptied cgroup
+	at_exit "rmdir '$cgdir' 2>/dev/null"
+	"$c" run -C "$d" >"$d/node.out" 2>&1 &
+	node=$!
+	kill_at_exit "$node"
+	wait_port "$port" "$node" 60
+	"$c" miner -C "$d" >"$d/miner.out" 2>&1 &
+	miner=$!
+	kill_at_exit "$miner"
+	if [ -n "$root" ] && mkdir "$cgdir" 2>/dev/null; then
+		if echo "$node" >"$cgdir/cgroup.procs" 2>/dev/null && [ -r "$cgdir/cpu.stat" ]; then
+			cg=$cgdir
+			cpu_src="cgroup2_usage_usec"
 		fi
 	fi
+	chain_tip() { # prints "number timestamp_ms" of the tip block
+		local r
+		r=$(ckb_rpc "$port" get_tip_header | jq -r '.result | "\(.number) \(.timestamp)"' 2>/dev/null) || true
+		[[ $r == 0x*" "0x* ]] || die 1 "chain: the node's RPC on 127.0.0.1:$port does not answer"
+		echo $((${r% *})) $((${r#* }))
+	}
+	chain_alive() { # fails loudly if the node or the miner died
+		local q
+		for q in "$node" "$miner"; do
+			kill -0 "$q" 2>/dev/null && continue
+			log "chain: a ckb process died; logs:"
+			tail -5 "$d/node.out" "$d/miner.out" >&2
+			exit 1
+		done
+	}
 	node_cpu_us() {
-		if [ -n "$cg" ]; then awk '$1 == "usage_usec" {print $2}' "$cg/cpu.stat"
-		else echo $(( $(proc_cpu "$node") * 1000000 / hz )); fi
+		if [ -n "$cg" ]; then
+			awk '$1 == "usage_usec" {print $2}' "$cg/cpu.stat"
+		else
+			echo $(($(proc_cpu "$node") * 1000000 / hz))
+		fi
 	}
 	# Warm-up: past start-up, and proof the chain produces blocks.
-	local w0 w1 _ts; read -r w0 _ts <<< "$(tip)"; sleep "${CHAIN_WARMUP:-20}"; alive
-	read -r w1 _ts <<< "$(tip)"
-	[ "$w1" -gt "$w0" ] || { log "chain: no block mined in ${CHAIN_WARMUP:-20} s (tip $w1); miner log:"; tail -20 "$d/miner.out" >&2; exit 1; }
-	log "== running dev chain: $n × ${secs} s windows each of bare / ckb-libbpf rocksdb --pid $node ${CHAIN_TOOL_ARGS:-(default options)}, ABBA order; miner delay $delay ms; tip $w1 after warm-up"
+	local w0 w1 _ts tip
+	tip=$(chain_tip)
+	read -r w0 _ts <<<"$tip"
+	sleep "${CHAIN_WARMUP:-20}"
+	chain_alive
+	tip=$(chain_tip)
+	read -r w1 _ts <<<"$tip"
+	[ "$w1" -gt "$w0" ] || {
+		log "chain: no block mined in ${CHAIN_WARMUP:-20} s (tip $w1); miner log:"
+		tail -20 "$d/miner.out" >&2
+		exit 1
+	}
+	log "== running dev chain: $n × ${secs} s windows each of ${setups[*]} (rotating) on node pid $node; miner delay $delay ms; tip $w1 after warm-up; node CPU from $cpu_src"
 	local -A bpm=() cpb=() cps=() cpbk=() lost=()
-	window() { # SETUP I
-		local s=$1 i=$2 tool_out="$scratch/chain-$1-$2"
-		if [ "$s" = ours ]; then
-			# shellcheck disable=SC2086 # CHAIN_TOOL_ARGS: words meant
-			"$tool" rocksdb --pid "$node" --json --interval 3600 ${CHAIN_TOOL_ARGS:-} > "$tool_out.out" 2> "$tool_out.err" & bg=$!
-			wait_for attached "$tool_out.err" $bg
+	chain_window() { # SETUP I
+		local s=$1 i=$2 f=$scratch/chain-$1-$2 args=()
+		case $s in
+		floor) args=(--empty-programs) ;;
+		defaults) read -ra args <<<"${CHAIN_TOOL_ARGS:-}" ;;
+		nocauses) args=(--causes none) ;;
+		esac
+		if [ "$s" != bare ]; then
+			"$tool" rocksdb --pid "$node" --json --interval 3600 "${args[@]}" >"$f.out" 2>"$f.err" &
+			bg=$!
+			wait_for attached "$f.err" "$bg"
+			wait_causes "$f.err" "$bg" "${args[@]}"
 		fi
-		sleep 2 # settle: the same for both setups
-		local a0 ts0 c0 t0 a1 ts1 c1 t1 bps
-		alive; read -r a0 ts0 <<< "$(tip)"; c0=$(node_cpu_us); t0=$(date +%s.%N)
+		sleep 2 # settle: the same for every setup
+		local a0 ts0 c0 t0 a1 ts1 c1 t1 bps tip
+		chain_alive
+		tip=$(chain_tip)
+		read -r a0 ts0 <<<"$tip"
+		c0=$(node_cpu_us)
+		t0=$(date +%s.%N)
 		sleep "$secs"
-		read -r a1 ts1 <<< "$(tip)"; c1=$(node_cpu_us); t1=$(date +%s.%N); alive
-		[ "$a1" -gt "$a0" ] || { log "chain: no block in a ${secs} s window ($s $i, tip $a1)"; exit 1; }
+		tip=$(chain_tip)
+		read -r a1 ts1 <<<"$tip"
+		c1=$(node_cpu_us)
+		t1=$(date +%s.%N)
+		chain_alive
+		[ "$a1" -gt "$a0" ] || die 1 "chain: no block in a ${secs} s window ($s $i, tip $a1)"
 		# The rate from the tip blocks' own timestamps (set by the node
 		# when it assembles each template, ms): no ±1 block of window
 		# edge. CPU per block = CPU per wall second / blocks per second.
 		bps=$(awk -v b=$((a1 - a0)) -v d=$((ts1 - ts0)) 'BEGIN {printf "%.6f", b * 1000 / d}')
-		bpm[$s]+=" $(awk -v r="$bps" 'BEGIN {printf "%.2f", r * 60}')"
-		cpb[$s]+=" $(awk -v c=$((c1 - c0)) -v r="$bps" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.3f", c / 1000 / (t1 - t0) / r}')"
-		local msg="  $s $i: $((a1 - a0)) blocks in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s, node CPU $(( (c1 - c0) / 1000 )) ms"
-		if [ "$s" = ours ]; then
+		bpm[$s,$i]=$(awk -v r="$bps" 'BEGIN {printf "%.2f", r * 60}')
+		cpb[$s,$i]=$(awk -v c=$((c1 - c0)) -v r="$bps" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.4f", c / 1000 / (t1 - t0) / r}')
+		local msg
+		msg="  $i $s: $((a1 - a0)) blocks in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s, node CPU $(((c1 - c0) / 1000)) ms, ${cpb[$s,$i]} ms/block"
+		if [ "$s" != bare ]; then
 			local calls el ls
 			stop_bg
+			[ "$(tail -1 "$f.out" | jq -r .final)" = true ] || die 1 "chain: the tool's last line is not final: $(tail -3 "$f.err")"
 			# calls per block: the tool's rate (from attach to SIGINT,
 			# settle included) over the window's block rate
-			read -r calls el ls < <(tail -1 "$tool_out.out" |
+			read -r calls el ls < <(tail -1 "$f.out" |
 				jq -r '[([.operations[].count] | add // 0), .elapsed_secs, (.lost_events + .uncounted_calls)] | @tsv')
-			[ "$(tail -1 "$tool_out.out" | jq -r .final)" = true ] || { log "chain: the tool's last line is not final"; exit 1; }
-			cps[ours]+=" $(awk -v c="$calls" -v e="$el" 'BEGIN {printf "%.1f", c / e}')"
-			cpbk[ours]+=" $(awk -v c="$calls" -v e="$el" -v r="$bps" 'BEGIN {printf "%.1f", c / e / r}')"
-			lost[ours]+=" $ls"
+			cps[$s]+=" $(awk -v c="$calls" -v e="$el" 'BEGIN {printf "%.1f", c / e}')"
+			cpbk[$s]+=" $(awk -v c="$calls" -v e="$el" -v r="$bps" 'BEGIN {printf "%.1f", c / e / r}')"
+			lost[$s]+=" $ls"
 			msg+=", tool: $calls RocksDB calls in $el s, lost $ls"
 		fi
 		log "$msg"
 	}
-	local i
-	for i in $(seq "$n"); do
-		if [ $((i % 2)) = 1 ]; then window bare "$i"; window ours "$i"; else window ours "$i"; window bare "$i"; fi
-	done
+	alternate "$n" chain_window "${setups[@]}"
 	# No probe left behind: the last tool is gone, the node still runs.
-	alive
-	local lost_total; lost_total=$(printf '%s\n' ${lost[ours]} | awk '{s += $1} END {print s + 0}')
-	# shellcheck disable=SC2086 # word splitting of the lists is meant
-	record chain "$(jq -cn --argjson secs "$secs" --argjson reps "$n" --argjson delay "$delay" --argjson tip "$(tip | cut -d' ' -f1)" --arg src "$cpu_src" --arg targs "${CHAIN_TOOL_ARGS:-}" \
-		--argjson bb "$(median ${bpm[bare]})" --argjson bo "$(median ${bpm[ours]})" \
-		--argjson cb "$(median ${cpb[bare]})" --argjson co "$(median ${cpb[ours]})" \
-		--argjson cps "$(median ${cps[ours]})" --argjson cpbk "$(median ${cpbk[ours]})" --argjson lost "$lost_total" \
-		--arg raw "blocks/min bare${bpm[bare]} | ours${bpm[ours]}; CPU ms/block bare${cpb[bare]} | ours${cpb[ours]}; calls/s${cps[ours]}; lost${lost[ours]}" '{
-		window_s: $secs, reps: $reps, miner_delay_ms: $delay, tool_args: $targs, final_tip: $tip, cpu_source: $src,
-		blocks_per_min: {bare: $bb, ours: $bo}, cpu_ms_per_block: {bare: $cb, ours: $co},
-		blocks_per_min_ratio: ($bo / $bb), cpu_per_block_ratio: ($co / $cb),
-		rocksdb_calls_per_s: $cps, rocksdb_calls_per_block: $cpbk, lost: $lost, raw: $raw}')"
+	chain_alive
+	# Per setup, the windows in alternation order, as JSON arrays.
+	local jb="{}" jc="{}" jt="{}" i list
+	for s in "${setups[@]}"; do
+		list=""
+		for i in $(seq "$n"); do list+="${list:+,}${cpb[$s,$i]}"; done
+		jc=$(jq -c --arg s "$s" --argjson v "[$list]" '. + {($s): $v}' <<<"$jc")
+		list=""
+		for i in $(seq "$n"); do list+="${list:+,}${bpm[$s,$i]}"; done
+		jb=$(jq -c --arg s "$s" --argjson v "[$list]" '. + {($s): $v}' <<<"$jb")
+		[ "$s" = bare ] || jt=$(jq -c --arg s "$s" --arg c "${cps[$s]}" --arg k "${cpbk[$s]}" --arg l "${lost[$s]}" \
+			'def nums: split(" ") | map(select(. != "") | tonumber);
+			 . + {($s): {calls_per_s: ($c | nums), calls_per_block: ($k | nums), lost: ($l | nums | add)}}' <<<"$jt")
+	done
+	local final_tip
+	tip=$(chain_tip)
+	read -r final_tip _ts <<<"$tip"
+	record chain "$(jq -cn --argjson secs "$secs" --argjson reps "$n" --argjson delay "$delay" --argjson tip "$final_tip" \
+		--arg src "$cpu_src" --arg targs "${CHAIN_TOOL_ARGS:-}" --argjson cpb "$jc" --argjson bpm "$jb" --argjson tool "$jt" '
+		def median: sort | .[((length - 1) / 2 | floor)];
+		def spread: sort | {min: .[0], median: .[((length - 1) / 2 | floor)], max: .[-1]};
+		# per alternation: f(x_i; y_i) over the windows of the same rotation
+		def per(a; b; f): [range(0; a | length) as $i | [a[$i], b[$i]] | f] | spread;
+		def per3(a; b; c; f): [range(0; a | length) as $i | [a[$i], b[$i], c[$i]] | f] | spread;
+		$cpb as $c | {
+		window_s: $secs, reps: $reps, setups: ($cpb | keys_unsorted), miner_delay_ms: $delay, tool_args: $targs,
+		final_tip: $tip, cpu_source: $src,
+		blocks_per_min: ($bpm | map_values(median)), cpu_ms_per_block: ($cpb | map_values(median)),
+		per_alternation: ({}
+			+ (if $c.floor and $c.bare then {floor_vs_bare: per($c.floor; $c.bare; .[0] / .[1])} else {} end)
+			+ (if $c.defaults and $c.bare then {defaults_vs_bare: per($c.defaults; $c.bare; .[0] / .[1])} else {} end)
+			+ (if $c.defaults and $c.floor then {defaults_vs_floor: per($c.defaults; $c.floor; .[0] / .[1])} else {} end)
+			+ (if $c.defaults and $c.floor and $c.bare then
+				{above_floor_share_of_bare: per3($c.defaults; $c.floor; $c.bare; (.[0] - .[1]) / .[2])} else {} end)
+			+ (if $c.defaults and $c.nocauses and $c.bare then
+				{causes_share_of_bare: per3($c.defaults; $c.nocauses; $c.bare; (.[0] - .[1]) / .[2])} else {} end)),
+		tool: ($tool | map_values({calls_per_s: (.calls_per_s | median), calls_per_block: (.calls_per_block | median), lost})),
+		raw: {cpu_ms_per_block: $cpb, blocks_per_min: $bpm, tool: $tool}}')"
 	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw)')"
-	local q; for q in "${ckb_pids[@]}"; do kill -TERM "$q" 2>/dev/null || true; done
-	for q in "${ckb_pids[@]}"; do wait "$q" 2>/dev/null || true; done
-	ckb_pids=()
-	[ -z "$chain_cg" ] || { rmdir "$chain_cg" 2>/dev/null || true; chain_cg=""; }
+	kill -TERM "$miner" "$node" 2>/dev/null || true
+	wait "$miner" "$node" 2>/dev/null || true
+	rmdir "$cgdir" 2>/dev/null || true
 	rm -rf "$d" "$c"
 }
 
 for s in $sections; do "section_$s"; done
-jq -s . "$out/results.jsonl" > "$out/results.json"
-scripts/bench-report.sh "$out/results.json" > "$out/results.md"
+jq -s . "$out/results.jsonl" >"$out/results.json"
+scripts/bench-report.sh "$out/results.json" >"$out/results.md"
 cat "$out/results.md"
 log "results: $out/results.json, $out/results.md"

@@ -17,37 +17,31 @@
 #     `rocksdb`: each JSON report line carries an `anomalies` array);
 #  3. succeeds when a report line timestamped at most 15 s after the burst
 #     start has an anomaly with cause write_stall, compaction or flush.
-set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 baseline=${1:-20}
 mb=${2:-32}
 limit_ms=15000
-tool=target/release/ckb-libbpf
-workload=target/release/examples/rocksdb_workload
-[ -x "$tool" ] && [ -x "$workload" ] || { echo "build first: make build workload" >&2; exit 1; }
-command -v jq >/dev/null || { echo "jq is needed (make deps)" >&2; exit 3; }
+tool=$TOOL
+workload=$WORKLOAD
+need_built
+need_cmds jq
+need_root "demo-stress loads BPF programs"
 if ! "$tool" rocksdb --help | grep -q -- '--baseline-secs'; then
-	echo "ckb-libbpf rocksdb has no --baseline-secs: the anomaly detector is not wired in yet" >&2
-	exit 3
+	die 3 "ckb-libbpf rocksdb has no --baseline-secs: the anomaly detector is not wired in yet"
 fi
 
 dir=$(mktemp -d /tmp/ckb-libbpf-stress.XXXXXX)
-wl=""
-tl=""
-cleanup() {
-	[ -n "$tl" ] && kill -INT "$tl" 2>/dev/null && wait "$tl" 2>/dev/null || true
-	[ -n "$wl" ] && kill "$wl" 2>/dev/null && wait "$wl" 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
+at_exit "rm -rf '$dir'"
 "$workload" --db "$dir/db" --secs 0 --pause-ms 50 --small-memtables \
 	--burst-at $((baseline + 5)) --burst-mb "$mb" >"$dir/workload.out" 2>"$dir/workload.err" &
 wl=$!
+kill_at_exit "$wl"
 sleep 1
 echo "+ $tool rocksdb --pid $wl --json --baseline-secs $baseline" >&2
 "$tool" rocksdb --pid "$wl" --json --baseline-secs "$baseline" >"$dir/tool.jsonl" 2>"$dir/tool.err" &
 tl=$!
+kill_at_exit "$tl" INT
 
 # Wait for the burst (baseline + 5 s, plus slack for a slow start).
 for _ in $(seq $((baseline + 60))); do

@@ -89,4 +89,4 @@ verdict=$(awk -F'\t' -v warm="$warm" -v alive=$alive -v code=$code '
 		exit !(s1 && s2 && s3)
 	}' "$out/soak.tsv") && ok=1 || ok=0
 echo "$verdict" | tee "$out/verdict.txt"
-[ $ok = 1 ]
+[ "$ok" = 1 ]
