@@ -29,7 +29,9 @@ use crate::probe::net::{self as netprobe, NetEvent, NetSkel};
 use crate::probe::rocksdb::{self as rdb, Plan, RdbEvent, RocksdbSkel};
 use crate::probe::syscall::{self as sc, SyscallSkel};
 use crate::probe::uprobe::{self, Backend};
+use crate::probe::MapMemory;
 use crate::render::slow::{SlowRef, Stamp};
+use libbpf_rs::skel::Skel;
 
 /// What a capture keeps across its sessions.
 pub(super) struct Capture<'v> {
@@ -553,6 +555,20 @@ impl Sessions for Capture<'_> {
             },
         };
 
+        if !again {
+            let mut mem = MapMemory::default();
+            let objs = [
+                rdbl.as_ref().map(|l| l.skel.object()),
+                bgl.as_ref().map(|l| l.skel.object()),
+                netl.as_ref().map(|l| l.skel.object()),
+                scl.as_ref().map(|l| l.skel.object()),
+            ];
+            for o in objs.into_iter().flatten() {
+                mem.add(MapMemory::of(o));
+            }
+            note(map_memory_note(mem));
+        }
+
         // The aggregators learn what this session traces.
         if let (Some(a), Some(r)) = (&mut self.rdb, &rdbl) {
             let traced: Vec<Traced> = r
@@ -811,6 +827,20 @@ impl Sessions for Capture<'_> {
 /// always passes.
 fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or("")
+}
+
+/// Kernel memory of the loaded maps here, and on a big host: per-CPU maps
+/// grow with the CPU count.
+fn map_memory_note(m: MapMemory) -> String {
+    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    format!(
+        "BPF maps hold {:.1} MiB of kernel memory here ({:.1} MiB + {:.2} MiB per CPU x {cpus} CPUs); {:.0} MiB on a 96-CPU host",
+        mib(m.on(cpus)),
+        mib(m.shared),
+        mib(m.per_cpu),
+        mib(m.on(96))
+    )
 }
 
 /// The attach note; the details (left out, absent) only the first time.

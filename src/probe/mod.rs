@@ -142,6 +142,46 @@ pub fn backend(layer: &str, probed: &[features::Probed]) -> Option<&'static str>
     }
 }
 
+/// Kernel memory a loaded BPF object's maps hold, as the kernel accounts it
+/// (fdinfo `memlock`): what does not grow with the CPU count, and what
+/// per-CPU maps take for each CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapMemory {
+    pub shared: u64,
+    pub per_cpu: u64,
+}
+
+impl MapMemory {
+    /// Sums the maps of `obj`; per-CPU maps are divided by the CPUs they
+    /// were sized for.
+    pub fn of(obj: &libbpf_rs::Object) -> MapMemory {
+        use libbpf_rs::MapCore;
+        let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1).max(1) as u64;
+        let mut m = MapMemory::default();
+        for map in obj.maps() {
+            let Some(bytes) = map.query_fdinfo().ok().and_then(|i| i.memlock) else {
+                continue;
+            };
+            if map.map_type().is_percpu() {
+                m.per_cpu += bytes / cpus;
+            } else {
+                m.shared += bytes;
+            }
+        }
+        m
+    }
+
+    pub fn add(&mut self, o: MapMemory) {
+        self.shared += o.shared;
+        self.per_cpu += o.per_cpu;
+    }
+
+    /// The total on a host with `cpus` possible CPUs.
+    pub fn on(&self, cpus: u64) -> u64 {
+        self.shared + self.per_cpu * cpus
+    }
+}
+
 /// An owned handle on a skeleton's map, `Send`, for worker threads.
 pub fn map_handle(m: &libbpf_rs::MapMut<'_>) -> Result<libbpf_rs::MapHandle> {
     use anyhow::Context;

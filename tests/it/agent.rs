@@ -327,6 +327,50 @@ fn bad_targets_and_environments_get_a_cause_a_remedy_and_an_exit_code() {
     assert!(err.contains("Linux 5.8"), "{err}");
     no_panic("no ring buffer", &err);
 
+    // Uprobes without BPF cookies (5.8-5.14), by fault injection: rocksdb
+    // says what is missing and exits 3; check fails the rocksdb layer
+    // instead of saying the tool can run; syscall does not need cookies.
+    let out = std::process::Command::new(tool())
+        .args(["rocksdb", "--pid", "1"])
+        .env("CKB_LIBBPF_FAULT", "cookie")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("no BPF cookie"), "{err}");
+    assert!(err.contains("Linux 5.15"), "{err}");
+    no_panic("no cookies", &err);
+    let out = std::process::Command::new(tool())
+        .arg("check")
+        .env("CKB_LIBBPF_FAULT", "cookie")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("[FAIL] bpf cookies") && l.contains("CKB_LIBBPF_FAULT=cookie")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("[FAIL] layer rocksdb")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("[ ok ] layer syscall")),
+        "{text}"
+    );
+    let out = std::process::Command::new(tool())
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("[ ok ] bpf cookies") && l.contains("receive their BPF cookie")),
+        "cookies work on this kernel: {text}"
+    );
+
     // tracefs not mounted: the tool mounts it (in its namespace) and goes on.
     let (code, out, err) = in_private_mounts(
         "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/tracing 2>/dev/null; \
