@@ -498,18 +498,3 @@ pub fn run(args: CheckArgs) -> Result<Exit> {
         Exit::Environment
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_parsing() {
-        let c = crate::node::procfs::parse_config(
-            "CONFIG_BPF=y\n# CONFIG_KPROBES is not set\nCONFIG_HZ=250\n# comment\n",
-        );
-        assert_eq!(c["BPF"], "y");
-        assert_eq!(c["KPROBES"], "n");
-        assert_eq!(c["HZ"], "250");
-    }
-}

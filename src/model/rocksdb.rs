@@ -433,6 +433,7 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::time::Duration;
 
     fn traced(names: &[&str]) -> Vec<Traced> {
@@ -564,5 +565,14 @@ mod tests {
         assert_eq!(get.count, 15);
         assert_eq!(get.max_us, Some(6.0));
         assert_eq!(w.gaps.len(), 1);
+    }
+
+    #[test]
+    fn names_are_unique_and_classes_complete() {
+        let names: BTreeSet<&str> = FUNCS.iter().map(|f| f.name).collect();
+        assert_eq!(names.len(), FUNCS.len());
+        for op in Op::ALL {
+            assert!(FUNCS.iter().any(|f| f.op == op), "{op:?}");
+        }
     }
 }

@@ -232,3 +232,17 @@ pub fn parse_config(text: &str) -> HashMap<String, String> {
     }
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parsing() {
+        let c =
+            parse_config("CONFIG_BPF=y\n# CONFIG_KPROBES is not set\nCONFIG_HZ=250\n# comment\n");
+        assert_eq!(c["BPF"], "y");
+        assert_eq!(c["KPROBES"], "n");
+        assert_eq!(c["HZ"], "250");
+    }
+}
