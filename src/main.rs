@@ -110,6 +110,27 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every subcommand's arguments decode into their structs (a field
+    /// whose type does not match its parser only fails at this point).
+    #[test]
+    fn typical_command_lines_parse() {
+        for line in [
+            "rocksdb 30s --pid 1 --backend uprobe --causes all --overhead-budget 1",
+            "rocksdb --binary /bin/true --slow --threshold 10 --json",
+            "net 5 --pid 1 --backend tp_btf --json",
+            "syscall --pid 1 --top 5",
+            "background --pid 1 --jobs",
+            "check --json",
+            "symbols /bin/true --tier 2",
+        ] {
+            let args = std::iter::once("ckb-libbpf").chain(line.split_whitespace());
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{line}: {e}"));
+            if let Command::Rocksdb(a) = &cli.cmd {
+                assert!(ckb_libbpf::probe::uprobe::Backend::parse(&a.backend).is_ok());
+            }
+        }
+    }
+
     #[test]
     fn exit_code_enum_matches_the_help() {
         assert_eq!(Exit::Ok as i32, 0);

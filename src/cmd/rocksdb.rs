@@ -96,8 +96,9 @@ pub struct RocksdbArgs {
     /// kernel has them, Linux 6.6+, else one link per probe), uprobe_multi,
     /// or uprobe. The environment variable CKB_LIBBPF_BACKEND=multi|single
     /// does the same for scripts.
-    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = uprobe::Backend::parse)]
-    pub backend: Option<uprobe::Backend>,
+    #[arg(long, value_name = "KIND", default_value = "auto",
+          value_parser = ["auto", "uprobe_multi", "uprobe"])]
+    pub backend: String,
 }
 
 fn budget_pct(s: &str) -> std::result::Result<f64, String> {
@@ -280,7 +281,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         slow_ns: args.slow.then(|| args.threshold.saturating_mul(1000)),
         empty_programs: args.empty_programs,
         overhead_budget: args.overhead_budget,
-        uprobe_backend: args.backend,
+        uprobe_backend: uprobe::Backend::parse(&args.backend).map_err(anyhow::Error::msg)?,
         jobs: args.slow,
         analyze: Some(AnalyzeConfig {
             learning_secs: args.baseline_secs,
