@@ -18,9 +18,9 @@ use crate::model::hist::{slot_bounds, slot_of};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// Prometheus text format 0.0.4: the default.
-    Text,
+    Text = 0,
     /// OpenMetrics 1.0.0, when the scraper asks for it (Prometheus does).
-    OpenMetrics,
+    OpenMetrics = 1,
 }
 
 impl Format {

@@ -49,7 +49,8 @@ pub struct Exporter {
     state: Mutex<State>,
     opts: Options,
     stop: Arc<AtomicBool>,
-    scrapes: Arc<AtomicU64>,
+    /// Metrics responses served, per format (Text, OpenMetrics).
+    scrapes: Arc<[AtomicU64; 2]>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -88,7 +89,7 @@ impl Exporter {
             &mut state,
         ))));
         let stop = Arc::new(AtomicBool::new(false));
-        let scrapes = Arc::new(AtomicU64::new(0));
+        let scrapes = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let mut workers = Vec::with_capacity(WORKERS);
         for i in 0..WORKERS {
             let (l, p, s, n) = (
@@ -121,7 +122,12 @@ impl Exporter {
 
     /// Requests answered with metrics so far.
     pub fn scrapes(&self) -> u64 {
-        self.scrapes.load(Ordering::Relaxed)
+        self.scrapes_in(Format::Text) + self.scrapes_in(Format::OpenMetrics)
+    }
+
+    /// Requests answered with metrics in `fmt`.
+    pub fn scrapes_in(&self, fmt: Format) -> u64 {
+        self.scrapes[fmt as usize].load(Ordering::Relaxed)
     }
 
     /// Makes `view` what scrapes see from now on. Called by the capture
@@ -206,7 +212,7 @@ fn bind_failure(addr: SocketAddr, e: &io::Error) -> anyhow::Error {
         .into()
 }
 
-fn worker(l: &TcpListener, page: &RwLock<Arc<Page>>, stop: &AtomicBool, scrapes: &AtomicU64) {
+fn worker(l: &TcpListener, page: &RwLock<Arc<Page>>, stop: &AtomicBool, scrapes: &[AtomicU64; 2]) {
     loop {
         let accepted = l.accept();
         if stop.load(Ordering::SeqCst) {
@@ -214,8 +220,8 @@ fn worker(l: &TcpListener, page: &RwLock<Arc<Page>>, stop: &AtomicBool, scrapes:
         }
         match accepted {
             Ok((s, _)) => {
-                if serve(s, page) {
-                    scrapes.fetch_add(1, Ordering::Relaxed);
+                if let Some(fmt) = serve(s, page) {
+                    scrapes[fmt as usize].fetch_add(1, Ordering::Relaxed);
                 }
             }
             // Out of fds or memory: back off instead of spinning.
@@ -275,8 +281,8 @@ fn read_head(s: &mut TcpStream) -> Option<String> {
     }
 }
 
-/// Answers one connection; true when metrics were served.
-fn serve(mut s: TcpStream, page: &RwLock<Arc<Page>>) -> bool {
+/// Answers one connection; the format when metrics were served.
+fn serve(mut s: TcpStream, page: &RwLock<Arc<Page>>) -> Option<Format> {
     let _ = s.set_read_timeout(Some(READ_TIMEOUT));
     let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
     let _ = s.set_nodelay(true);
@@ -289,7 +295,7 @@ fn serve(mut s: TcpStream, page: &RwLock<Arc<Page>>) -> bool {
             true,
             &[],
         );
-        return false;
+        return None;
     };
     let head_only = req.method == "HEAD";
     if req.method != "GET" && !head_only {
@@ -301,7 +307,7 @@ fn serve(mut s: TcpStream, page: &RwLock<Arc<Page>>) -> bool {
             true,
             &[("Allow", "GET, HEAD")],
         );
-        return false;
+        return None;
     }
     if req.path != "/metrics" && req.path != "/" {
         let _ = respond(
@@ -312,7 +318,7 @@ fn serve(mut s: TcpStream, page: &RwLock<Arc<Page>>) -> bool {
             !head_only,
             &[],
         );
-        return false;
+        return None;
     }
     let fmt = Format::negotiate(req.accept.as_deref());
     // The lock is held only to clone the Arc.
@@ -324,7 +330,9 @@ fn serve(mut s: TcpStream, page: &RwLock<Arc<Page>>) -> bool {
         Format::Text => &current.text,
         Format::OpenMetrics => &current.openmetrics,
     };
-    respond(&mut s, "200 OK", fmt.content_type(), body, !head_only, &[]).is_ok()
+    respond(&mut s, "200 OK", fmt.content_type(), body, !head_only, &[])
+        .ok()
+        .map(|_| fmt)
 }
 
 fn respond(
