@@ -756,6 +756,13 @@ fn real_prometheus_reads_exact_counts() {
         "Prometheus scraped OpenMetrics"
     );
     assert_eq!(ex.scrapes_in(Format::Text), 0);
+    let took = prom.query("scrape_duration_seconds{job=\"ckb-libbpf\"}");
+    let size = prom.query("scrape_samples_scraped{job=\"ckb-libbpf\"}");
+    eprintln!(
+        "Prometheus: scrape took {:?} s, {:?} samples",
+        value_of(&took),
+        value_of(&size)
+    );
     let bi = prom.query("ckb_libbpf_build_info");
     assert_eq!(bi[0].labels["version"], env!("CARGO_PKG_VERSION"));
 }
