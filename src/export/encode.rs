@@ -365,13 +365,30 @@ pub fn render(view: &MetricsView, fmt: Format, opts: &Options, state: &mut State
                 .map(|k| (l1("kind", k.kind), k.running as f64))
                 .collect(),
         );
+        e.counter_secs(
+            &format!("{p}_rocksdb_background_job_seconds"),
+            "Total duration of finished RocksDB compactions, flushes and write stalls.",
+            b.kinds
+                .iter()
+                .filter_map(|k| Some((l1("kind", k.kind), k.sum_ns? as f64)))
+                .collect(),
+        );
+        let timed: Vec<(&super::view::BgKindView, Latency)> = b
+            .kinds
+            .iter()
+            .filter_map(|k| {
+                let lat = Latency {
+                    count: k.finished,
+                    sum_ns: k.sum_ns?,
+                    hist: k.hist.clone()?,
+                };
+                Some((k, lat))
+            })
+            .collect();
         e.histogram(
             &format!("{p}_rocksdb_background_job_duration_seconds"),
             "Duration of finished RocksDB compactions, flushes and write stalls.",
-            b.kinds
-                .iter()
-                .filter_map(|k| Some((l1("kind", k.kind), k.duration.as_ref()?)))
-                .collect(),
+            timed.iter().map(|(k, l)| (l1("kind", k.kind), l)).collect(),
         );
         e.counter_secs(
             &format!("{p}_rocksdb_write_stall_seconds"),
@@ -530,7 +547,7 @@ pub fn render(view: &MetricsView, fmt: Format, opts: &Options, state: &mut State
         "BPF programs attached, by layer.",
         h.layers
             .iter()
-            .map(|l| (l1("layer", l.layer), l.attached_programs as f64))
+            .filter_map(|l| Some((l1("layer", l.layer), l.attached_programs? as f64)))
             .collect(),
     );
     if let Some(hits) = h.probe_hits {
@@ -808,7 +825,7 @@ mod tests {
                     layer: "net",
                     lost_events: 0,
                     dropped: 1,
-                    attached_programs: 6,
+                    attached_programs: Some(6),
                 }],
                 target_restarts: 1,
                 target_up: true,

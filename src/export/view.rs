@@ -9,13 +9,15 @@
 //! sockets or the terminal.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::analyze::{Anomaly, Cause};
+use crate::engine::Snapshot;
 use crate::model::net::{NetReport, Totals};
 use crate::model::overhead::{Hits, PerHit};
+use crate::model::rocksdb::Op;
 use crate::model::syscall::{Category, SyscallReport};
-use crate::model::{BgKind, BgStats, Histogram, OpStats};
-use crate::probe::rocksdb::Op;
+use crate::model::{Background, BgKind, BgStats, Histogram, OpStats, Report, TargetEvent};
 
 /// Everything one scrape shows. A layer that is not running is `None`: its
 /// series are absent rather than zero, so a dashboard tells "not traced"
@@ -62,8 +64,10 @@ pub struct BgKindView {
     pub started: u64,
     pub finished: u64,
     pub running: u64,
-    /// Durations of the finished calls; None for instants.
-    pub duration: Option<Latency>,
+    /// Total duration of the finished calls, ns; None for instants.
+    pub sum_ns: Option<u64>,
+    /// Their durations, when the source keeps a histogram.
+    pub hist: Option<Histogram>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -145,8 +149,8 @@ pub struct LayerHealth {
     pub lost_events: u64,
     /// Observations the kernel could not record (a map full).
     pub dropped: u64,
-    /// BPF programs attached now.
-    pub attached_programs: u64,
+    /// BPF programs attached now, when the capture reports it.
+    pub attached_programs: Option<u64>,
 }
 
 /// The tool itself.
@@ -202,6 +206,30 @@ impl RocksdbView {
     }
 }
 
+impl RocksdbView {
+    /// From the whole-capture RocksDB report (the engine's
+    /// `Totals::rocksdb`): its rows carry exact counts, summed latency,
+    /// bytes and misses where they mean something, and the histogram.
+    pub fn from_report(r: &Report) -> RocksdbView {
+        RocksdbView {
+            ops: r
+                .rows
+                .iter()
+                .map(|row| OpView {
+                    op: row.name.clone(),
+                    latency: Latency {
+                        count: row.count,
+                        sum_ns: row.total_ns,
+                        hist: row.hist.clone(),
+                    },
+                    bytes: row.bytes,
+                    misses: row.misses,
+                })
+                .collect(),
+        }
+    }
+}
+
 impl BackgroundView {
     /// From the cumulative per-kind counters, the calls in flight per kind
     /// and the stalled time. Kinds the target lacks are left out.
@@ -218,14 +246,32 @@ impl BackgroundView {
                     started: s.started,
                     finished: s.finished,
                     running: running.get(k).copied().unwrap_or(0),
-                    duration: (!k.is_instant()).then(|| Latency {
-                        count: s.finished,
-                        sum_ns: s.total_ns,
-                        hist: s.hist.clone(),
-                    }),
+                    sum_ns: (!k.is_instant()).then_some(s.total_ns),
+                    hist: (!k.is_instant()).then(|| s.hist.clone()),
                 })
                 .collect(),
             stalled_ns,
+        }
+    }
+
+    /// From the whole-capture background report (the engine's
+    /// `Totals::background`). Its rows carry no histogram: the duration
+    /// histograms are left out, the exact totals stay.
+    pub fn from_model(b: &Background) -> BackgroundView {
+        BackgroundView {
+            kinds: b
+                .rows
+                .iter()
+                .map(|r| BgKindView {
+                    kind: r.kind.name(),
+                    started: r.started,
+                    finished: r.finished,
+                    running: r.in_flight,
+                    sum_ns: (!r.kind.is_instant()).then_some(r.total_ns),
+                    hist: None,
+                })
+                .collect(),
+            stalled_ns: b.stalled_ns,
         }
     }
 }
@@ -367,6 +413,118 @@ impl Health {
     }
 }
 
+/// Turns the engine's snapshots into metrics views, keeping what spans
+/// intervals: alerts raised so far, whether the node is traced now. The
+/// capture must run with `engine::Options { totals: true, top: 0, .. }`:
+/// every figure comes from the whole-capture totals (monotonic across
+/// intervals and node restarts), every syscall is listed.
+#[derive(Debug)]
+pub struct Builder {
+    tally: Option<AnomalyTally>,
+    target_up: bool,
+    attached: BTreeMap<&'static str, u64>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            tally: None,
+            target_up: true,
+            attached: BTreeMap::new(),
+        }
+    }
+}
+
+impl Builder {
+    /// BPF programs `layer` has attached now (the snapshot does not say):
+    /// set at attach, 0 at detach.
+    pub fn attached(&mut self, layer: &'static str, programs: u64) {
+        self.attached.insert(layer, programs);
+    }
+
+    /// The node exited (series stay, `target_up` 0) or is traced again.
+    pub fn target(&mut self, e: &TargetEvent) {
+        self.target_up = matches!(e, TargetEvent::Restarted(_));
+    }
+
+    /// The view of one snapshot; None when it carries no totals.
+    pub fn view(&mut self, s: &Snapshot) -> Option<MetricsView> {
+        let t = s.totals.as_deref()?;
+        let anomalies = match (s.alerts, &t.rocksdb) {
+            (Some(_), Some(r)) => {
+                let tally = self.tally.get_or_insert_with(|| {
+                    AnomalyTally::new(r.rows.iter().map(|x| x.name.as_str()))
+                });
+                tally.observe(&s.anomalies);
+                Some(tally.view())
+            }
+            _ => None,
+        };
+        let net = t.net.map(|tot| {
+            let live = s.net.as_ref().map_or(0, |r| u64::from(r.live_conns));
+            let mut v = NetView::from_totals(&tot, live);
+            if let Some(r) = &s.net {
+                v.peers = NetView::from_report(r).peers;
+            }
+            v
+        });
+        let mut health = Health {
+            target_restarts: t.restarts,
+            target_up: self.target_up,
+            timestamp_secs: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            ..Default::default()
+        };
+        if let Some(r) = &t.rocksdb {
+            health.layers.push(LayerHealth {
+                layer: "rocksdb",
+                lost_events: r.lost_events,
+                dropped: r.dropped,
+                attached_programs: None,
+            });
+            health.elapsed_secs = r.elapsed_secs;
+            if let Some(o) = &r.overhead {
+                health.set_probe_cost(o.hits, &o.per_hit);
+            }
+        }
+        if let Some(b) = &t.background {
+            health.layers.push(LayerHealth {
+                layer: "background",
+                lost_events: b.lost_events,
+                ..Default::default()
+            });
+        }
+        if let Some(n) = &t.net {
+            health.layers.push(LayerHealth {
+                layer: "net",
+                lost_events: n.lost_events,
+                ..Default::default()
+            });
+        }
+        if let Some(r) = &t.syscall {
+            health.layers.push(LayerHealth {
+                layer: "syscall",
+                dropped: r.uncounted + r.untimed,
+                ..Default::default()
+            });
+            health.probe_syscalls = r.probe_cost.clone();
+            health.elapsed_secs = health.elapsed_secs.max(r.elapsed_secs);
+        }
+        for l in &mut health.layers {
+            l.attached_programs = self.attached.get(l.layer).copied();
+        }
+        Some(MetricsView {
+            rocksdb: t.rocksdb.as_ref().map(RocksdbView::from_report),
+            background: t.background.as_ref().map(BackgroundView::from_model),
+            anomalies,
+            net,
+            syscall: t.syscall.as_ref().map(SyscallView::from_report),
+            health,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,5 +622,71 @@ mod tests {
             .find(|c| c.role == "compaction" && c.category == "sync")
             .unwrap();
         assert_eq!(sync.calls, 2);
+    }
+
+    #[test]
+    fn builder_reads_the_whole_capture_totals() {
+        use crate::engine::{AlertCount, Totals as EngineTotals};
+        use crate::model::net::Totals;
+        let mut get = OpStats::default();
+        for ns in [1_000u64, 2_000, 3_000] {
+            get.count += 1;
+            get.total_ns += ns;
+            get.hist.record(ns);
+        }
+        get.misses = 1;
+        get.bytes = 300;
+        let report = Report {
+            rows: vec![get.row("GET", 1.0, true, true)],
+            lost_events: 2,
+            dropped: 3,
+            elapsed_secs: 9.0,
+            ..Default::default()
+        };
+        let snap = Snapshot {
+            alerts: Some(AlertCount::default()),
+            totals: Some(Box::new(EngineTotals {
+                rocksdb: Some(report),
+                net: Some(Totals {
+                    tx_bytes: 77,
+                    connects: 2,
+                    lost_events: 4,
+                    ..Default::default()
+                }),
+                restarts: 1,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let mut b = Builder::default();
+        assert!(b.view(&Snapshot::default()).is_none(), "no totals, no view");
+        let v = b.view(&snap).unwrap();
+        let op = &v.rocksdb.as_ref().unwrap().ops[0];
+        assert_eq!(
+            (op.latency.count, op.latency.sum_ns, op.latency.hist.count()),
+            (3, 6_000, 3)
+        );
+        assert_eq!((op.bytes, op.misses), (Some(300), Some(1)));
+        assert_eq!(v.net.as_ref().unwrap().sent_bytes, 77);
+        assert_eq!(
+            v.anomalies.as_ref().unwrap().raised.len(),
+            7,
+            "GET x causes"
+        );
+        assert!(v.background.is_none() && v.syscall.is_none());
+        let h = &v.health;
+        assert_eq!(
+            (h.target_restarts, h.target_up, h.elapsed_secs),
+            (1, true, 9.0)
+        );
+        assert_eq!(h.layers[0].layer, "rocksdb");
+        assert_eq!((h.layers[0].lost_events, h.layers[0].dropped), (2, 3));
+        assert_eq!((h.layers[1].layer, h.layers[1].lost_events), ("net", 4));
+        b.target(&TargetEvent::Exited {
+            pid: 1,
+            exe: "ckb".into(),
+            time: String::new(),
+        });
+        assert!(!b.view(&snap).unwrap().health.target_up);
     }
 }

@@ -17,18 +17,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ckb_libbpf::analyze::{Anomaly, Cause};
+use ckb_libbpf::engine::{AlertCount, Snapshot, Totals as EngineTotals};
 use ckb_libbpf::error::{exit_code, remedy, Exit};
 use ckb_libbpf::export::view::{
-    AnomalyTally, BackgroundView, Health, LayerHealth, NetView, RocksdbView, SyscallView,
+    AnomalyTally, BackgroundView, Builder, Health, LayerHealth, NetView, RocksdbView, SyscallView,
 };
 use ckb_libbpf::export::{render, Exporter, Format, MetricsView, Options, State};
+use ckb_libbpf::model::background::row as bgrow;
 use ckb_libbpf::model::net::{Endpoint, NetReport, PeerRow, Totals};
-use ckb_libbpf::model::overhead::{Hits, PerHit};
+use ckb_libbpf::model::overhead::{Hits, Overhead, PerHit};
 use ckb_libbpf::model::syscall::{build, syscall_nr, CallStats, Span};
-use ckb_libbpf::model::{BgKind, BgStats, OpStats};
+use ckb_libbpf::model::{Background, BgKind, BgStats, OpStats, Report};
 use serde::Deserialize;
 
-mod common;
+use crate::common;
 
 // ---------------------------------------------------------------------------
 // A snapshot with every layer, from the model types the capture produces.
@@ -48,6 +50,16 @@ const OPS: [&str; 9] = [
 /// Cumulative figures after `step` intervals: every counter grows with it.
 /// Returns the view and the exact GET call count (the ground truth).
 fn full_view(step: u64) -> (MetricsView, u64) {
+    figures(step, false)
+}
+
+/// `full_view` as the capture engine's snapshot gives it (through
+/// `export::view::Builder`): no background histograms.
+fn engine_view(step: u64) -> (MetricsView, u64) {
+    figures(step, true)
+}
+
+fn figures(step: u64, via_engine: bool) -> (MetricsView, u64) {
     let stats: Vec<OpStats> = OPS
         .iter()
         .enumerate()
@@ -195,7 +207,7 @@ fn full_view(step: u64) -> (MetricsView, u64) {
                 layer: l,
                 lost_events: step,
                 dropped: 0,
-                attached_programs: 4,
+                attached_programs: Some(4),
             })
             .collect(),
         probe_syscalls: sys.probe_cost.clone(),
@@ -221,7 +233,67 @@ fn full_view(step: u64) -> (MetricsView, u64) {
         syscall: Some(SyscallView::from_report(&sys)),
         health,
     };
-    (view, get_count)
+    if !via_engine {
+        return (view, get_count);
+    }
+    // The same figures as the capture engine hands them: whole-capture
+    // totals in the layer reports, read by export::view::Builder.
+    let report = Report {
+        rows: OPS
+            .iter()
+            .zip(&stats)
+            .map(|(op, s)| {
+                s.row(
+                    op,
+                    1.0,
+                    *op == "GET",
+                    matches!(*op, "GET" | "PUT" | "DELETE"),
+                )
+            })
+            .collect(),
+        lost_events: step,
+        elapsed_secs: step as f64,
+        overhead: Some(Overhead {
+            est_pct_core: 0.0,
+            always_pct_core: 0.0,
+            per_hit: PerHit::default(),
+            attached_pct: 100.0,
+            budget_pct: None,
+            hits: Hits {
+                emulated: 1000 * step,
+                single_stepped: 10 * step,
+            },
+        }),
+        ..Default::default()
+    };
+    let background = Background {
+        rows: bg
+            .iter()
+            .map(|(k, s)| bgrow(*k, s, running[k], &[]))
+            .collect(),
+        stalled_ns: 3_000_000 * step,
+        ..Default::default()
+    };
+    let snap = Snapshot {
+        alerts: Some(AlertCount::default()),
+        net: Some(net.clone()),
+        totals: Some(Box::new(EngineTotals {
+            rocksdb: Some(report),
+            background: Some(background),
+            net: Some(net.totals),
+            syscall: Some(sys),
+            restarts: u64::from(step >= 3),
+        })),
+        ..Default::default()
+    };
+    let mut b = Builder::default();
+    for layer in ["rocksdb", "background", "net", "syscall"] {
+        b.attached(layer, 4);
+    }
+    let mut v = b.view(&snap).expect("a snapshot with totals");
+    // Alerts raised count across snapshots: the tally above saw them all.
+    v.anomalies = view.anomalies;
+    (v, get_count)
 }
 
 fn all_options() -> Options {
@@ -721,7 +793,7 @@ fn value_of(r: &[Sample]) -> Option<f64> {
 #[test]
 fn real_prometheus_reads_exact_counts() {
     let ex = local_exporter();
-    let (v1, get1) = full_view(1);
+    let (v1, get1) = engine_view(1);
     ex.publish(&v1);
     let prom = Prometheus::start(&[("ckb-libbpf", ex.local_addr(), "/metrics")]);
     let q = "ckb_libbpf_rocksdb_op_duration_seconds_count{job=\"ckb-libbpf\",op=\"GET\"}";
@@ -730,7 +802,7 @@ fn real_prometheus_reads_exact_counts() {
     });
     assert!(prom.target_up("ckb-libbpf"));
 
-    let (v2, get2) = full_view(2);
+    let (v2, get2) = engine_view(2);
     ex.publish(&v2);
     prom.wait_for(q, Duration::from_secs(20), |r| {
         value_of(r) == Some(get2 as f64)
@@ -818,7 +890,7 @@ fn is_ckb_query(expr: &str) -> bool {
 fn dashboard_queries_name_only_metrics_the_exporter_has() {
     let qs = dashboard_queries();
     assert!(qs.len() >= 20, "only {} queries", qs.len());
-    let (view, _) = full_view(3);
+    let (view, _) = engine_view(3);
     let text = render(&view, Format::Text, &all_options(), &mut State::default());
     for (title, q) in &qs {
         assert!(!q.contains('$'), "{title}: unreplaced variable in {q}");
@@ -845,7 +917,7 @@ fn dashboard_queries_name_only_metrics_the_exporter_has() {
 #[test]
 fn dashboard_queries_return_data_from_prometheus() {
     let ex = Arc::new(local_exporter());
-    ex.publish(&full_view(1).0);
+    ex.publish(&engine_view(1).0);
     let prom = Prometheus::start(&[("ckb-libbpf", ex.local_addr(), "/metrics")]);
     let done = Arc::new(AtomicBool::new(false));
     let feeder = {
@@ -854,7 +926,7 @@ fn dashboard_queries_return_data_from_prometheus() {
             let mut step = 1;
             while !done.load(Ordering::Relaxed) {
                 step += 1;
-                ex.publish(&full_view(step).0);
+                ex.publish(&engine_view(step).0);
                 std::thread::sleep(Duration::from_millis(500));
             }
         })
@@ -954,7 +1026,7 @@ impl Drop for ExportProcess {
 pub fn calls_per_class(counts: &serde_json::Value) -> BTreeMap<String, u64> {
     let mut out: BTreeMap<String, u64> = OPS.iter().map(|o| (o.to_string(), 0)).collect();
     for (f, n) in counts["calls"].as_object().expect("workload counts").iter() {
-        let def = ckb_libbpf::probe::rocksdb::FUNCS
+        let def = ckb_libbpf::model::rocksdb::FUNCS
             .iter()
             .find(|d| d.name == f.as_str())
             .unwrap_or_else(|| panic!("{f} is not in the function table"));
