@@ -8,9 +8,13 @@
 //! - `serve`: the HTTP server that hands the last rendered snapshot to
 //!   scrapers.
 //!
-//! Wiring: `let ex = Exporter::start(parse_listen(s)?, Options::default())?`
-//! once, then `ex.publish(&view)` after every interval. Like model and
-//! render, nothing here touches libbpf.
+//! Wiring (`cmd/export.rs`, an `engine::View`): run the engine with
+//! `Options { totals: true, top: 0, .. }`; once,
+//! `let ex = Exporter::start(parse_listen(&args.listen)?, Options { peers })?`
+//! and a `view::Builder`; in `View::snapshot`,
+//! `if let Some(v) = builder.view(s) { ex.publish(&v) }`; in `View::target`,
+//! `builder.target(e)`; after attach, `builder.attached(layer, n)`. Like
+//! model and render, nothing here touches libbpf.
 
 pub mod encode;
 pub mod serve;
@@ -18,4 +22,4 @@ pub mod view;
 
 pub use encode::{render, Format, Options, State};
 pub use serve::{parse_listen, Exporter, DEFAULT_LISTEN};
-pub use view::MetricsView;
+pub use view::{Builder, MetricsView};
