@@ -7,6 +7,9 @@ DEMO_SECS   ?= 10
 APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
+# Debian's prometheus package, unpacked (not installed: no service starts):
+# promtool lints the exporter's output, the server scrapes it in tests.
+PROM_TOOLS  := target/tools/prometheus
 
 .PHONY: all deps build workload demo demo-stress demo-check demo-normal env-check test vmlinux install lint clean e2e-ckb fuzz soak bench
 
@@ -21,6 +24,13 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
+	@test -x $(PROM_TOOLS)/usr/bin/promtool -a -x $(PROM_TOOLS)/usr/bin/prometheus || { \
+		echo "unpacking Debian's prometheus package into $(PROM_TOOLS) (promtool and a server for the export tests)"; \
+		tmp=$$(mktemp -d) && \
+		{ (cd $$tmp && apt-get download prometheus) >/dev/null 2>&1 || \
+		  { apt-get update -qq && (cd $$tmp && apt-get download prometheus) >/dev/null; }; } && \
+		mkdir -p $(PROM_TOOLS) && dpkg-deb -x $$tmp/prometheus_*.deb $(PROM_TOOLS) && rm -rf $$tmp; \
+	}
 
 build: deps
 	$(CARGO) build --release --bin ckb-libbpf

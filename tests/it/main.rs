@@ -9,6 +9,7 @@ mod background;
 mod budget;
 mod causes;
 mod check_symbols;
+mod export;
 mod net;
 mod rocksdb;
 mod slow_events;
