@@ -51,6 +51,11 @@ enum Command {
     /// backends per layer; with --binary its symbols, with --pid a live test.
     #[command(after_help = AFTER_HELP)]
     Check(cmd::check::CheckArgs),
+    /// Prometheus metrics of a live node on 127.0.0.1:9190 (/metrics):
+    /// RocksDB latency histograms, bytes, misses, background work and
+    /// stalls, alerts, TCP totals, syscalls, the tool's own health.
+    #[command(after_help = AFTER_HELP)]
+    Export(cmd::export::ExportArgs),
     /// Tiered report of what a CKB binary (or librocksdb.so) offers to probe.
     #[command(after_help = AFTER_HELP)]
     Symbols(cmd::symbols::SymbolsArgs),
@@ -81,6 +86,7 @@ fn main() {
     let result = match cli.cmd {
         Command::Rocksdb(args) => cmd::rocksdb::run(args),
         Command::Net(args) => cmd::net::run(args),
+        Command::Export(args) => cmd::export::run(args),
         Command::Symbols(args) => cmd::symbols::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Background(args) => cmd::background::run(args),
@@ -121,6 +127,7 @@ mod tests {
             "syscall --pid 1 --top 5",
             "background --pid 1 --jobs",
             "check --json",
+            "export --pid 1 --listen 127.0.0.1:0 --layers all --peers 10",
             "symbols /bin/true --tier 2",
         ] {
             let args = std::iter::once("ckb-libbpf").chain(line.split_whitespace());

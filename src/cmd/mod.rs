@@ -5,6 +5,7 @@
 
 pub mod background;
 pub mod check;
+pub mod export;
 pub mod net;
 pub mod rocksdb;
 pub mod symbols;

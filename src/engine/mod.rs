@@ -169,6 +169,9 @@ pub struct Snapshot {
     pub alerts: Option<AlertCount>,
     /// The whole capture so far, with `Options::totals`.
     pub totals: Option<Box<Totals>>,
+    /// BPF links attached now, per layer ("rocksdb", "background", "net",
+    /// "syscall"); 0 while detached (between sessions, under a budget).
+    pub attached: Vec<(&'static str, u64)>,
 }
 
 /// How slow RocksDB operations are rendered, one line each, on the

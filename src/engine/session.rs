@@ -50,6 +50,8 @@ pub(super) struct Capture<'v> {
     causes: CauseInputs,
     analyzer: Option<Analyzer>,
     restarts: u64,
+    /// Links attached now per layer (`Snapshot::attached`).
+    attached: Vec<(&'static str, u64)>,
 }
 
 /// The cost class of a probe; an unclassified first instruction counts as
@@ -184,6 +186,7 @@ impl<'v> Capture<'v> {
             causes: CauseInputs::default(),
             analyzer: super::analyzer(opts),
             restarts: 0,
+            attached: Vec::new(),
             opts: opts.clone(),
             view,
             clock: Clock::new(),
@@ -206,6 +209,7 @@ impl<'v> Capture<'v> {
             anomalies: Vec::new(),
             alerts: self.alert_count(),
             totals: None,
+            attached: self.attached.clone(),
         };
         if self.opts.totals {
             s.totals = Some(Box::new(self.totals(None)));
@@ -274,6 +278,7 @@ impl<'v> Capture<'v> {
             anomalies,
             alerts: self.alert_count(),
             totals: None,
+            attached: self.attached.clone(),
         };
         if self.opts.totals {
             s.totals = Some(Box::new(self.totals(r.net.as_ref())));
@@ -569,6 +574,17 @@ impl Sessions for Capture<'_> {
             note(map_memory_note(mem));
         }
 
+        let links = |n: Option<usize>| n.unwrap_or(0) as u64;
+        self.attached = vec![
+            (
+                "rocksdb",
+                links(rdbl.as_ref().and_then(|l| l.links.as_ref().map(Vec::len))),
+            ),
+            ("background", links(bgl.as_ref().map(|l| l.links.len()))),
+            ("net", links(netl.as_ref().map(|l| l.links.len()))),
+            ("syscall", links(scl.as_ref().map(|l| l.links.len()))),
+        ];
+
         // The aggregators learn what this session traces.
         if let (Some(a), Some(r)) = (&mut self.rdb, &rdbl) {
             let traced: Vec<Traced> = r
@@ -711,6 +727,7 @@ impl Sessions for Capture<'_> {
                             if let Some(links) = r.links.take() {
                                 a.duty.detached(Instant::now());
                                 crate::probe::detach(links);
+                                set_attached(&mut self.attached, "rocksdb", 0);
                             }
                             detach_at = never();
                         }
@@ -718,6 +735,7 @@ impl Sessions for Capture<'_> {
                             if r.links.is_none() {
                                 match rdb::attach(&r.skel, &r.plan, r.backend) {
                                     Ok(l) => {
+                                        set_attached(&mut self.attached, "rocksdb", l.len() as u64);
                                         r.links = Some(l);
                                         a.duty.attached(Instant::now());
                                     }
@@ -756,6 +774,7 @@ impl Sessions for Capture<'_> {
             crate::probe::detach(s.links);
             s.skel
         });
+        self.attached.iter_mut().for_each(|(_, n)| *n = 0);
         let closed = stop == Stop::OutputClosed;
         if let Some(d) = conns {
             if let Some(a) = &mut self.net {
@@ -820,6 +839,12 @@ impl Sessions for Capture<'_> {
         }
         drop((net_skel, bg_skel, sc_skel, rdbl));
         Ok(stop)
+    }
+}
+
+fn set_attached(a: &mut [(&'static str, u64)], layer: &str, n: u64) {
+    if let Some(x) = a.iter_mut().find(|(l, _)| *l == layer) {
+        x.1 = n;
     }
 }
 

@@ -1039,14 +1039,8 @@ pub fn calls_per_class(counts: &serde_json::Value) -> BTreeMap<String, u64> {
 /// (root, under the BPF test lock). Every figure Prometheus stored equals
 /// the workload's own count; every ckb-libbpf panel of the dashboard
 /// returns data.
-#[allow(
-    dead_code,
-    reason = "called by the end-to-end test once `export` is wired"
-)]
 pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
-    if !common::bpf_available() {
-        return;
-    }
+    assert!(common::bpf_available());
     let mut wl = common::Workload::start(&["--rounds", "3"]);
     let pid = wl.pid.to_string();
     let mut args = vec!["--pid", pid.as_str(), "--interval", "0.5"];
@@ -1087,4 +1081,79 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
         "panels without data:\n{}",
         empty.join("\n")
     );
+}
+
+/// `ckb-libbpf export` on the bundled workload, scraped by a real
+/// Prometheus: exact counts, and every dashboard panel has data.
+#[test]
+fn export_serves_exact_counts_through_a_real_prometheus() {
+    export_e2e_counts_equal_the_workload(&[
+        "--layers",
+        "all",
+        "--peers",
+        "8",
+        "--baseline-secs",
+        "0",
+    ]);
+}
+
+/// The value of the sample `series` (name and labels as printed) in a
+/// text exposition.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The node restarts while Prometheus-style scrapes run every 100 ms:
+/// counters never go backwards, the restart is counted, and the totals
+/// cover both processes exactly.
+#[test]
+fn export_counters_stay_monotonic_across_a_node_restart() {
+    assert!(common::bpf_available());
+    let bin = common::private_workload_copy();
+    let mut first = common::Workload::start_bin(&bin, &["--rounds", "1"]);
+    let pid = first.pid.to_string();
+    let ex = ExportProcess::spawn(&["--pid", &pid, "--interval", "0.2", "--layers", "rocksdb"]);
+    let gets = |c: &serde_json::Value| calls_per_class(c)["GET"];
+    let series = "ckb_libbpf_rocksdb_op_duration_seconds_count{op=\"GET\"}";
+    let mut last = 0.0;
+    let mut scrape_until = |want: f64, what: &str| {
+        let t = Instant::now();
+        loop {
+            let r = get(ex.addr, "/metrics", None);
+            assert_eq!(r.status, 200);
+            let v = sample(&r.body, series).unwrap_or(0.0);
+            assert!(v >= last, "{what}: GET count went from {last} to {v}");
+            last = v;
+            if v == want {
+                return r.body;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "{what}: GET count {v}, want {want}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let c1 = first.run();
+    first.finish();
+    let g1 = gets(&c1) as f64;
+    scrape_until(g1, "first process");
+    let mut second = common::Workload::start_bin(&bin, &["--rounds", "1"]);
+    let c2 = second.run();
+    second.finish();
+    let body = scrape_until(g1 + gets(&c2) as f64, "after the restart");
+    assert_eq!(sample(&body, "ckb_libbpf_target_restarts_total"), Some(1.0));
+    assert_eq!(ex.stop(), Some(0), "SIGTERM ends export with 0");
+    let _ = std::fs::remove_dir_all(bin.parent().expect("a private copy's folder"));
+}
+
+/// Bad arguments of the subcommand itself: a usage error with its remedy,
+/// before anything is loaded.
+#[test]
+fn export_bad_arguments_get_a_cause_and_exit_2() {
+    common::assert_bad_input(&[
+        (&["export", "--listen", "nonsense"], 2, "--listen"),
+        (&["export", "--layers", "disk"], 2, "--layers"),
+    ]);
 }
