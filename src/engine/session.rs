@@ -518,17 +518,6 @@ impl Sessions for Capture<'_> {
                 ));
             }
         };
-        let netl = match (l.net.on() && cause_layers, proc) {
-            (true, Some(p)) => {
-                let r = self.start_net(&mut net_obj, p, again);
-                self.optional("net layer", l.net, r)?
-            }
-            (true, None) => {
-                no_proc("peers");
-                None
-            }
-            (false, _) => None,
-        };
         let scl = match (l.syscall.on() && cause_layers, proc) {
             (true, Some(p)) => {
                 let r = self.start_sc(&mut sc_obj, p, again);
@@ -536,6 +525,17 @@ impl Sessions for Capture<'_> {
             }
             (true, None) => {
                 no_proc("fsync/futex");
+                None
+            }
+            (false, _) => None,
+        };
+        let netl = match (l.net.on() && cause_layers, proc) {
+            (true, Some(p)) => {
+                let r = self.start_net(&mut net_obj, p, again);
+                self.optional("net layer", l.net, r)?
+            }
+            (true, None) => {
+                no_proc("peers");
                 None
             }
             (false, _) => None,
