@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod cmd;
 pub mod collect;
 pub mod error;
+pub mod evidence;
 pub mod model;
 pub mod probe;
 pub mod render;

@@ -4,10 +4,13 @@
 pub mod background;
 pub mod causes;
 pub mod check;
+pub mod identity;
 pub mod net;
+pub mod report;
 pub mod rocksdb;
 pub mod symbols;
 pub mod syscall;
+pub mod verify;
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
