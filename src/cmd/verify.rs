@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Exit, Failure};
 use crate::evidence::jws::Reason;
-use crate::evidence::{did_key, vc};
+use crate::evidence::{claim, did_key, vc};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -99,12 +99,25 @@ fn summary(vc: &Value) -> String {
         let _ = writeln!(out, "node:       {}", parts.join(", "));
     }
     if let Some(claims) = s["claims"].as_array() {
+        // Each claim checked again against the figures it was signed with:
+        // a signature proves who said it, not that it follows from the data.
+        let mut data = s.clone();
+        if let Some(o) = data.as_object_mut() {
+            o.remove("claims");
+        }
         for c in claims {
+            let text = c["claim"].as_str().unwrap_or("?");
+            let check = claim::parse(text)
+                .map_err(anyhow::Error::msg)
+                .and_then(|cl| claim::check(&cl, &data));
             let _ = writeln!(
                 out,
-                "claim:      {} (measured {})",
-                c["claim"].as_str().unwrap_or("?"),
-                num(&c["measured"])
+                "claim:      {text} (measured {}){}",
+                num(&c["measured"]),
+                match check {
+                    Ok(_) => String::new(),
+                    Err(e) => format!(" -- NOT supported by the report's own data: {e}"),
+                }
             );
         }
     }
