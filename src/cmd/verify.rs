@@ -229,3 +229,25 @@ pub fn run(args: VerifyArgs) -> Result<Exit> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_flags_a_claim_its_own_data_does_not_support() {
+        let vc = json!({"credentialSubject": {
+            "rocksdb": {"GET": {"count": 3, "p99_us": 5.0}},
+            "claims": [
+                {"claim": "rocksdb.GET.p99_us<10", "measured": 5.0},
+                {"claim": "rocksdb.GET.p99_us<1", "measured": 0.5},
+            ],
+        }});
+        let s = summary(&vc);
+        let lines: Vec<&str> = s.lines().filter(|l| l.starts_with("claim:")).collect();
+        assert_eq!(lines.len(), 2, "{s}");
+        assert!(!lines[0].contains("NOT"), "{s}");
+        assert!(lines[1].contains("NOT supported"), "{s}");
+        assert!(lines[1].contains("measured rocksdb.GET.p99_us = 5"), "{s}");
+    }
+}
