@@ -4,7 +4,7 @@
 CARGO       ?= cargo
 PREFIX      ?= /usr/local
 DEMO_SECS   ?= 10
-APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev
+APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev python3-jwt python3-cryptography
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 # Debian's prometheus package, unpacked (not installed: no service starts):

@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod collect;
 pub mod engine;
 pub mod error;
+pub mod evidence;
 pub mod export;
 pub mod model;
 pub mod node;

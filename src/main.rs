@@ -10,6 +10,8 @@ Exit codes:
   1  runtime error, or the traced process exited (with --no-follow)
   2  bad arguments: unknown PID, not an ELF file, no RocksDB symbols...
   3  environment: not root / missing CAP_BPF+CAP_PERFMON, kernel lacks a BPF feature
+  verify: 1 = not valid (malformed, bad signature, algorithm, issuer mismatch, unexpected issuer)
+  report: 1 = a --claim does not hold (the measured value is printed)
 
 Examples:
   sudo ckb-libbpf rocksdb 30s                  # the `ckb` process, 30 s
@@ -68,6 +70,16 @@ enum Command {
     /// ratio, epoll wakeups, fsync latency.
     #[command(after_help = AFTER_HELP)]
     Syscall(cmd::syscall::SyscallArgs),
+    /// The operator's did:key identity (Ed25519): generate, show.
+    #[command(after_help = AFTER_HELP)]
+    Identity(cmd::identity::IdentityArgs),
+    /// A signed report (W3C Verifiable Credential as a vc+jwt) of a capture
+    /// file or a live capture, with optional checked claims.
+    #[command(after_help = AFTER_HELP)]
+    Report(cmd::report::ReportArgs),
+    /// Check a signed report: signature, algorithm, issuer; print it.
+    #[command(after_help = AFTER_HELP)]
+    Verify(cmd::verify::VerifyArgs),
 }
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
@@ -91,6 +103,9 @@ fn main() {
         Command::Check(args) => cmd::check::run(args),
         Command::Background(args) => cmd::background::run(args),
         Command::Syscall(args) => cmd::syscall::run(args),
+        Command::Identity(args) => cmd::identity::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
     };
     let code = match result {
         Ok(code) => code,

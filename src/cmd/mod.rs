@@ -6,10 +6,13 @@
 pub mod background;
 pub mod check;
 pub mod export;
+pub mod identity;
 pub mod net;
+pub mod report;
 pub mod rocksdb;
 pub mod symbols;
 pub mod syscall;
+pub mod verify;
 
 use std::io::Write;
 use std::time::Duration;

@@ -9,6 +9,7 @@ mod background;
 mod budget;
 mod causes;
 mod check_symbols;
+mod evidence;
 mod export;
 mod net;
 mod rocksdb;
