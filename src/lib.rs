@@ -8,4 +8,5 @@ pub mod error;
 pub mod model;
 pub mod probe;
 pub mod render;
+pub mod schema;
 pub mod node;

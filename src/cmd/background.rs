@@ -12,7 +12,6 @@ use anyhow::Result;
 use clap::Args;
 use crossbeam_channel::{after, never, select};
 use libbpf_rs::{Link, OpenObject};
-use serde_json::json;
 
 use super::{note, rfc3339, signals, Clock, Out, Stop};
 use crate::collect::{Poller, RingDrain};
@@ -258,28 +257,6 @@ pub struct BackgroundArgs {
     pub jobs: bool,
 }
 
-fn report_json(
-    b: &Background,
-    pid: Option<u32>,
-    secs: f64,
-    elapsed: f64,
-    fin: bool,
-    drops: u64,
-) -> String {
-    json!({
-        "type": "report",
-        "layer": "background",
-        "timestamp": rfc3339(SystemTime::now()),
-        "pid": pid,
-        "interval_secs": secs,
-        "elapsed_secs": elapsed,
-        "final": fin,
-        "background": render::background::json(b),
-        "lost_events": drops,
-    })
-    .to_string()
-}
-
 /// `ckb-libbpf background`: the background layer alone.
 pub fn run(args: BackgroundArgs) -> Result<Exit> {
     if !(args.interval > 0.0 && args.interval.is_finite()) {
@@ -368,7 +345,7 @@ pub fn run(args: BackgroundArgs) -> Result<Exit> {
                 let secs = now.duration_since(last).as_secs_f64();
                 last = now;
                 let text = if args.json {
-                    report_json(&b, pid, secs, start.elapsed().as_secs_f64(), false, s.drops[0])
+                    render::background::report_json(&b, rfc3339(SystemTime::now()), pid, secs, start.elapsed().as_secs_f64(), false, s.drops[0])
                 } else {
                     render::background::table(&b)
                 };
@@ -406,7 +383,15 @@ pub fn run(args: BackgroundArgs) -> Result<Exit> {
         let b = agg.whole();
         let elapsed = start.elapsed().as_secs_f64();
         let _ = out.print(&if args.json {
-            report_json(&b, pid, elapsed, elapsed, true, s.drops[0])
+            render::background::report_json(
+                &b,
+                rfc3339(SystemTime::now()),
+                pid,
+                elapsed,
+                elapsed,
+                true,
+                s.drops[0],
+            )
         } else {
             format!(
                 "=== background summary: {elapsed:.1} s captured ===\n{}",

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use libbpf_rs::MapType;
-use serde_json::json;
 
 use super::Out;
 use crate::error::Exit;
@@ -31,20 +30,7 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    Warn,
-    Fail,
-}
-
-#[derive(Clone, Debug)]
-pub struct Line {
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
-    pub remedy: Option<String>,
-}
+pub use crate::schema::check::{Line, Status};
 
 fn line(name: &str, status: Status, detail: impl Into<String>, remedy: Option<&str>) -> Line {
     Line {
@@ -494,46 +480,6 @@ fn live_lines(pid: u32, probed: &[features::Probed], secs: u64) -> Vec<Line> {
     out
 }
 
-fn render_text(lines: &[Line], ok: bool) -> String {
-    let mut o = String::from("ckb-libbpf environment check\n");
-    for l in lines {
-        let mark = match l.status {
-            Status::Ok => " ok ",
-            Status::Warn => "warn",
-            Status::Fail => "FAIL",
-        };
-        o.push_str(&format!("[{mark}] {:<18} {}\n", l.name, l.detail));
-        if let Some(r) = &l.remedy {
-            o.push_str(&format!("       {:<18} -> {r}\n", ""));
-        }
-    }
-    o.push_str(if ok {
-        "result: ckb-libbpf can run here\n"
-    } else {
-        "result: ckb-libbpf cannot run here: fix the FAIL lines\n"
-    });
-    o
-}
-
-fn render_json(lines: &[Line], probed: &[features::Probed], ok: bool) -> String {
-    let status = |s: Status| match s {
-        Status::Ok => "ok",
-        Status::Warn => "warn",
-        Status::Fail => "fail",
-    };
-    json!({
-        "ok": ok,
-        "checks": lines.iter().map(|l| json!({"name": l.name, "status": status(l.status), "detail": l.detail, "remedy": l.remedy})).collect::<Vec<_>>(),
-        "probes": probed.iter().map(|p| (p.attach.name().to_string(), json!(p.ok))).collect::<serde_json::Map<_, _>>(),
-        "backends": {
-            "rocksdb": features::backend("rocksdb", probed),
-            "net": features::backend("net", probed),
-            "syscall": features::backend("syscall", probed),
-        },
-    })
-    .to_string()
-}
-
 pub fn run(args: CheckArgs) -> Result<Exit> {
     let (mut lines, probed) = environment();
     lines.extend(layer_lines(&probed));
@@ -555,9 +501,11 @@ pub fn run(args: CheckArgs) -> Result<Exit> {
     }
     let ok = !lines.iter().any(|l| l.status == Status::Fail);
     let text = if args.json {
-        render_json(&lines, &probed, ok)
+        let probes: Vec<(&str, bool)> = probed.iter().map(|p| (p.attach.name(), p.ok)).collect();
+        let backends = ["rocksdb", "net", "syscall"].map(|l| (l, features::backend(l, &probed)));
+        crate::render::check::json(&lines, &probes, &backends, ok)
     } else {
-        render_text(&lines, ok)
+        crate::render::check::text(&lines, ok)
     };
     let _ = Out::new().print(&text);
     Ok(if ok {

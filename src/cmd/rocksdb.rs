@@ -473,8 +473,8 @@ impl Capture<'_> {
             t
         };
         match self.view {
-            View::Json => out.print(&render::background::extend_report_line(
-                &render::json::report(r),
+            View::Json => out.print(&render::json::rocksdb_report(
+                r,
                 b,
                 Some(alerts),
                 r.is_final.then_some(analyzer.alerts()),

@@ -5,11 +5,10 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{json, Map, Value};
-
 use super::{duration_ns, micros, thousands};
 use crate::analyze::{Anomaly, Cause};
 use crate::model::{Background, BgJob};
+use crate::schema::{self, rocksdb as s, to_line, Line};
 
 /// The background section: one line per kind the target has.
 pub fn table(b: &Background) -> String {
@@ -105,69 +104,70 @@ pub fn job_line(j: &BgJob) -> String {
 }
 
 /// The `background` object of a JSON report.
-pub fn json(b: &Background) -> Value {
-    let mut kinds = Map::new();
-    for r in &b.rows {
-        kinds.insert(
-            r.kind.name().to_string(),
-            json!({
-                "started": r.started,
-                "finished": r.finished,
-                "in_flight": r.in_flight,
-                "total_ms": r.total_ns as f64 / 1e6,
-                "avg_us": r.avg_us,
-                "p99_us": r.p99_us,
-                "max_us": r.max_us,
-                "longest_running_us": r.running_max_us,
-            }),
-        );
+pub fn section(b: &Background) -> s::BackgroundSection {
+    s::BackgroundSection {
+        jobs: b
+            .rows
+            .iter()
+            .map(|r| {
+                let row = s::BgKindRow {
+                    started: r.started,
+                    finished: r.finished,
+                    in_flight: r.in_flight,
+                    total_ms: r.total_ns as f64 / 1e6,
+                    avg_us: r.avg_us,
+                    p99_us: r.p99_us,
+                    max_us: r.max_us,
+                    longest_running_us: r.running_max_us,
+                };
+                (r.kind.name().to_string(), row)
+            })
+            .collect(),
+        stalled_ms: b.stalled_ns as f64 / 1e6,
+        absent: b.absent.iter().map(|k| k.name().to_string()).collect(),
     }
-    let absent: Vec<&str> = b.absent.iter().map(|k| k.name()).collect();
-    json!({
-        "jobs": Value::Object(kinds),
-        "stalled_ms": b.stalled_ns as f64 / 1e6,
-        "absent": absent,
-    })
+}
+
+/// A report of the `background` subcommand as one JSON line.
+pub fn report_json(
+    b: &Background,
+    timestamp: String,
+    pid: Option<u32>,
+    interval_secs: f64,
+    elapsed_secs: f64,
+    is_final: bool,
+    lost_events: u64,
+) -> String {
+    to_line(&Line::Report(schema::Report::Background(
+        s::BackgroundReport {
+            timestamp,
+            pid,
+            interval_secs,
+            elapsed_secs,
+            is_final,
+            background: section(b),
+            lost_events,
+        },
+    )))
+}
+
+/// A finished background job as its typed line.
+pub fn job(j: &BgJob) -> s::BackgroundJob {
+    s::BackgroundJob {
+        time: j.time.clone(),
+        pid: j.pid,
+        tid: j.tid,
+        thread: j.thread.clone(),
+        kind: j.kind.name().into(),
+        function: j.kind.function().into(),
+        duration_us: j.duration_us,
+        object: format!("{:#x}", j.object),
+    }
 }
 
 /// A finished background job as one JSON line.
 pub fn job_json(j: &BgJob) -> String {
-    json!({
-        "type": "background_job",
-        "time": j.time,
-        "pid": j.pid,
-        "tid": j.tid,
-        "thread": j.thread,
-        "kind": j.kind.name(),
-        "function": j.kind.function(),
-        "duration_us": j.duration_us,
-        "object": format!("{:#x}", j.object),
-    })
-    .to_string()
-}
-
-/// Adds the `background` object, the `anomalies` array and (on the final
-/// line) the `anomaly_alerts` count to a report line made by
-/// `render::json::report` (how `rocksdb` shows them).
-pub fn extend_report_line(
-    line: &str,
-    background: Option<&Background>,
-    anomalies: Option<&[Anomaly]>,
-    alerts_total: Option<u64>,
-) -> String {
-    let Ok(mut v) = serde_json::from_str::<Value>(line) else {
-        return line.to_string();
-    };
-    if let Some(b) = background {
-        v["background"] = json(b);
-    }
-    if let Some(a) = anomalies {
-        v["anomalies"] = serde_json::to_value(a).unwrap_or(Value::Array(Vec::new()));
-    }
-    if let Some(n) = alerts_total {
-        v["anomaly_alerts"] = n.into();
-    }
-    v.to_string()
+    to_line(&Line::BackgroundJob(job(j)))
 }
 
 /// The summary's line on alerts.
@@ -224,7 +224,42 @@ mod tests {
     }
 
     #[test]
-    fn json_background_and_anomalies_extend_a_report_line() {
+    fn json_background_section_and_lines() {
+        let sec = section(&bg());
+        let c = &sec.jobs["compaction"];
+        assert_eq!((c.in_flight, c.total_ms), (1, 25.0));
+        assert_eq!(sec.stalled_ms, 1200.0);
+        assert_eq!(sec.absent, ["stop_token"]);
+        let line = report_json(&bg(), "t".into(), Some(4), 1.0, 2.0, true, 0);
+        assert!(
+            line.starts_with(r#"{"type":"report","layer":"background","timestamp":"t""#),
+            "{line}"
+        );
+        match schema::decode_strict::<Line>(&line).unwrap() {
+            Line::Report(schema::Report::Background(r)) => {
+                assert_eq!(r.background, sec);
+                assert!(r.is_final);
+            }
+            l => panic!("{l:?}"),
+        }
+        let j = BgJob {
+            time: "2026-11-23T12:00:01.234Z".into(),
+            pid: 4,
+            tid: 5,
+            thread: "rocksdb:low0".into(),
+            kind: BgKind::Flush,
+            duration_us: 12.5,
+            object: 0x10,
+        };
+        let line = job_json(&j);
+        let back = schema::decode_strict::<Line>(&line).unwrap();
+        assert_eq!(back, Line::BackgroundJob(job(&j)));
+        assert!(line.contains(r#""kind":"flush","function":"rocksdb::FlushJob::Run""#));
+        assert!(line.contains(r#""object":"0x10""#));
+    }
+
+    #[test]
+    fn anomaly_block() {
         let a = Anomaly {
             kind: "latency_spike",
             operation: "WRITE".into(),
@@ -238,22 +273,6 @@ mod tests {
             window_secs: 10.0,
             unchecked: vec!["fsync", "futex", "peers"],
         };
-        let line = extend_report_line(
-            r#"{"type":"report","final":true}"#,
-            Some(&bg()),
-            Some(std::slice::from_ref(&a)),
-            Some(3),
-        );
-        assert!(!line.contains('\n'));
-        let v: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["type"], "report");
-        assert_eq!(v["background"]["jobs"]["compaction"]["in_flight"], 1);
-        assert_eq!(v["background"]["jobs"]["compaction"]["total_ms"], 25.0);
-        assert_eq!(v["background"]["stalled_ms"], 1200.0);
-        assert_eq!(v["background"]["absent"][0], "stop_token");
-        assert_eq!(v["anomalies"][0]["cause"], "write_stall");
-        assert_eq!(v["anomalies"][0]["evidence"]["stalled_ms"], 4200.0);
-        assert_eq!(v["anomaly_alerts"], 3);
         assert_eq!(
             alerts_summary(1, false),
             "anomaly detection: 1 alert raised"
@@ -270,7 +289,6 @@ mod tests {
         );
         assert!(text.contains("next: run `ckb-libbpf rocksdb --slow`"));
         assert_eq!(anomalies(&[]), "");
-        assert_eq!(v["anomalies"][0]["unchecked"][0], "fsync");
 
         // Nothing found, and some layers were not loaded: say how to look.
         let unknown = Anomaly {

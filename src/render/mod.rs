@@ -3,6 +3,7 @@
 //! terminal, so every layer prints through the same code.
 
 pub mod background;
+pub mod check;
 pub mod json;
 pub mod net;
 pub mod slow;

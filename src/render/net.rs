@@ -4,10 +4,9 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{json, Map, Value};
-
 use super::{bytes, gap_line, thousands};
 use crate::model::net::{EventKind, EventLine, NetReport};
+use crate::schema::{self, net as s, to_line, Line};
 
 fn rate(v: f64) -> String {
     format!("{}/s", bytes(v))
@@ -159,82 +158,101 @@ pub fn event_line(e: &EventLine) -> String {
     .to_string()
 }
 
+/// A connection event as its typed line.
+pub fn event(e: &EventLine) -> s::NetEvent {
+    s::NetEvent {
+        layer: "net".into(),
+        time: e.time.clone(),
+        event: e.kind.name().into(),
+        pid: e.pid,
+        peer: e.peer.clone(),
+        local: e.local.clone(),
+        dir: e.dir.name().into(),
+        duration_secs: e.duration_secs,
+        tx_bytes: e.tx_bytes,
+        rx_bytes: e.rx_bytes,
+        retransmits: e.retrans,
+    }
+}
+
 pub fn event_json(e: &EventLine) -> String {
-    json!({
-        "type": "event",
-        "layer": "net",
-        "time": e.time,
-        "event": e.kind.name(),
-        "pid": e.pid,
-        "peer": e.peer,
-        "local": e.local,
-        "dir": e.dir.name(),
-        "duration_secs": e.duration_secs,
-        "tx_bytes": e.tx_bytes,
-        "rx_bytes": e.rx_bytes,
-        "retransmits": e.retrans,
-    })
-    .to_string()
+    to_line(&Line::Event(event(e)))
+}
+
+/// A report as its typed line.
+pub fn report_line(r: &NetReport) -> s::NetReport {
+    let t = &r.totals;
+    s::NetReport {
+        timestamp: r.timestamp.clone(),
+        pid: r.pid,
+        interval_secs: r.interval_secs,
+        elapsed_secs: r.elapsed_secs,
+        is_final: r.is_final,
+        backends: r
+            .backends
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect(),
+        totals: s::NetTotals {
+            tx_bytes: t.tx_bytes,
+            rx_bytes: t.rx_bytes,
+            tx_bytes_per_sec: r.tx_per_sec,
+            rx_bytes_per_sec: r.rx_per_sec,
+            connects: t.connects,
+            accepts: t.accepts,
+            closes: t.closes,
+            connect_failures: t.connect_failures,
+            retransmits: t.retrans,
+            live_conns: r.live_conns,
+        },
+        peers: r
+            .peers
+            .iter()
+            .map(|p| s::Peer {
+                peer: p.peer.to_string(),
+                dir: p.dir.clone(),
+                live: p.live,
+                closed: p.closed,
+                age_secs: p.age_secs,
+                tx_bytes: p.tx_bytes,
+                rx_bytes: p.rx_bytes,
+                tx_bytes_per_sec: p.tx_per_sec,
+                rx_bytes_per_sec: p.rx_per_sec,
+                retransmits: p.retrans,
+                srtt_us: p.srtt_us,
+            })
+            .collect(),
+        alerts: r
+            .alerts
+            .iter()
+            .map(|a| s::NetAlert {
+                peer: a.peer.map(|p| p.to_string()),
+                disconnects: a.disconnects,
+                window_secs: a.window_secs,
+                message: a.to_string(),
+            })
+            .collect(),
+        lost_events: r.lost_events,
+        evicted_conns: r.evicted,
+        gaps: r.gaps.iter().map(super::json::gap).collect(),
+    }
 }
 
 /// One report as one JSON line.
 pub fn report_json(r: &NetReport) -> String {
-    let t = &r.totals;
-    let backends: Map<String, Value> = r
-        .backends
-        .iter()
-        .map(|(f, v)| (f.to_string(), json!(v)))
-        .collect();
-    json!({
-        "type": "report",
-        "layer": "net",
-        "timestamp": r.timestamp,
-        "pid": r.pid,
-        "interval_secs": r.interval_secs,
-        "elapsed_secs": r.elapsed_secs,
-        "final": r.is_final,
-        "backends": backends,
-        "totals": {
-            "tx_bytes": t.tx_bytes,
-            "rx_bytes": t.rx_bytes,
-            "tx_bytes_per_sec": r.tx_per_sec,
-            "rx_bytes_per_sec": r.rx_per_sec,
-            "connects": t.connects,
-            "accepts": t.accepts,
-            "closes": t.closes,
-            "connect_failures": t.connect_failures,
-            "retransmits": t.retrans,
-            "live_conns": r.live_conns,
-        },
-        "peers": r.peers.iter().map(|p| json!({
-            "peer": p.peer.to_string(),
-            "dir": p.dir,
-            "live": p.live,
-            "closed": p.closed,
-            "age_secs": p.age_secs,
-            "tx_bytes": p.tx_bytes,
-            "rx_bytes": p.rx_bytes,
-            "tx_bytes_per_sec": p.tx_per_sec,
-            "rx_bytes_per_sec": p.rx_per_sec,
-            "retransmits": p.retrans,
-            "srtt_us": p.srtt_us,
-        })).collect::<Vec<_>>(),
-        "alerts": r.alerts.iter().map(|a| json!({
-            "peer": a.peer.map(|p| p.to_string()),
-            "disconnects": a.disconnects,
-            "window_secs": a.window_secs,
-            "message": a.to_string(),
-        })).collect::<Vec<_>>(),
-        "lost_events": r.lost_events,
-        "evicted_conns": r.evicted,
-        "gaps": r.gaps.iter().map(super::json::gap).collect::<Vec<Value>>(),
-    })
-    .to_string()
+    to_line(&Line::Report(schema::Report::Net(report_line(r))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decoded(line: &str) -> s::NetReport {
+        match schema::decode_strict::<Line>(line).unwrap() {
+            Line::Report(schema::Report::Net(r)) => r,
+            l => panic!("{l:?}"),
+        }
+    }
     use crate::model::net::{Alert, Dir, Endpoint, PeerRow, Totals};
 
     fn report() -> NetReport {
@@ -302,9 +320,8 @@ mod tests {
             !table(&r).contains("gap:"),
             "interval: the restart line says it"
         );
-        let v: Value = serde_json::from_str(&report_json(&r)).unwrap();
-        assert_eq!(v["gaps"][0]["old_pid"], 7);
-        assert_eq!(v["gaps"][0]["new_pid"], 8);
+        let v = decoded(&report_json(&r));
+        assert_eq!((v.gaps[0].old_pid, v.gaps[0].new_pid), (7, 8));
         r.is_final = true;
         let t = table(&r);
         assert!(
@@ -312,19 +329,22 @@ mod tests {
             "{t}"
         );
         r.gaps.clear();
-        let v: Value = serde_json::from_str(&report_json(&r)).unwrap();
-        assert_eq!(v["gaps"], json!([]));
+        assert_eq!(decoded(&report_json(&r)).gaps, []);
     }
 
     #[test]
     fn json_is_one_line_with_the_documented_fields() {
-        let v: Value = serde_json::from_str(&report_json(&report())).unwrap();
-        assert_eq!(v["layer"], "net");
-        assert_eq!(v["peers"][0]["peer"], "[::1]:8115");
-        assert_eq!(v["peers"][0]["tx_bytes"], 2048);
-        assert_eq!(v["totals"]["closes"], 2);
-        assert_eq!(v["backends"]["send"], "tp_btf");
-        assert_eq!(v["alerts"][0]["peer"], Value::Null);
+        let line = report_json(&report());
+        assert!(
+            line.starts_with(r#"{"type":"report","layer":"net","#),
+            "{line}"
+        );
+        let v = decoded(&line);
+        assert_eq!(v.peers[0].peer, "[::1]:8115");
+        assert_eq!(v.peers[0].tx_bytes, 2048);
+        assert_eq!(v.totals.closes, 2);
+        assert_eq!(v.backends["send"], "tp_btf");
+        assert_eq!(v.alerts[0].peer, None);
         let e = EventLine {
             time: "2026-11-23T12:00:01.234Z".into(),
             kind: EventKind::Close,
@@ -340,8 +360,17 @@ mod tests {
         let l = event_line(&e);
         assert!(l.starts_with("12:00:01.234 CLOSE"), "{l}");
         assert!(l.contains("in lived 1.5s sent 5 B recv 6 B"), "{l}");
-        let v: Value = serde_json::from_str(&event_json(&e)).unwrap();
-        assert_eq!(v["event"], "close");
-        assert_eq!(v["rx_bytes"], 6);
+        let line = event_json(&e);
+        assert!(
+            line.starts_with(r#"{"type":"event","layer":"net","#),
+            "{line}"
+        );
+        match schema::decode_strict::<Line>(&line).unwrap() {
+            Line::Event(v) => {
+                assert_eq!((v.event.as_str(), v.rx_bytes), ("close", 6));
+                assert_eq!(v.duration_secs, Some(1.5));
+            }
+            l => panic!("{l:?}"),
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The slow-operation log's hot path. With `--slow --threshold 0` every
 //! RocksDB call becomes one line, 100 K lines a second and more, so each
 //! line is written straight into a reusable byte buffer: no `String`, no
-//! `serde_json::Value`, no allocation per event. `json::slow_event` and
+//! `serde_json::Value`, no allocation per event (the same bytes as the
+//! typed `schema::Slow` line: tested). `json::slow_event` and
 //! `table::slow_line` are the same writers returning a `String`, so both
 //! paths print byte-identical lines.
 
@@ -308,33 +309,45 @@ mod tests {
         }
     }
 
-    /// What the line was before this writer: serde_json's own rendering.
-    fn reference(e: &SlowEvent) -> serde_json::Value {
-        serde_json::json!({
-            "type": "slow", "time": e.time, "pid": e.pid, "tid": e.tid,
-            "thread": e.thread, "op": e.op, "function": e.function,
-            "latency_us": e.latency_us, "bytes": e.bytes, "miss": e.miss,
-            "db": format!("{:#x}", e.db),
-        })
+    /// The line the typed schema gives: `{"type":"slow",...}`, newline.
+    fn reference(e: &SlowEvent) -> String {
+        let typed = crate::schema::Line::Slow(crate::render::json::slow_line(e));
+        crate::schema::to_line(&typed) + "\n"
     }
 
     #[test]
-    fn json_matches_serde_json_field_for_field_and_byte_for_byte() {
+    fn json_is_the_typed_line_byte_for_byte() {
         let mut all: String = (0u8..0x80).map(char::from).collect();
         all.push_str("é€😀\u{fffd}");
         for thread in ["ChainService", "a\"b\\c", "tab\there", "", all.as_str()] {
-            for lat in [0.0, 0.001, 1.5, 8912.0, 123_456.789, 1e9 + 0.001] {
-                let e = ev(thread, lat);
-                let mut buf = Vec::new();
-                json_line(&mut buf, &SlowRef::from(&e));
-                let line = String::from_utf8(buf).unwrap();
-                assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                assert_eq!(v, reference(&e), "{line}");
-                // Byte for byte: each value as serde_json writes it.
-                for (k, want) in reference(&e).as_object().unwrap() {
-                    let frag = format!("\"{k}\":{want}");
-                    assert!(line.contains(&frag), "{frag} not in {line}");
+            for lat in [
+                0.0,
+                0.001,
+                1.5,
+                8912.0,
+                123_456.789,
+                1e9 + 0.001,
+                1e-7,
+                1e21,
+            ] {
+                for (bytes, miss, db) in [
+                    (0, false, 0),
+                    (17, true, 0x55d0c0a1b2c0),
+                    (u64::MAX, false, u64::MAX),
+                ] {
+                    let mut e = ev(thread, lat);
+                    (e.bytes, e.miss, e.db) = (bytes, miss, db);
+                    let mut buf = Vec::new();
+                    json_line(&mut buf, &SlowRef::from(&e));
+                    let line = String::from_utf8(buf).unwrap();
+                    assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+                    assert_eq!(line, reference(&e));
+                    // And it decodes back to the same values, exactly.
+                    let back = crate::schema::decode_strict::<crate::schema::Line>(&line).unwrap();
+                    assert_eq!(
+                        back,
+                        crate::schema::Line::Slow(crate::render::json::slow_line(&e))
+                    );
                 }
             }
         }

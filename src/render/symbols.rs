@@ -2,10 +2,9 @@
 
 use std::fmt::Write as _;
 
-use serde_json::json;
-
 use crate::node::elf::ElfKind;
 use crate::node::symbols::{LinkMode, SymbolReport};
+use crate::schema::symbols as s;
 
 fn kind(k: ElfKind) -> &'static str {
     match k {
@@ -112,7 +111,8 @@ pub fn text(r: &SymbolReport, tier: Option<u8>) -> String {
     o
 }
 
-pub fn json(r: &SymbolReport, tier: Option<u8>) -> String {
+/// The report as its typed object; `tier` as for `text`.
+pub fn object(r: &SymbolReport, tier: Option<u8>) -> s::Symbols {
     let show = |t: u8| tier.is_none_or(|x| x == t);
     let (mode, lib) = match &r.link_mode {
         LinkMode::Static => ("static", None),
@@ -120,46 +120,50 @@ pub fn json(r: &SymbolReport, tier: Option<u8>) -> String {
         LinkMode::Library => ("library", None),
         LinkMode::None => ("none", None),
     };
-    let mut v = json!({
-        "path": r.path.display().to_string(),
-        "type": kind(r.kind),
-        "pie": r.kind == ElfKind::PieExecutable || r.kind == ElfKind::SharedObject,
-        "stripped": r.stripped,
-        "build_id": r.build_id,
-        "debuglink": r.debuglink,
-        "link_mode": mode,
-        "rocksdb_library": lib,
-        "ckb_version": r.ckb_version,
-        "functions": r.functions,
-        "tier1_present": r.tier1_present(),
-        "tier2_tentacle": r.tentacle_count(),
-        "tentacle_functions": r.tentacle_functions,
-        "tier3_count": r.tier3,
-    });
-    if show(1) {
-        v["tier1"] = r
-            .tier1
-            .iter()
-            .map(|t| {
-                json!({
-                    "name": t.name, "op": t.op, "present": t.file.is_some(),
-                    "file": t.file.as_ref().map(|f| f.display().to_string()),
-                    "offset": t.file.as_ref().map(|_| t.offset),
-                    "probe_cost": t.file.as_ref().map(|_| t.cost.label()),
-                    "first_insn": t.file.as_ref().map(|_| t.cost.insn().to_string()),
+    s::Symbols {
+        path: r.path.display().to_string(),
+        kind: kind(r.kind).into(),
+        pie: r.kind == ElfKind::PieExecutable || r.kind == ElfKind::SharedObject,
+        stripped: r.stripped,
+        build_id: r.build_id.clone(),
+        debuglink: r.debuglink.clone(),
+        link_mode: mode.into(),
+        rocksdb_library: lib,
+        ckb_version: r.ckb_version.clone(),
+        functions: r.functions as u64,
+        tier1_present: r.tier1_present() as u64,
+        tier2_tentacle: r.tentacle_count() as u64,
+        tentacle_functions: r.tentacle_functions as u64,
+        tier3_count: r.tier3 as u64,
+        tier1: show(1).then(|| {
+            r.tier1
+                .iter()
+                .map(|t| s::Tier1 {
+                    name: t.name.into(),
+                    op: t.op.into(),
+                    present: t.file.is_some(),
+                    file: t.file.as_ref().map(|f| f.display().to_string()),
+                    offset: t.file.as_ref().map(|_| t.offset),
+                    probe_cost: t.file.as_ref().map(|_| t.cost.label().to_string()),
+                    first_insn: t.file.as_ref().map(|_| t.cost.insn().to_string()),
                 })
-            })
-            .collect();
+                .collect()
+        }),
+        tier2: show(2).then(|| {
+            r.tier2
+                .iter()
+                .map(|t| s::Tier2 {
+                    group: t.group.into(),
+                    name: t.name.clone(),
+                    symbol: t.symbol.clone(),
+                    probe_cost: t.cost.label().into(),
+                })
+                .collect()
+        }),
+        tier3: (show(3) && !r.tier3_matches.is_empty()).then(|| r.tier3_matches.clone()),
     }
-    if show(2) {
-        v["tier2"] = r
-            .tier2
-            .iter()
-            .map(|t| json!({"group": t.group, "name": t.name, "symbol": t.symbol, "probe_cost": t.cost.label()}))
-            .collect();
-    }
-    if show(3) && !r.tier3_matches.is_empty() {
-        v["tier3"] = json!(r.tier3_matches);
-    }
-    v.to_string()
+}
+
+pub fn json(r: &SymbolReport, tier: Option<u8>) -> String {
+    crate::schema::to_line(&object(r, tier))
 }

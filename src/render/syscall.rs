@@ -4,11 +4,10 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{json, Map, Value};
-
 use super::{bytes, duration_ns, gap_line, micros, thousands};
 use crate::model::syscall::{is_background, SyscallReport};
 use crate::model::Row;
+use crate::schema::{self, syscall as s, to_line, Line};
 
 fn ms(ns: u64) -> String {
     let v = ns as f64 / 1e6;
@@ -230,121 +229,151 @@ pub fn table(r: &SyscallReport) -> String {
     out
 }
 
-fn latency(row: &Row) -> Value {
-    json!({
-        "count": row.count,
-        "rate": row.qps,
-        "avg_us": row.avg_us,
-        "p50_us": row.p50_us,
-        "p99_us": row.p99_us,
-        "max_us": row.max_us,
-        "bytes": row.bytes,
-    })
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+fn latency(row: &Row) -> s::Latency {
+    s::Latency {
+        count: row.count,
+        rate: row.qps,
+        avg_us: row.avg_us,
+        p50_us: row.p50_us,
+        p99_us: row.p99_us,
+        max_us: row.max_us,
+        bytes: row.bytes,
+    }
+}
+
+/// A report as its typed line.
+pub fn line(r: &SyscallReport) -> s::SyscallReport {
+    let syscalls = r
+        .syscalls
+        .iter()
+        .map(|(name, c)| {
+            let by_role = c
+                .by_role
+                .iter()
+                .map(|(role, cell)| {
+                    let cell = s::RoleCell {
+                        count: cell.count,
+                        total_us: us(cell.total_ns),
+                        errors: cell.errors,
+                        bytes: cell.bytes,
+                    };
+                    (role.clone(), cell)
+                })
+                .collect();
+            let e = s::SyscallEntry {
+                count: c.row.count,
+                rate: c.row.qps,
+                avg_us: c.row.avg_us,
+                p50_us: c.row.p50_us,
+                p99_us: c.row.p99_us,
+                max_us: c.row.max_us,
+                bytes: c.row.bytes,
+                nr: c.nr,
+                category: c.category.name().into(),
+                total_us: us(c.total_ns),
+                errors: c.errors,
+                by_role,
+            };
+            (name.clone(), e)
+        })
+        .collect();
+    let categories = r
+        .categories
+        .iter()
+        .map(|(c, row)| {
+            let e = s::CategoryEntry {
+                count: row.count,
+                total_us: us(row.total_ns),
+                errors: row.errors,
+                bytes_read: row.bytes_read,
+                bytes_written: row.bytes_written,
+            };
+            (c.name().to_string(), e)
+        })
+        .collect();
+    let roles = r
+        .roles
+        .iter()
+        .map(|(role, row)| {
+            let e = s::RoleEntry {
+                background: is_background(role),
+                families: row.families.iter().cloned().collect(),
+                threads: row.threads,
+                count: row.count,
+                total_us: us(row.total_ns),
+                errors: row.errors,
+                bytes_read: row.bytes_read,
+                bytes_written: row.bytes_written,
+                fsyncs: row.fsyncs,
+                futex_us: us(row.futex_ns),
+                futex_wait_ratio: row.futex_wait_ratio,
+            };
+            (role.clone(), e)
+        })
+        .collect();
+    let writes_by_role = r
+        .writes_by_role
+        .iter()
+        .map(|w| s::WriteEntry {
+            count: w.row.count,
+            rate: w.row.qps,
+            avg_us: w.row.avg_us,
+            p50_us: w.row.p50_us,
+            p99_us: w.row.p99_us,
+            max_us: w.row.max_us,
+            bytes: w.row.bytes,
+            syscall: w.syscall.clone(),
+            role: w.role.clone(),
+            background: is_background(&w.role),
+        })
+        .collect();
+    let d = &r.derived;
+    s::SyscallReport {
+        backend: r.backend.into(),
+        timestamp: r.timestamp.clone(),
+        pid: r.pid,
+        interval_secs: r.interval_secs,
+        elapsed_secs: r.elapsed_secs,
+        is_final: r.is_final,
+        total_calls: r.total_calls,
+        total_us: us(r.total_ns),
+        distinct_syscalls: r.distinct as u64,
+        syscalls,
+        categories,
+        roles,
+        writes_by_role,
+        derived: s::Derived {
+            threads: d.threads,
+            futex_us: us(d.futex_ns),
+            futex_wait_ratio: d.futex_wait_ratio,
+            epoll_waits_per_sec: d.epoll_calls_per_sec,
+            epoll_wakeups_per_sec: d.epoll_wakeups_per_sec,
+            fsync: d.fsync.as_ref().map(latency),
+        },
+        probe_cost: r
+            .probe_cost
+            .iter()
+            .map(|(n, count, ns)| {
+                let e = s::ProbeCostEntry {
+                    count: *count,
+                    total_us: us(*ns),
+                };
+                (n.clone(), e)
+            })
+            .collect(),
+        uncounted_calls: r.uncounted,
+        untimed_calls: r.untimed,
+        gaps: r.gaps.iter().map(super::json::gap).collect(),
+    }
 }
 
 /// One report as one JSON line.
 pub fn json(r: &SyscallReport) -> String {
-    let mut syscalls = Map::new();
-    for (name, s) in &r.syscalls {
-        let mut v = latency(&s.row);
-        v["nr"] = json!(s.nr);
-        v["category"] = json!(s.category.name());
-        v["total_us"] = json!(s.total_ns as f64 / 1e3);
-        v["errors"] = json!(s.errors);
-        let mut by_role = Map::new();
-        for (role, c) in &s.by_role {
-            by_role.insert(
-                role.clone(),
-                json!({
-                    "count": c.count,
-                    "total_us": c.total_ns as f64 / 1e3,
-                    "errors": c.errors,
-                    "bytes": c.bytes,
-                }),
-            );
-        }
-        v["by_role"] = Value::Object(by_role);
-        syscalls.insert(name.clone(), v);
-    }
-    let mut categories = Map::new();
-    for (c, row) in &r.categories {
-        categories.insert(
-            c.name().into(),
-            json!({
-                "count": row.count,
-                "total_us": row.total_ns as f64 / 1e3,
-                "errors": row.errors,
-                "bytes_read": row.bytes_read,
-                "bytes_written": row.bytes_written,
-            }),
-        );
-    }
-    let mut roles = Map::new();
-    for (role, row) in &r.roles {
-        roles.insert(
-            role.clone(),
-            json!({
-                "background": is_background(role),
-                "families": row.families,
-                "threads": row.threads,
-                "count": row.count,
-                "total_us": row.total_ns as f64 / 1e3,
-                "errors": row.errors,
-                "bytes_read": row.bytes_read,
-                "bytes_written": row.bytes_written,
-                "fsyncs": row.fsyncs,
-                "futex_us": row.futex_ns as f64 / 1e3,
-                "futex_wait_ratio": row.futex_wait_ratio,
-            }),
-        );
-    }
-    let writes: Vec<Value> = r
-        .writes_by_role
-        .iter()
-        .map(|w| {
-            let mut v = latency(&w.row);
-            v["syscall"] = json!(w.syscall);
-            v["role"] = json!(w.role);
-            v["background"] = json!(is_background(&w.role));
-            v
-        })
-        .collect();
-    let d = &r.derived;
-    let probe: Map<String, Value> = r
-        .probe_cost
-        .iter()
-        .map(|(n, c, ns)| (n.clone(), json!({"count": c, "total_us": *ns as f64 / 1e3})))
-        .collect();
-    json!({
-        "type": "report",
-        "layer": "syscall",
-        "backend": r.backend,
-        "timestamp": r.timestamp,
-        "pid": r.pid,
-        "interval_secs": r.interval_secs,
-        "elapsed_secs": r.elapsed_secs,
-        "final": r.is_final,
-        "total_calls": r.total_calls,
-        "total_us": r.total_ns as f64 / 1e3,
-        "distinct_syscalls": r.distinct,
-        "syscalls": syscalls,
-        "categories": categories,
-        "roles": roles,
-        "writes_by_role": writes,
-        "derived": {
-            "threads": d.threads,
-            "futex_us": d.futex_ns as f64 / 1e3,
-            "futex_wait_ratio": d.futex_wait_ratio,
-            "epoll_waits_per_sec": d.epoll_calls_per_sec,
-            "epoll_wakeups_per_sec": d.epoll_wakeups_per_sec,
-            "fsync": d.fsync.as_ref().map(latency),
-        },
-        "probe_cost": probe,
-        "uncounted_calls": r.uncounted,
-        "untimed_calls": r.untimed,
-        "gaps": r.gaps.iter().map(super::json::gap).collect::<Vec<Value>>(),
-    })
-    .to_string()
+    to_line(&Line::Report(schema::Report::Syscall(line(r))))
 }
 
 #[cfg(test)]
@@ -352,6 +381,13 @@ mod tests {
     use super::*;
     use crate::model::syscall::{build, syscall_nr, CallStats, Span};
     use std::collections::HashMap;
+
+    fn decoded(line: &str) -> s::SyscallReport {
+        match schema::decode_strict::<Line>(line).unwrap() {
+            Line::Report(schema::Report::Syscall(r)) => r,
+            l => panic!("{l:?}"),
+        }
+    }
 
     fn report() -> SyscallReport {
         let mut cells = HashMap::new();
@@ -426,20 +462,20 @@ mod tests {
     fn json_is_one_line_with_the_same_content() {
         let line = json(&report());
         assert!(!line.contains('\n'));
-        let v: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["backend"], "tp_btf");
-        assert_eq!(v["layer"], "syscall");
-        assert_eq!(v["syscalls"]["pwrite64"]["count"], 8);
-        assert_eq!(v["syscalls"]["pwrite64"]["bytes"], 8 * 4096);
-        assert_eq!(
-            v["syscalls"]["pwrite64"]["by_role"]["compaction"]["bytes"],
-            4 * 4096
+        assert!(
+            line.starts_with(r#"{"type":"report","layer":"syscall","#),
+            "{line}"
         );
-        assert_eq!(v["roles"]["chain"]["fsyncs"], 1);
-        assert_eq!(v["roles"]["compaction"]["background"], true);
-        assert_eq!(v["derived"]["fsync"]["count"], 1);
-        assert_eq!(v["categories"]["file_io"]["bytes_written"], 8 * 4096);
-        assert_eq!(v["writes_by_role"].as_array().unwrap().len(), 3);
+        let v = decoded(&line);
+        assert_eq!(v.backend, "tp_btf");
+        let pw = &v.syscalls["pwrite64"];
+        assert_eq!((pw.count, pw.bytes), (8, Some(8 * 4096)));
+        assert_eq!(pw.by_role["compaction"].bytes, Some(4 * 4096));
+        assert_eq!(v.roles["chain"].fsyncs, 1);
+        assert!(v.roles["compaction"].background);
+        assert_eq!(v.derived.fsync.as_ref().map(|f| f.count), Some(1));
+        assert_eq!(v.categories["file_io"].bytes_written, 8 * 4096);
+        assert_eq!(v.writes_by_role.len(), 3);
     }
 
     #[test]
@@ -453,16 +489,14 @@ mod tests {
             ..Default::default()
         };
         let mut r = report();
-        let v: Value = serde_json::from_str(&json(&r)).unwrap();
-        assert_eq!(v["gaps"], serde_json::json!([]), "no restart, no gap");
+        assert_eq!(decoded(&json(&r)).gaps, [], "no restart, no gap");
         r.gaps = vec![g];
         assert!(
             !table(&r).contains("gap:"),
             "interval: the restart line says it"
         );
-        let v: Value = serde_json::from_str(&json(&r)).unwrap();
-        assert_eq!(v["gaps"][0]["old_pid"], 7);
-        assert_eq!(v["gaps"][0]["new_pid"], 8);
+        let v = decoded(&json(&r));
+        assert_eq!((v.gaps[0].old_pid, v.gaps[0].new_pid), (7, 8));
         r.is_final = true;
         let t = table(&r);
         assert!(
