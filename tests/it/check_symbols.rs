@@ -109,21 +109,43 @@ fn check_pid_attaches_live_and_detaches() {
     let mut held: Vec<u64> = Vec::new();
     let mut links = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while rdb_progs(&held) == 0 {
+    // Until its RocksDB programs are loaded and attached (programs load
+    // before their links exist; the feature probes before them have links
+    // of their own).
+    let mut rdb_ids: Vec<u64> = Vec::new();
+    while rdb_ids.is_empty() || links == 0 {
         assert!(
             std::time::Instant::now() < deadline,
-            "the live test attached no RocksDB probe"
+            "the live test attached no RocksDB probe: programs {held:?}, links {links}"
         );
-        assert!(
-            tool.child.try_wait().unwrap().is_none(),
-            "check ended first"
-        );
+        if let Some(st) = tool.child.try_wait().unwrap() {
+            let (_, out, err) = tool.wait();
+            panic!("check ended ({st}) before its live probes were seen: {out:#?} {err:#?}");
+        }
         for id in progs_held_by(tool_pid) {
             if !held.contains(&id) {
                 held.push(id);
             }
         }
-        links = links.max(links_of(&held).len());
+        // bpftool can fail on a program or link that goes away while it
+        // reads it: such a round counts nothing.
+        let listed = Command::new("bpftool")
+            .args(["link", "show", "--json"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).ok())
+            .unwrap_or_default();
+        rdb_ids = held
+            .iter()
+            .copied()
+            .filter(|id| prog_names(&[*id]).iter().any(|n| n.starts_with("rdb_")))
+            .collect();
+        let ours = listed
+            .iter()
+            .filter(|l| l["prog_id"].as_u64().is_some_and(|p| rdb_ids.contains(&p)))
+            .count();
+        links = links.max(ours);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let (status, out, err) = tool.wait();

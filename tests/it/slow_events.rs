@@ -30,15 +30,16 @@ fn capture(rounds: &str, args: &[&str]) -> (Counts, Vec<String>, Vec<String>) {
     (counts, out, err)
 }
 
-/// The slow lines of a `--json` capture; every line must be a slow line or
-/// a report, decoded exactly.
+/// The slow lines of a `--json` capture; every line must be a slow line, a
+/// background job or a report, decoded exactly.
 fn slow_lines(out: &[String]) -> Vec<Slow> {
     lines(out)
         .into_iter()
         .filter_map(|l| match l {
             Line::Slow(s) => Some(s),
-            Line::Report(Report::Rocksdb(_)) => None,
-            l => panic!("neither a slow line nor a report: {l:?}"),
+            // The --slow log also lists finished background jobs.
+            Line::Report(Report::Rocksdb(_)) | Line::BackgroundJob(_) => None,
+            l => panic!("not a line of `rocksdb --slow --json`: {l:?}"),
         })
         .collect()
 }
