@@ -21,6 +21,18 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The endless workload, ended however the test ends: a failed assertion
+/// must not leave it running (it would hold on to whatever the test run
+/// holds, such as the BPF test lock's file descriptor).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn soak_rss_is_flat_and_nothing_is_lost() {
     require_bpf();
@@ -30,19 +42,21 @@ fn soak_rss_is_flat_and_nothing_is_lost() {
         .unwrap_or(120);
     let warmup = Duration::from_secs(20.min(secs / 4));
     let dir = std::env::temp_dir().join(format!("ckb-libbpf-soak-{:x}", rand_u64()));
-    let mut wl = Command::new(workload_bin())
-        .args([
-            "--db",
-            dir.to_str().unwrap(),
-            "--secs",
-            "0",
-            "--pause-ms",
-            "40",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting the workload");
-    let pid = wl.id().to_string();
+    let mut wl = KillOnDrop(
+        Command::new(workload_bin())
+            .args([
+                "--db",
+                dir.to_str().unwrap(),
+                "--secs",
+                "0",
+                "--pause-ms",
+                "40",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting the workload"),
+    );
+    let pid = wl.0.id().to_string();
     let mut tool = Command::new(tool())
         .args([
             "rocksdb",
@@ -101,7 +115,7 @@ fn soak_rss_is_flat_and_nothing_is_lost() {
             samples.push(rss);
         }
         assert!(
-            wl.try_wait().unwrap().is_none(),
+            wl.0.try_wait().unwrap().is_none(),
             "the workload died under the probes"
         );
     }
@@ -110,8 +124,7 @@ fn soak_rss_is_flat_and_nothing_is_lost() {
     unsafe { libc::kill(tool_pid as i32, libc::SIGINT) };
     let status = tool.wait().unwrap();
     reader.join().unwrap();
-    let _ = wl.kill();
-    let _ = wl.wait();
+    drop(wl);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(status.code(), Some(0));
 
