@@ -95,7 +95,7 @@ mod tests {
         assert!(j.contains(r#""status":"warn""#), "{j}");
         let c: Check = decode_strict(&j).unwrap();
         assert_eq!(c.checks, lines());
-        assert_eq!(c.probes["kprobe"], false);
+        assert!(!c.probes["kprobe"]);
         assert_eq!(c.backends.rocksdb.as_deref(), Some("uprobe"));
         assert_eq!((c.backends.net, c.backends.syscall), (None, None));
     }

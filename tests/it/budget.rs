@@ -5,7 +5,6 @@
 //! count fewer calls than were made, say so, and leave nothing behind.
 
 use crate::common::*;
-use serde_json::Value;
 
 /// Functions of the workload whose first instruction is single-stepped
 /// (BENCHMARKS.md section 5); every other one it calls is emulated.
@@ -15,30 +14,17 @@ const SINGLE_STEPPED: &[&str] = &[
     "rocksdb_iter_next",
 ];
 
-fn total(counts: &Value, keep: impl Fn(&str) -> bool) -> u64 {
-    counts["calls"]
-        .as_object()
-        .unwrap()
+fn total(counts: &Counts, keep: impl Fn(&str) -> bool) -> u64 {
+    counts
+        .calls
         .iter()
         .filter(|(k, _)| keep(k))
-        .map(|(_, v)| v.as_u64().unwrap())
+        .map(|(_, v)| v)
         .sum()
 }
 
-fn counted(report: &Value) -> u64 {
-    report["operations"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|r| r["count"].as_u64().unwrap())
-        .sum()
-}
-
-fn reports(out: &[String]) -> Vec<Value> {
-    out.iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "report")
-        .collect()
+fn counted(report: &RocksdbReport) -> u64 {
+    report.operations.values().map(|r| r.count).sum()
 }
 
 /// Runs the workload with `wl_args` under the tool with `args` (JSON, 0.2 s
@@ -48,7 +34,7 @@ fn capture(
     env: &[(&str, &str)],
     wl_args: &[&str],
     args: &[&str],
-) -> (Value, Vec<String>, Vec<String>, Vec<u64>) {
+) -> (Counts, Vec<String>, Vec<String>, Vec<u64>) {
     let mut wl = Workload::start(wl_args);
     let pid = wl.pid.to_string();
     let mut tool_args = vec!["rocksdb", "--pid", &pid, "--interval", "0.2", "--json"];
@@ -62,9 +48,7 @@ fn capture(
         "entry and return programs while running"
     );
     let counts = wl.run();
-    tool.wait_stdout("an interval report after the workload", |l| {
-        l.contains("\"type\":\"report\"")
-    });
+    wait_idle_after_calls(&mut tool);
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     wl.finish();
@@ -74,50 +58,44 @@ fn capture(
 
 #[test]
 fn estimate_is_counted_hits_times_the_measured_cost() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let (counts, out, err, _) = capture(&[], &["--secs", "1"], &["--ops", "all"]);
     assert!(
         err.iter()
             .any(|l| l.contains("probe cost per hit measured here")),
         "the calibration ran: {err:#?}"
     );
-    let rs = reports(&out);
+    let rs = rocksdb_reports(&out);
     for r in &rs {
-        assert!(r["overhead"].is_object(), "every report has it: {r}");
+        assert!(r.overhead.is_some(), "every report has it: {r:?}");
     }
-    let fin = final_report(&out);
-    let o = &fin["overhead"];
+    let fin = final_rocksdb(&out);
+    let o = fin.overhead.as_ref().unwrap();
     // Hits per class are exactly the calls the workload made.
     let stepped = total(&counts, |f| SINGLE_STEPPED.contains(&f));
     let emulated = total(&counts, |f| !SINGLE_STEPPED.contains(&f));
     assert!(stepped > 0 && emulated > 0);
-    assert_eq!(o["hits"]["emulated"].as_u64(), Some(emulated), "{o}");
-    assert_eq!(o["hits"]["single_stepped"].as_u64(), Some(stepped), "{o}");
+    assert_eq!(o.hits.emulated, emulated, "{o:?}");
+    assert_eq!(o.hits.single_stepped, stepped, "{o:?}");
     // Measured here, single-stepping dearer than emulation.
-    assert_eq!(o["per_hit_source"], "measured");
-    let ce = o["per_hit_ns"]["emulated"].as_f64().unwrap();
-    let cs = o["per_hit_ns"]["single_stepped"].as_f64().unwrap();
-    assert!(0.0 < ce && ce < cs, "{o}");
+    assert_eq!(o.per_hit_source, "measured");
+    let (ce, cs) = (o.per_hit_ns.emulated, o.per_hit_ns.single_stepped);
+    assert!(0.0 < ce && ce < cs, "{o:?}");
     // Always attached, no budget: nothing sampled.
-    assert_eq!(o["attached_pct"].as_f64(), Some(100.0));
-    assert_eq!(o["sampled"], false);
-    assert_eq!(o["budget_pct"], Value::Null);
+    assert_eq!(o.attached_pct, 100.0);
+    assert!(!o.sampled);
+    assert_eq!(o.budget_pct, None);
     assert_eq!(counted(&fin), emulated + stepped);
     // The estimate of each interval (after the first, which also spans the
     // attach): its hits × cost over its span, % of one core.
     let mut checked = 0;
-    for r in rs.iter().filter(|r| r["final"] == false).skip(1) {
-        let o = &r["overhead"];
-        let (e, s) = (
-            o["hits"]["emulated"].as_u64().unwrap(),
-            o["hits"]["single_stepped"].as_u64().unwrap(),
-        );
-        assert_eq!(e + s, counted(r), "{r}");
-        let span_ns = r["interval_secs"].as_f64().unwrap() * 1e9;
+    for r in rs.iter().filter(|r| !r.is_final).skip(1) {
+        let o = r.overhead.as_ref().unwrap();
+        let (e, s) = (o.hits.emulated, o.hits.single_stepped);
+        assert_eq!(e + s, counted(r), "{r:?}");
+        let span_ns = r.interval_secs * 1e9;
         let want = (e as f64 * ce + s as f64 * cs) / span_ns * 100.0;
-        let est = o["est_pct_core"].as_f64().unwrap();
+        let est = o.est_pct_core;
         assert!(
             (est - want).abs() <= want * 1e-9 + 1e-12,
             "est {est} vs {want}"
@@ -128,14 +106,12 @@ fn estimate_is_counted_hits_times_the_measured_cost() {
         checked > 0,
         "no interval with hits after the first: {rs:#?}"
     );
-    assert!(o["est_pct_core"].as_f64().unwrap() > 0.0);
+    assert!(o.est_pct_core > 0.0);
 }
 
 #[test]
 fn tiny_budget_detaches_part_of_the_time_and_leaves_nothing_attached() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let (counts, out, err, progs) = capture(
         &[],
         &["--secs", "3", "--pause-ms", "0"],
@@ -145,22 +121,21 @@ fn tiny_budget_detaches_part_of_the_time_and_leaves_nothing_attached() {
         err.iter().any(|l| l.contains("overhead budget 0.01 %")),
         "{err:#?}"
     );
-    let fin = final_report(&out);
-    let o = &fin["overhead"];
-    assert_eq!(o["budget_pct"].as_f64(), Some(0.01));
-    let attached = o["attached_pct"].as_f64().unwrap();
-    assert!(attached < 100.0, "{o}");
-    assert_eq!(o["sampled"], true, "{o}");
+    let fin = final_rocksdb(&out);
+    let o = fin.overhead.as_ref().unwrap();
+    assert_eq!(o.budget_pct, Some(0.01));
+    assert!(o.attached_pct < 100.0, "{o:?}");
+    assert!(o.sampled, "{o:?}");
     // Counts come only from the attached time: fewer than were made.
     let made = total(&counts, |f| !SINGLE_STEPPED.contains(&f));
     let seen = counted(&fin);
     assert!(0 < seen && seen < made, "seen {seen} of {made}");
     // Every interval after the first is mostly detached.
-    let rs = reports(&out);
+    let rs = rocksdb_reports(&out);
     assert!(
         rs.iter()
-            .filter(|r| r["final"] == false)
-            .any(|r| r["overhead"]["attached_pct"].as_f64().unwrap() < 50.0),
+            .filter(|r| !r.is_final)
+            .any(|r| r.overhead.as_ref().unwrap().attached_pct < 50.0),
         "{rs:#?}"
     );
     // Nothing left attached or loaded after the exit.
@@ -170,9 +145,7 @@ fn tiny_budget_detaches_part_of_the_time_and_leaves_nothing_attached() {
 
 #[test]
 fn budget_line_in_the_table_says_the_counts_are_sampled() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let mut wl = Workload::start(&["--secs", "2", "--pause-ms", "0"]);
     let pid = wl.pid.to_string();
     let mut tool = Tool::start(&[
@@ -210,9 +183,7 @@ fn budget_line_in_the_table_says_the_counts_are_sampled() {
 
 #[test]
 fn failed_calibration_falls_back_to_the_documented_defaults() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let (_counts, out, err, _) = capture(
         &[("CKB_LIBBPF_FAULT", "calibrate")],
         &["--rounds", "1"],
@@ -223,11 +194,12 @@ fn failed_calibration_falls_back_to_the_documented_defaults() {
             .any(|l| l.contains("could not measure the probe cost per hit")),
         "{err:#?}"
     );
-    let o = &final_report(&out)["overhead"];
-    assert_eq!(o["per_hit_source"], "default");
-    assert_eq!(o["per_hit_ns"]["emulated"].as_f64(), Some(2000.0));
-    assert_eq!(o["per_hit_ns"]["single_stepped"].as_f64(), Some(12000.0));
-    assert!(o["est_pct_core"].as_f64().unwrap() > 0.0);
+    let fin = final_rocksdb(&out);
+    let o = fin.overhead.as_ref().unwrap();
+    assert_eq!(o.per_hit_source, "default");
+    assert_eq!(o.per_hit_ns.emulated, 2000.0);
+    assert_eq!(o.per_hit_ns.single_stepped, 12000.0);
+    assert!(o.est_pct_core > 0.0);
 }
 
 #[test]

@@ -5,8 +5,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+use ckb_libbpf::schema::Anomaly;
+
 use crate::common::*;
-use serde_json::Value;
 
 /// A blkio (cgroup v1) group holding the workload, whose write IOPS on one
 /// device the test limits: every fdatasync then waits for the throttle,
@@ -60,28 +61,29 @@ impl Drop for Throttle {
     }
 }
 
-fn anomalies(line: &str) -> Vec<Value> {
-    serde_json::from_str::<Value>(line)
-        .ok()
-        .and_then(|v| v["anomalies"].as_array().cloned())
-        .unwrap_or_default()
+/// A rocksdb report line, decoded exactly.
+fn report(line: &str) -> RocksdbReport {
+    match decode::<Line>(line) {
+        Line::Report(Report::Rocksdb(r)) => r,
+        l => panic!("not a rocksdb report: {l:?}"),
+    }
+}
+
+fn anomalies(line: &str) -> Vec<Anomaly> {
+    report(line)
+        .anomalies
+        .expect("rocksdb reports carry anomalies")
 }
 
 #[test]
 fn a_slow_disk_names_the_fsync_cause_with_its_evidence() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     // Every PUT of the rounds waits for its WAL's fdatasync.
     let mut wl = Workload::start(&["--secs", "600", "--sync-writes"]);
     let Some(throttle) = Throttle::new(wl.pid, wl.db_dir()) else {
         wl.child.kill().ok();
         wl.finish();
-        if std::env::var("CKB_LIBBPF_REQUIRE_BPF").as_deref() == Ok("1") {
-            panic!("no blkio throttling ({BLKIO}) to slow the disk down");
-        }
-        eprintln!("\n!!!!!!!! SKIPPED: no blkio throttling at {BLKIO} !!!!!!!!\n");
-        return;
+        panic!("this test slows the disk down with blkio throttling, and {BLKIO} has none");
     };
     let pid = wl.pid.to_string();
     let mut tool = Tool::start(&[
@@ -101,14 +103,13 @@ fn a_slow_disk_names_the_fsync_cause_with_its_evidence() {
     // Learn a baseline of ordinary sync writes: wait for the first report
     // after the learning period that shows PUTs and no alert.
     tool.wait_stdout("a report past the learning period", |l| {
-        let v: Value = serde_json::from_str(l).unwrap_or_default();
-        v["elapsed_secs"].as_f64().unwrap_or(0.0) > 4.0
-            && v["operations"]["PUT"]["count"].as_u64().unwrap_or(0) > 0
+        let r = report(l);
+        r.elapsed_secs > 4.0 && r.operations.get("PUT").is_some_and(|p| p.count > 0)
     });
     // The disk slows down: 10 writes per second for this process.
     throttle.limit(10);
     let line = tool.wait_stdout("an alert naming fsync", |l| {
-        anomalies(l).iter().any(|a| a["cause"] == "fsync_latency")
+        anomalies(l).iter().any(|a| a.cause == "fsync_latency")
     });
     throttle.limit(0);
     tool.signal(libc::SIGINT);
@@ -121,32 +122,28 @@ fn a_slow_disk_names_the_fsync_cause_with_its_evidence() {
     let all = anomalies(&line);
     let a = all
         .iter()
-        .find(|a| a["cause"] == "fsync_latency")
+        .find(|a| a.cause == "fsync_latency")
         .expect("found above");
-    eprintln!("alert: {a}");
+    eprintln!("alert: {a:?}");
     // The slowed operation is a write: PUTs wait for the WAL's fdatasync.
-    assert_eq!(a["operation"], "PUT", "{a}");
-    assert_eq!(a["type"], "latency_spike");
-    let ev = &a["evidence"];
+    assert_eq!(a.operation, "PUT", "{a:?}");
+    assert_eq!(a.kind, "latency_spike");
     let num = |k: &str| {
-        ev[k]
-            .as_f64()
-            .unwrap_or_else(|| panic!("evidence {k} missing: {a}"))
+        *a.evidence
+            .get(k)
+            .unwrap_or_else(|| panic!("evidence {k} missing: {a:?}"))
     };
     assert!(
         num("fsync_avg_us") > 5.0 * num("fsync_baseline_us"),
-        "the rule's own threshold: {a}"
+        "the rule's own threshold: {a:?}"
     );
-    assert!(num("fsync_calls") >= 1.0, "{a}");
-    assert!(num("fsync_p99_us") >= num("fsync_baseline_us"), "{a}");
-    assert!(a["next_step"]
-        .as_str()
-        .unwrap()
-        .contains("ckb-libbpf syscall"));
+    assert!(num("fsync_calls") >= 1.0, "{a:?}");
+    assert!(num("fsync_p99_us") >= num("fsync_baseline_us"), "{a:?}");
+    assert!(a.next_step.contains("ckb-libbpf syscall"));
     // The syscall layer was loaded: only the net layer's input is missing.
-    assert_eq!(a["unchecked"], serde_json::json!(["peers"]), "{a}");
-    let fin = final_report(&out);
-    assert!(fin["anomaly_alerts"].as_u64().unwrap_or(0) >= 1, "{fin}");
+    assert_eq!(a.unchecked, ["peers"], "{a:?}");
+    let fin = final_rocksdb(&out);
+    assert!(fin.anomaly_alerts.unwrap_or(0) >= 1, "{fin:?}");
 }
 
 /// Which cause layers a capture loads: their notes on stderr.
@@ -174,9 +171,7 @@ fn cause_notes(causes: Option<&str>) -> Vec<String> {
 
 #[test]
 fn net_is_on_by_default_syscall_on_request() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let n = cause_notes(None);
     assert_eq!(n.len(), 1, "{n:#?}");
     assert!(n[0].contains("net layer"), "{n:#?}");
@@ -243,9 +238,7 @@ fn futex_waits_are_counted_apart_from_wakes() {
     use ckb_libbpf::probe::syscall::Backend;
     use std::process::Command;
 
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let dir = std::env::temp_dir().join(format!("ckb-libbpf-futex-{:x}", rand_u64()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("futex_calls");

@@ -5,14 +5,25 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::common::*;
-use serde_json::Value;
+use ckb_libbpf::schema::check::Status;
+use ckb_libbpf::schema::symbols::Symbols;
+use serde::{Deserialize, Serialize};
 
-fn json_of(args: &[&str]) -> (i32, Value) {
+use crate::common::*;
+
+/// `symbols --json ARGS...`: exit code and the object, decoded exactly.
+fn symbols_json(args: &[&str]) -> (i32, Symbols) {
     let (code, out, err) = run_tool(args);
-    let v = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}\n{err}"));
-    (code, v)
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    (code, decode(&out))
+}
+
+/// What tests/c/rocksdb_dyn.c says it did.
+#[derive(Debug, Serialize, Deserialize)]
+struct DynCounts {
+    puts: u64,
+    gets: u64,
+    hits: u64,
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -39,40 +50,35 @@ fn dynamic_program() -> PathBuf {
     out
 }
 
-fn kernel_config_has(key: &str) -> Option<bool> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-    let (_, cfg) = ckb_libbpf::node::procfs::kernel_config(release.trim())?;
-    Some(cfg.get(key).is_some_and(|v| v == "y" || v == "m"))
-}
-
 #[test]
 fn check_answers_for_this_machine() {
-    if !bpf_available() {
-        return;
-    }
-    let (code, v) = json_of(&["check", "--json"]);
-    assert_eq!(code, 0, "{v}");
-    assert_eq!(v["ok"], true);
+    require_bpf();
+    let (code, v) = check_json(&["check", "--json"]);
+    assert_eq!(code, 0, "{v:?}");
+    assert!(v.ok);
     // Probed for real, not guessed: uprobes and tracepoints must work here.
-    assert_eq!(v["probes"]["uprobe"], true, "{v}");
-    assert_eq!(v["probes"]["tracepoint"], true, "{v}");
-    assert_eq!(v["probes"]["raw_tp"], true, "{v}");
-    // kprobes: whatever the kernel config says (absent on this machine kind).
-    if let Some(kp) = kernel_config_has("KPROBES") {
-        assert_eq!(v["probes"]["kprobe"], kp, "{v}");
-        if !kp {
-            assert_eq!(v["probes"]["fentry"], false, "{v}");
-            // The tracepoints, preferably in their cheaper tp_btf flavour.
-            let net = v["backends"]["net"].as_str();
-            assert!(matches!(net, Some("tp_btf" | "tracepoint")), "{v}");
-        }
+    for a in ["uprobe", "tracepoint", "raw_tp"] {
+        assert_eq!(v.probes.get(a), Some(&true), "{a}: {v:?}");
     }
-    let rocks = v["backends"]["rocksdb"].as_str().unwrap();
-    assert!(rocks == "uprobe_multi" || rocks == "uprobe", "{v}");
-    // A failed optional line carries a remedy.
-    for c in v["checks"].as_array().unwrap() {
-        if c["status"] != "ok" {
-            assert!(c["remedy"].as_str().is_some_and(|r| !r.is_empty()), "{c}");
+    for a in ["uprobe_multi", "kprobe", "fentry", "tp_btf"] {
+        assert!(v.probes.contains_key(a), "{a} probed: {v:?}");
+    }
+    // kprobes: whatever the kernel config says (absent on this machine kind).
+    let kp = kernel_config_has("KPROBES").expect("this kernel's config is readable");
+    assert_eq!(v.probes.get("kprobe"), Some(&kp), "{v:?}");
+    if !kp {
+        assert_eq!(v.probes.get("fentry"), Some(&false), "{v:?}");
+        // The tracepoints, preferably in their cheaper tp_btf flavour.
+        let net = v.backends.net.as_deref();
+        assert!(matches!(net, Some("tp_btf" | "tracepoint")), "{v:?}");
+    }
+    let rocks = v.backends.rocksdb.as_deref();
+    assert!(matches!(rocks, Some("uprobe_multi" | "uprobe")), "{v:?}");
+    assert!(v.backends.syscall.is_some(), "{v:?}");
+    // A line that is not ok carries a remedy.
+    for c in &v.checks {
+        if c.status != Status::Ok {
+            assert!(c.remedy.as_ref().is_some_and(|r| !r.is_empty()), "{c:?}");
         }
     }
     // The text form says the same.
@@ -86,51 +92,110 @@ fn check_answers_for_this_machine() {
 
 #[test]
 fn check_pid_attaches_live_and_detaches() {
-    if !bpf_available() {
-        return;
-    }
-    // A workload that keeps calling RocksDB during the 3 s test.
-    let mut wl = Workload::start(&["--secs", "8", "--pause-ms", "20"]);
+    require_bpf();
+    // A workload that keeps calling RocksDB during the 3 s test, and
+    // for a while after it: a probe left behind would still trap in it.
+    let mut wl = Workload::start(&["--secs", "12", "--pause-ms", "20"]);
     let pid = wl.pid;
     let handle = std::thread::spawn(move || {
         let counts = wl.run();
         wl.finish();
         counts
     });
-    let (code, v) = json_of(&["check", "--json", "--pid", &pid.to_string()]);
-    assert_eq!(code, 0, "{v}");
-    let live = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "live uprobe")
-        .unwrap_or_else(|| panic!("{v}"));
-    assert_eq!(live["status"], "ok", "{live}");
-    let n: u64 = live["detail"]
-        .as_str()
-        .unwrap()
+    let mut tool = Tool::start(&["check", "--json", "--pid", &pid.to_string()]);
+    let tool_pid = tool.child.id();
+    // Every program the check holds while it runs, and their links, polled
+    // until its live RocksDB probes are in (a condition, not a timer).
+    let mut held: Vec<u64> = Vec::new();
+    let mut links = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Until its RocksDB programs are loaded and attached (programs load
+    // before their links exist; the feature probes before them have links
+    // of their own).
+    let mut rdb_ids: Vec<u64> = Vec::new();
+    while rdb_ids.is_empty() || links == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the live test attached no RocksDB probe: programs {held:?}, links {links}"
+        );
+        if let Some(st) = tool.child.try_wait().unwrap() {
+            let (_, out, err) = tool.wait();
+            panic!("check ended ({st}) before its live probes were seen: {out:#?} {err:#?}");
+        }
+        for id in progs_held_by(tool_pid) {
+            if !held.contains(&id) {
+                held.push(id);
+            }
+        }
+        // bpftool can fail on a program or link that goes away while it
+        // reads it: such a round counts nothing.
+        let listed = Command::new("bpftool")
+            .args(["link", "show", "--json"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).ok())
+            .unwrap_or_default();
+        rdb_ids = held
+            .iter()
+            .copied()
+            .filter(|id| prog_names(&[*id]).iter().any(|n| n.starts_with("rdb_")))
+            .collect();
+        let ours = listed
+            .iter()
+            .filter(|l| l["prog_id"].as_u64().is_some_and(|p| rdb_ids.contains(&p)))
+            .count();
+        links = links.max(ours);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (status, out, err) = tool.wait();
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+    let v: ckb_libbpf::schema::check::Check = decode(&out.join("\n"));
+    assert!(v.ok, "{v:?}");
+    let line = |name: &str| {
+        v.checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} line: {v:?}"))
+    };
+    let live = line("live uprobe");
+    assert_eq!(live.status, Status::Ok, "{live:?}");
+    let n: u64 = live
+        .detail
         .split_whitespace()
         .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(n > 100, "{live}");
-    let _ = handle.join();
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{live:?}"));
+    assert!(n > 100, "{live:?}");
+    assert_eq!(line("detach").status, Status::Ok);
+    // The detach, checked from outside while the workload still runs: no
+    // program, link or uprobe event of the check is left.
+    assert!(links > 0, "the live probes were attached through links");
+    assert_eq!(progs_left(&held), Vec::<u64>::new(), "programs left behind");
+    assert_eq!(
+        links_of(&held),
+        Vec::<serde_json::Value>::new(),
+        "links left behind"
+    );
+    assert!(leftover_uprobe_events(tool_pid).is_empty());
+    assert!(!handle.is_finished(), "the workload outlived the check");
+    let counts = handle.join().unwrap();
+    assert!(counts.total() > 0);
 }
 
 #[test]
 fn symbols_of_the_static_workload() {
-    let (code, v) = json_of(&["symbols", "--json", workload_bin().to_str().unwrap()]);
+    let (code, v) = symbols_json(&["symbols", "--json", workload_bin().to_str().unwrap()]);
     assert_eq!(code, 0);
-    assert_eq!(v["link_mode"], "static");
-    assert_eq!(v["stripped"], false);
+    assert_eq!(v.link_mode, "static");
+    assert!(!v.stripped);
     assert!(
-        v["build_id"].as_str().is_some_and(|b| b.len() == 40),
-        "{}",
-        v["build_id"]
+        v.build_id.as_ref().is_some_and(|b| b.len() == 40),
+        "{:?}",
+        v.build_id
     );
-    let t1 = v["tier1"].as_array().unwrap();
-    let get = |n: &str| t1.iter().find(|t| t["name"] == n).unwrap().clone();
+    let t1 = v.tier1.as_ref().expect("all tiers shown");
+    let get = |n: &str| t1.iter().find(|t| t.name == n).unwrap();
     for present in [
         "rocksdb_put",
         "rocksdb_get_pinned_cf",
@@ -138,21 +203,32 @@ fn symbols_of_the_static_workload() {
         "rocksdb_transaction_commit",
         "rocksdb_iter_seek",
     ] {
-        assert_eq!(get(present)["present"], true, "{present}");
-        assert!(get(present)["offset"].as_u64().unwrap() > 0);
+        let t = get(present);
+        assert!(t.present, "{present}");
+        assert!(t.offset.is_some_and(|o| o > 0), "{t:?}");
+        assert!(t.probe_cost.is_some() && t.first_insn.is_some(), "{t:?}");
     }
-    assert_eq!(get("rocksdb_transactiondb_put")["present"], false);
+    let absent = get("rocksdb_transactiondb_put");
+    assert!(!absent.present);
+    assert_eq!((&absent.file, absent.offset), (&None, None));
+    assert_eq!(
+        v.tier1_present,
+        t1.iter().filter(|t| t.present).count() as u64
+    );
     // `.cold` clones are never Tier 1 or Tier 2 entries.
+    let t2: Vec<String> = v
+        .tier2
+        .as_ref()
+        .expect("all tiers shown")
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
     assert!(
-        !v.to_string().contains(".cold\""),
+        !t2.iter()
+            .chain(t1.iter().map(|t| &t.name))
+            .any(|n| n.contains(".cold")),
         "a .cold clone was listed"
     );
-    let t2: Vec<String> = v["tier2"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
     assert!(
         t2.iter().any(|n| n == "rocksdb::CompactionJob::Run()"),
         "{t2:?}"
@@ -162,10 +238,11 @@ fn symbols_of_the_static_workload() {
             .any(|n| n.starts_with("rocksdb::DBImpl::DelayWrite(")),
         "{t2:?}"
     );
-    assert!(v["tier3_count"].as_u64().unwrap() > 1000);
+    assert!(v.tier3_count > 1000);
+    assert_eq!(v.tier3, None, "tier 3 names only with --filter");
 
     // --tier and --filter narrow the report.
-    let (_, v) = json_of(&[
+    let (_, v) = symbols_json(&[
         "symbols",
         "--json",
         "--tier",
@@ -174,12 +251,9 @@ fn symbols_of_the_static_workload() {
         "iter",
         workload_bin().to_str().unwrap(),
     ]);
-    assert!(v.get("tier2").is_none());
-    assert!(v["tier1"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|t| t["name"].as_str().unwrap().contains("iter")));
+    assert_eq!((&v.tier2, &v.tier3), (&None, &None));
+    let t1 = v.tier1.as_ref().unwrap();
+    assert!(!t1.is_empty() && t1.iter().all(|t| t.name.contains("iter")));
     let (code, out, _) = run_tool(&[
         "symbols",
         "--tier",
@@ -202,10 +276,10 @@ fn symbols_of_a_stripped_copy() {
         .status()
         .expect("strip (binutils)");
     assert!(st.success());
-    let (code, v) = json_of(&["symbols", "--json", copy.to_str().unwrap()]);
+    let (code, v) = symbols_json(&["symbols", "--json", copy.to_str().unwrap()]);
     assert_eq!(code, 0, "a stripped file still gets a correct report");
-    assert_eq!(v["stripped"], true);
-    assert_eq!(v["tier1_present"], 0);
+    assert!(v.stripped);
+    assert_eq!(v.tier1_present, 0);
     let (code, out, _) = run_tool(&["symbols", copy.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(out.contains("hint: the binary is stripped"), "{out}");
@@ -215,46 +289,59 @@ fn symbols_of_a_stripped_copy() {
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("stripped"), "{err}");
     }
-    let (code, v) = json_of(&["check", "--json", "--binary", copy.to_str().unwrap()]);
-    if bpf_available() {
-        assert_eq!(code, 2, "{v}");
-        assert_eq!(v["ok"], false);
-    }
+}
+
+#[test]
+fn check_refuses_a_stripped_binary() {
+    require_bpf();
+    let copy = scratch("rocksdb_workload_stripped");
+    let st = Command::new("strip")
+        .arg("-o")
+        .arg(&copy)
+        .arg(workload_bin())
+        .status()
+        .expect("strip (binutils)");
+    assert!(st.success());
+    // The environment is fine (root), the binary is not.
+    let (code, v) = check_json(&["check", "--json", "--binary", copy.to_str().unwrap()]);
+    assert_eq!(code, 2, "{v:?}");
+    assert!(!v.ok);
+    assert!(v.checks.iter().any(|c| c.status == Status::Fail), "{v:?}");
 }
 
 #[test]
 fn symbols_of_a_dynamically_linked_program() {
     let prog = dynamic_program();
-    let (code, v) = json_of(&["symbols", "--json", prog.to_str().unwrap()]);
+    let (code, v) = symbols_json(&["symbols", "--json", prog.to_str().unwrap()]);
     assert_eq!(code, 0);
-    assert_eq!(v["link_mode"], "dynamic", "{v}");
-    let lib = v["rocksdb_library"].as_str().unwrap();
+    assert_eq!(v.link_mode, "dynamic", "{v:?}");
+    let lib = v.rocksdb_library.as_deref().expect("the library it loads");
     assert!(
         Path::new(lib).exists() && lib.contains("librocksdb.so"),
         "{lib}"
     );
-    let put = v["tier1"]
-        .as_array()
+    let put = v
+        .tier1
+        .as_ref()
         .unwrap()
         .iter()
-        .find(|t| t["name"] == "rocksdb_put")
+        .find(|t| t.name == "rocksdb_put")
         .unwrap();
-    assert_eq!(put["present"], true);
-    assert_eq!(put["file"].as_str(), Some(lib));
+    assert!(put.present);
+    assert_eq!(put.file.as_deref(), Some(lib));
     // The library itself.
-    let (code, v) = json_of(&["symbols", "--json", lib]);
+    let (code, v) = symbols_json(&["symbols", "--json", lib]);
     assert_eq!(code, 0);
-    assert_eq!(v["link_mode"], "library");
+    assert_eq!(v.link_mode, "library");
+    assert_eq!(v.rocksdb_library, None);
 }
 
 #[test]
 fn rocksdb_traces_a_shared_library() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let prog = dynamic_program();
-    let (_, v) = json_of(&["symbols", "--json", prog.to_str().unwrap()]);
-    let lib = v["rocksdb_library"].as_str().unwrap().to_string();
+    let (_, v) = symbols_json(&["symbols", "--json", prog.to_str().unwrap()]);
+    let lib = v.rocksdb_library.expect("the library it loads");
     // A private copy of the library, so other users of the system one
     // cannot disturb the counts; the program loads it via LD_LIBRARY_PATH.
     let libdir = scratch("lib");
@@ -308,27 +395,24 @@ fn rocksdb_traces_a_shared_library() {
     stdin.write_all(b"go\n").unwrap();
     line.clear();
     out.read_line(&mut line).unwrap();
-    let counts: Value = serde_json::from_str(&line).unwrap();
+    let counts: DynCounts = decode(&line);
     stdin.write_all(b"done\n").unwrap();
     let _ = child.wait();
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!((counts.puts, counts.gets), (300, 300));
+    wait_counted(&mut tool, "GET", counts.gets);
     tool.signal(libc::SIGINT);
     let (status, lines, err) = tool.wait();
     assert_eq!(status.code(), Some(0), "{err:#?}");
-    let fin = final_report(&lines);
-    assert_eq!(
-        fin["functions"]["rocksdb_put"]["count"], counts["puts"],
-        "{err:#?}"
-    );
-    assert_eq!(fin["functions"]["rocksdb_get"]["count"], counts["gets"]);
-    let hits = counts["hits"].as_u64().unwrap();
-    assert_eq!(
-        fin["operations"]["GET"]["misses"].as_u64(),
-        Some(300 - hits)
-    );
+    let fin = final_rocksdb(&lines);
+    let funcs = fin.functions.as_ref().expect("--by-function rows");
+    let count = |f: &str| funcs.get(f).map(|r| r.count);
+    assert_eq!(count("rocksdb_put"), Some(counts.puts), "{err:#?}");
+    assert_eq!(count("rocksdb_get"), Some(counts.gets));
+    let (put, get) = (&fin.operations["PUT"], &fin.operations["GET"]);
+    assert_eq!(get.misses, Some(counts.gets - counts.hits));
     // PUT bytes: "key-%06d" (10) + "value" (5) per put; GET bytes: 5 per hit.
-    assert_eq!(fin["operations"]["PUT"]["bytes"].as_u64(), Some(300 * 15));
-    assert_eq!(fin["operations"]["GET"]["bytes"].as_u64(), Some(hits * 5));
+    assert_eq!(put.bytes, Some(counts.puts * 15));
+    assert_eq!(get.bytes, Some(counts.hits * 5));
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! Shared by the root integration tests: the bundled workload as ground
 //! truth, the tool as a child process, and leak checks on the kernel.
-#![allow(dead_code)] // each test file uses a different subset
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub use ckb_libbpf::schema::{self, Line, Report, RocksdbReport};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub fn tool() -> PathBuf {
@@ -20,7 +22,7 @@ pub fn workload_bin() -> PathBuf {
 }
 
 /// An example program (ground truth) of this package. A full `cargo test`
-/// builds examples; a filtered run (`cargo test --test rocksdb`) does not,
+/// builds examples; a filtered run (`cargo test --test it rocksdb`) does not,
 /// so cargo is asked once per test binary and example: a no-op when it is
 /// up to date (an existing binary may be stale, so it proves nothing).
 pub fn example_bin(name: &str) -> PathBuf {
@@ -47,22 +49,61 @@ pub fn example_bin(name: &str) -> PathBuf {
     p
 }
 
-/// True when this machine can run BPF tests. Without root or BTF a test may
-/// skip, loudly; with CKB_LIBBPF_REQUIRE_BPF=1 (make test, CI) it fails.
-pub fn bpf_available() -> bool {
+/// A test that loads BPF programs calls this first: without root or kernel
+/// BTF it fails, saying why. A run that could not test is not a pass (the
+/// pure tests run anywhere: `cargo test --lib`). `CKB_LIBBPF_REQUIRE_BPF=1`,
+/// which `make test` sets, asked for this before it was the default.
+pub fn require_bpf() {
     let root = unsafe { libc::geteuid() } == 0;
     let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
-    if root && btf {
-        return true;
-    }
-    let why = format!("root={root}, BTF={btf}");
-    if std::env::var("CKB_LIBBPF_REQUIRE_BPF").as_deref() == Ok("1") {
-        panic!("BPF tests cannot run here ({why}) and CKB_LIBBPF_REQUIRE_BPF=1");
-    }
-    eprintln!(
-        "\n!!!!!!!! SKIPPED: BPF integration test needs root and kernel BTF ({why}) !!!!!!!!\n"
+    assert!(
+        root && btf,
+        "this test loads BPF programs into the kernel: it needs root and kernel BTF \
+         (here root={root}, BTF={btf}); run it as root (`sudo make test`), or run only \
+         the tests that need neither with `cargo test --lib`"
     );
-    false
+}
+
+/// What the bundled workload says it did (its one JSON line after `go`):
+/// the ground truth, decoded exactly like the tool's own lines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub pid: u32,
+    pub rounds: u64,
+    pub elapsed_us: u64,
+    /// Calls per RocksDB C function.
+    pub calls: BTreeMap<String, u64>,
+    /// Key + value bytes of every put.
+    pub put_bytes: u64,
+    /// Value bytes of every get that found its key.
+    pub get_bytes: u64,
+    pub get_misses: u64,
+    /// RocksDB's own statistics (`--stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rocksdb: Option<RocksStats>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RocksStats {
+    pub flushes: u64,
+    pub compactions: u64,
+    pub stall_micros: u64,
+    pub stalls: u64,
+    /// Background work finished before the counts were taken.
+    pub settled: bool,
+}
+
+impl Counts {
+    /// Calls of `funcs`, summed (a function the workload never called: 0).
+    pub fn sum(&self, funcs: &[&str]) -> u64 {
+        funcs
+            .iter()
+            .map(|f| self.calls.get(*f).copied().unwrap_or(0))
+            .sum()
+    }
+    pub fn total(&self) -> u64 {
+        self.calls.values().sum()
+    }
 }
 
 /// The bundled RocksDB workload, paused before its first call.
@@ -103,11 +144,11 @@ impl Workload {
     }
 
     /// Runs the scripted operations; returns the workload's own counts.
-    pub fn run(&mut self) -> Value {
+    pub fn run(&mut self) -> Counts {
         self.stdin.write_all(b"go\n").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("workload counts {line:?}: {e}"))
+        decode(&line)
     }
 
     /// Starts the scripted operations without waiting for them (for runs
@@ -245,7 +286,7 @@ impl Tool {
 
     /// Waits until the tool prints a stdout line for which `want` holds (a
     /// condition to wait for instead of a timer); returns it.
-    pub fn wait_stdout(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
+    pub fn wait_stdout(&mut self, what: &str, mut want: impl FnMut(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(l) = self.stdout_rx.recv_timeout(Duration::from_millis(100)) {
@@ -428,13 +469,110 @@ pub fn leftover_uprobe_events(pid: u32) -> Vec<String> {
     out
 }
 
-/// The last JSON object of a run whose "final" is true.
-pub fn final_report(lines: &[String]) -> Value {
-    lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .rfind(|v| v["type"] == "report" && v["final"] == true)
-        .unwrap_or_else(|| panic!("no final report in {lines:#?}"))
+/// `text` as `T`, exactly: a field `T` does not know, a field it requires
+/// that is missing, a null where a value belongs or a float where an
+/// integer does fail the test (`schema::decode_strict`).
+pub fn decode<T: serde::de::DeserializeOwned + Serialize>(text: &str) -> T {
+    schema::decode_strict(text.trim_end()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `check --json ARGS...` run to its end: exit code and the object,
+/// decoded exactly.
+pub fn check_json(args: &[&str]) -> (i32, schema::check::Check) {
+    let (code, out, err) = run_tool(args);
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    (code, decode(&out))
+}
+
+/// Whether this kernel's build configuration has `key` (=y or =m); None
+/// when the configuration cannot be read.
+pub fn kernel_config_has(key: &str) -> Option<bool> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let (_, cfg) = ckb_libbpf::node::procfs::kernel_config(release.trim())?;
+    Some(cfg.get(key).is_some_and(|v| v == "y" || v == "m"))
+}
+
+/// Every stdout line of a `--json` capture, decoded exactly.
+pub fn lines(out: &[String]) -> Vec<Line> {
+    out.iter().map(|l| decode(l)).collect()
+}
+
+/// Every report of a `--json` capture, in order (other lines skipped).
+pub fn reports(out: &[String]) -> Vec<Report> {
+    lines(out)
+        .into_iter()
+        .filter_map(|l| match l {
+            Line::Report(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until a `--json` capture has reported calls in an interval and
+/// then an interval without any: everything the workload did before is in
+/// the interval reports (a condition, not a timer).
+pub fn wait_idle_after_calls(tool: &mut Tool) {
+    let mut busy = false;
+    tool.wait_stdout("an idle interval after calls", |l| {
+        let n: u64 = match decode::<Line>(l) {
+            Line::Report(Report::Rocksdb(r)) if !r.is_final => {
+                r.operations.values().map(|o| o.count).sum()
+            }
+            _ => return false,
+        };
+        let idle = busy && n == 0;
+        busy |= n > 0;
+        idle
+    });
+}
+
+/// Waits until the interval reports of a `--json` rocksdb capture have
+/// counted `want` calls of `class`, summed over the lines no earlier wait
+/// has read: the live output has caught up with the workload.
+pub fn wait_counted(tool: &mut Tool, class: &str, want: u64) {
+    let mut seen = 0;
+    let what = format!("interval reports counting {want} {class} calls");
+    tool.wait_stdout(&what, |l| {
+        if let Line::Report(Report::Rocksdb(r)) = decode::<Line>(l) {
+            if !r.is_final {
+                seen += r.operations.get(class).map_or(0, |o| o.count);
+            }
+        }
+        seen >= want
+    });
+}
+
+/// The rocksdb reports of a capture, in order.
+pub fn rocksdb_reports(out: &[String]) -> Vec<RocksdbReport> {
+    reports(out)
+        .into_iter()
+        .map(|r| match r {
+            Report::Rocksdb(r) => r,
+            r => panic!("a {r:?} among rocksdb reports"),
+        })
+        .collect()
+}
+
+/// The final report of a capture: the last report, which must be final,
+/// and the only final one.
+pub fn final_report(out: &[String]) -> Report {
+    let all = reports(out);
+    assert_eq!(
+        all.iter().filter(|r| r.is_final()).count(),
+        1,
+        "one final report in {out:#?}"
+    );
+    let last = all.into_iter().next_back().unwrap();
+    assert!(last.is_final(), "the final report comes last: {out:#?}");
+    last
+}
+
+/// The final report of a `rocksdb` capture.
+pub fn final_rocksdb(out: &[String]) -> RocksdbReport {
+    match final_report(out) {
+        Report::Rocksdb(r) => r,
+        r => panic!("not a rocksdb report: {r:?}"),
+    }
 }
 
 /// The workload's functions of the PUT and GET classes (their slow-event
@@ -480,13 +618,6 @@ pub fn spawn_ready(cmd: &mut Command) -> (Child, u32, ChildStdin, BufReader<Chil
     (child, pid, stdin, stdout)
 }
 
-/// Every stdout line as JSON (a line that is not fails the test).
-pub fn json_lines(out: &[String]) -> Vec<Value> {
-    out.iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
 /// The JSON output of a capture that followed one restart of its target:
 /// one `exited` event for `old_pid` (run from `exe`, if given), one
 /// `restarted` event for `new_pid` (`upgraded` as given), the gap between
@@ -498,33 +629,52 @@ pub fn assert_one_restart(
     old_pid: u32,
     new_pid: u32,
     upgraded: bool,
-) -> Value {
-    let lines = json_lines(out);
-    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
-    assert_eq!(events.len(), 2, "one exit, one restart: {events:#?}");
-    assert_eq!(events[0]["event"], "exited");
-    assert_eq!(events[0]["pid"].as_u64(), Some(old_pid as u64));
+) -> Report {
+    let lines = lines(out);
+    let events: Vec<&schema::TargetEvent> = lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Target(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let [schema::TargetEvent::Exited(exited), schema::TargetEvent::Restarted(restarted)] =
+        events[..]
+    else {
+        panic!("one exit, then one restart: {events:#?}");
+    };
+    assert_eq!(exited.pid, old_pid);
     if let Some(exe) = exe {
-        assert_eq!(events[0]["exe"].as_str(), exe.to_str());
+        assert_eq!(Some(exited.exe.as_str()), exe.to_str());
     }
-    assert_eq!(events[1]["event"], "restarted");
-    assert_eq!(events[1]["pid"].as_u64(), Some(new_pid as u64));
-    assert_eq!(events[1]["upgraded"], upgraded, "a new inode is an upgrade");
+    assert_eq!(restarted.pid, new_pid);
+    assert_eq!(
+        (restarted.gap.old_pid, restarted.gap.new_pid),
+        (old_pid, new_pid)
+    );
+    assert_eq!(
+        restarted.gap.upgraded, upgraded,
+        "a new inode is an upgrade"
+    );
+    assert_eq!(restarted.time, restarted.gap.resumed_at);
 
     let fin = final_report(out);
-    assert_eq!(fin["pid"].as_u64(), Some(new_pid as u64));
-    let gaps = fin["gaps"].as_array().unwrap();
-    assert_eq!(gaps.len(), 1, "{fin}");
-    assert_eq!(gaps[0]["old_pid"].as_u64(), Some(old_pid as u64));
-    assert_eq!(gaps[0]["new_pid"].as_u64(), Some(new_pid as u64));
-    assert!(gaps[0]["secs"].as_f64().unwrap() >= 0.0);
-    let with_gap: Vec<&Value> = lines
+    assert_eq!(fin.pid(), Some(new_pid));
+    assert_eq!(
+        fin.gaps(),
+        std::slice::from_ref(&restarted.gap),
+        "the final report has the gap"
+    );
+    assert!(restarted.gap.secs >= 0.0);
+    let with_gap: Vec<&Report> = lines
         .iter()
-        .filter(|v| v["type"] == "report" && v["final"] == false)
-        .filter(|v| v["gaps"].as_array().is_some_and(|g| !g.is_empty()))
+        .filter_map(|l| match l {
+            Line::Report(r) if !r.is_final() && !r.gaps().is_empty() => Some(r),
+            _ => None,
+        })
         .collect();
     assert_eq!(with_gap.len(), 1, "one interval carries the gap");
-    assert_eq!(with_gap[0]["gaps"][0], gaps[0]);
-    assert_eq!(with_gap[0]["pid"].as_u64(), Some(new_pid as u64));
+    assert_eq!(with_gap[0].gaps(), fin.gaps());
+    assert_eq!(with_gap[0].pid(), Some(new_pid));
     fin
 }

@@ -407,21 +407,21 @@ fn include_peers_and_claims() {
 
 /// Class totals a report carries, against the workload's own counts: GET
 /// and PUT per function list, every class together against every call.
-fn assert_exact(subject: &Value, counts: &Value) {
-    let calls = counts["calls"].as_object().unwrap();
+fn assert_exact(subject: &Value, counts: &Counts) {
+    let calls = &counts.calls;
     let sum = |names: &[&str]| -> u64 {
         names
             .iter()
-            .map(|n| calls.get(*n).and_then(Value::as_u64).unwrap_or(0))
+            .map(|n| calls.get(*n).copied().unwrap_or(0))
             .sum()
     };
     let ops = subject["rocksdb"].as_object().expect("rocksdb layer");
     assert_eq!(ops["GET"]["count"].as_u64(), Some(sum(GETS)), "{subject}");
     assert_eq!(ops["PUT"]["count"].as_u64(), Some(sum(PUTS)));
-    assert_eq!(ops["PUT"]["bytes"], counts["put_bytes"]);
-    assert_eq!(ops["GET"]["bytes"], counts["get_bytes"]);
-    assert_eq!(ops["GET"]["misses"], counts["get_misses"]);
-    let all: u64 = calls.values().filter_map(Value::as_u64).sum();
+    assert_eq!(ops["PUT"]["bytes"].as_u64(), Some(counts.put_bytes));
+    assert_eq!(ops["GET"]["bytes"].as_u64(), Some(counts.get_bytes));
+    assert_eq!(ops["GET"]["misses"].as_u64(), Some(counts.get_misses));
+    let all: u64 = calls.values().sum();
     let reported: u64 = ops.values().filter_map(|o| o["count"].as_u64()).sum();
     assert_eq!(reported, all, "every call of the workload, once");
     assert_eq!(subject["fidelity"]["lost_events"], 0);
@@ -429,9 +429,7 @@ fn assert_exact(subject: &Value, counts: &Value) {
 
 #[test]
 fn report_over_a_real_capture_carries_the_exact_counts() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let d = tmpdir("real");
     let (key, did) = key_in(&d);
     let mut wl = Workload::start(&["--rounds", "3"]);
@@ -499,9 +497,7 @@ fn report_over_a_real_capture_carries_the_exact_counts() {
 /// BPF program of the child outlives it.
 #[test]
 fn live_report_forwards_sigint_and_signs_the_exact_counts() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let d = tmpdir("live");
     let (key, did) = key_in(&d);
     let mut wl = Workload::start(&["--rounds", "3"]);

@@ -1023,14 +1023,14 @@ impl Drop for ExportProcess {
 
 /// The workload's calls per operation class (its counts are per C
 /// function; the class of each comes from the tool's function table).
-pub fn calls_per_class(counts: &serde_json::Value) -> BTreeMap<String, u64> {
+pub fn calls_per_class(counts: &common::Counts) -> BTreeMap<String, u64> {
     let mut out: BTreeMap<String, u64> = OPS.iter().map(|o| (o.to_string(), 0)).collect();
-    for (f, n) in counts["calls"].as_object().expect("workload counts").iter() {
+    for (f, n) in &counts.calls {
         let def = ckb_libbpf::model::rocksdb::FUNCS
             .iter()
             .find(|d| d.name == f.as_str())
             .unwrap_or_else(|| panic!("{f} is not in the function table"));
-        *out.entry(def.op.name().to_string()).or_default() += n.as_u64().expect("a count");
+        *out.entry(def.op.name().to_string()).or_default() += n;
     }
     out
 }
@@ -1040,7 +1040,7 @@ pub fn calls_per_class(counts: &serde_json::Value) -> BTreeMap<String, u64> {
 /// the workload's own count; every ckb-libbpf panel of the dashboard
 /// returns data.
 pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
-    assert!(common::bpf_available());
+    common::require_bpf();
     let mut wl = common::Workload::start(&["--rounds", "3"]);
     let pid = wl.pid.to_string();
     let mut args = vec!["--pid", pid.as_str(), "--interval", "0.5"];
@@ -1057,15 +1057,21 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
             value_of(r) == Some(*n as f64)
         });
     }
-    for (metric, key) in [
-        ("ckb_libbpf_rocksdb_op_bytes_total{op=\"PUT\"}", "put_bytes"),
-        ("ckb_libbpf_rocksdb_op_bytes_total{op=\"GET\"}", "get_bytes"),
+    for (metric, n) in [
+        (
+            "ckb_libbpf_rocksdb_op_bytes_total{op=\"PUT\"}",
+            counts.put_bytes,
+        ),
+        (
+            "ckb_libbpf_rocksdb_op_bytes_total{op=\"GET\"}",
+            counts.get_bytes,
+        ),
         (
             "ckb_libbpf_rocksdb_op_misses_total{op=\"GET\"}",
-            "get_misses",
+            counts.get_misses,
         ),
     ] {
-        let n = counts[key].as_u64().expect("a workload count") as f64;
+        let n = n as f64;
         prom.wait_for(metric, Duration::from_secs(10), |r| value_of(r) == Some(n));
     }
     let mut empty = Vec::new();
@@ -1109,12 +1115,12 @@ fn sample(body: &str, series: &str) -> Option<f64> {
 /// cover both processes exactly.
 #[test]
 fn export_counters_stay_monotonic_across_a_node_restart() {
-    assert!(common::bpf_available());
+    common::require_bpf();
     let bin = common::private_workload_copy();
     let mut first = common::Workload::start_bin(&bin, &["--rounds", "1"]);
     let pid = first.pid.to_string();
     let ex = ExportProcess::spawn(&["--pid", &pid, "--interval", "0.2", "--layers", "rocksdb"]);
-    let gets = |c: &serde_json::Value| calls_per_class(c)["GET"];
+    let gets = |c: &common::Counts| calls_per_class(c)["GET"];
     let series = "ckb_libbpf_rocksdb_op_duration_seconds_count{op=\"GET\"}";
     let mut last = 0.0;
     let mut scrape_until = |want: f64, what: &str| {

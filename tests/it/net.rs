@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ckb_libbpf::schema::{NetEvent, NetReport};
+use serde::{Deserialize, Serialize};
+
 use crate::common::*;
-use serde_json::Value;
 
 fn net_workload_bin() -> PathBuf {
     example_bin("net_workload")
@@ -25,8 +27,9 @@ struct Peer {
     stdout: BufReader<ChildStdout>,
 }
 
-/// What one connection did, from the client's side.
-#[derive(Debug, Clone)]
+/// What one connection did, from the client's side: net_workload's reply
+/// to `connect`, decoded exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Done {
     local: String,
     remote: String,
@@ -97,14 +100,7 @@ impl Peer {
         writeln!(self.stdin, "connect {addr} {send} {reply}").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-        assert!(v.get("error").is_none(), "{v}");
-        Done {
-            local: v["local"].as_str().unwrap().to_string(),
-            remote: v["remote"].as_str().unwrap().to_string(),
-            sent: v["sent"].as_u64().unwrap(),
-            received: v["received"].as_u64().unwrap(),
-        }
+        decode(&line)
     }
 
     fn quit(mut self) {
@@ -145,9 +141,6 @@ fn wait_closed(ports: &[u16]) {
             }
         }
         if busy.is_empty() {
-            // The close tracepoint fires right after the socket leaves the
-            // table; give it a moment to reach the ring buffer.
-            std::thread::sleep(Duration::from_millis(200));
             return;
         }
         assert!(Instant::now() < deadline, "sockets still open: {busy:#?}");
@@ -155,8 +148,41 @@ fn wait_closed(ports: &[u16]) {
     }
 }
 
-fn is_interval_report(l: &str) -> bool {
-    serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "report" && v["final"] == false)
+/// A net interval report line (decoded exactly; any line must decode).
+fn interval_report(l: &str) -> Option<NetReport> {
+    match decode::<Line>(l) {
+        Line::Report(Report::Net(r)) if !r.is_final => Some(r),
+        _ => None,
+    }
+}
+
+/// Waits until the interval reports count `n` closes in all (the kernel
+/// counts a close where it sends its event: the event is in the ring).
+fn wait_closes(tool: &mut Tool, n: u64) {
+    let mut closes = 0;
+    tool.wait_stdout(&format!("interval reports counting {n} closes"), |l| {
+        if let Some(r) = interval_report(l) {
+            closes = r.totals.closes;
+        }
+        closes >= n
+    });
+}
+
+fn final_net(out: &[String]) -> NetReport {
+    match final_report(out) {
+        Report::Net(r) => r,
+        r => panic!("not a net report: {r:?}"),
+    }
+}
+
+fn net_events(out: &[String]) -> Vec<NetEvent> {
+    lines(out)
+        .into_iter()
+        .filter_map(|l| match l {
+            Line::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The scripted exchange: `w` (traced) makes 2 outbound connections to `h`
@@ -193,28 +219,28 @@ fn capture(backend: Option<&str>) {
     let progs = progs_held_by(tool.child.id());
     let want = script(&mut w, &mut h);
     wait_closed(&[w.port4, w.port6, h.port4, h.port6]);
-    tool.wait_stdout("an interval report", is_interval_report);
+    wait_closes(&mut tool, 5);
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     w.quit();
     h.quit();
     assert_eq!(status.code(), Some(0), "SIGINT ends with 0: {err:#?}");
-    let lines = json_lines(&out);
-    let fin = final_report(&out);
-    assert_eq!(fin["pid"].as_u64(), Some(pid.parse().unwrap()));
+    let fin = final_net(&out);
+    assert_eq!(fin.pid, Some(pid.parse().unwrap()));
     if let Some(b) = backend {
         for f in ["send", "recv", "lifecycle", "close", "retransmit"] {
-            assert_eq!(fin["backends"][f], b, "{}", fin["backends"]);
+            assert_eq!(
+                fin.backends.get(f).map(String::as_str),
+                Some(b),
+                "{:?}",
+                fin.backends
+            );
         }
     }
 
     // Per peer, exactly, both directions.
-    let peers: BTreeMap<String, &Value> = fin["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["peer"].as_str().unwrap().to_string(), p))
-        .collect();
+    let peers: BTreeMap<String, &ckb_libbpf::schema::net::Peer> =
+        fin.peers.iter().map(|p| (p.peer.clone(), p)).collect();
     assert_eq!(
         peers.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>(),
@@ -222,90 +248,105 @@ fn capture(backend: Option<&str>) {
     );
     for (peer, (tx, rx, dir)) in &want {
         let p = peers[peer];
-        assert_eq!(p["tx_bytes"].as_u64(), Some(*tx), "{peer} sent: {p}");
-        assert_eq!(p["rx_bytes"].as_u64(), Some(*rx), "{peer} received: {p}");
-        assert_eq!(p["dir"], *dir, "{peer}");
-        assert_eq!(
-            (p["closed"].as_u64(), p["live"].as_u64()),
-            (Some(1), Some(0))
-        );
+        assert_eq!(p.tx_bytes, *tx, "{peer} sent: {p:?}");
+        assert_eq!(p.rx_bytes, *rx, "{peer} received: {p:?}");
+        assert_eq!(p.dir, *dir, "{peer}");
+        assert_eq!((p.closed, p.live), (1, 0), "{p:?}");
     }
     // Totals: every byte of w's TCP traffic and nothing of h's.
-    let t = &fin["totals"];
+    let t = &fin.totals;
     let tx: u64 = want.values().map(|v| v.0).sum();
     let rx: u64 = want.values().map(|v| v.1).sum();
-    assert_eq!(t["tx_bytes"].as_u64(), Some(tx), "{t}");
-    assert_eq!(t["rx_bytes"].as_u64(), Some(rx), "{t}");
-    assert_eq!(t["connects"], 2);
-    assert_eq!(t["accepts"], 3);
-    assert_eq!(t["closes"], 5);
-    assert_eq!(t["connect_failures"], 0);
-    assert_eq!(fin["lost_events"], 0);
-    assert_eq!(fin["evicted_conns"], 0);
+    assert_eq!((t.tx_bytes, t.rx_bytes), (tx, rx), "{t:?}");
+    assert_eq!(
+        (
+            t.connects,
+            t.accepts,
+            t.closes,
+            t.connect_failures,
+            t.live_conns
+        ),
+        (2, 3, 5, 0, 0),
+        "{t:?}"
+    );
+    assert_eq!((fin.lost_events, fin.evicted_conns), (0, 0));
 
     // The event log: one connect or accept and one close per connection,
     // the close carrying that connection's bytes.
-    let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "event").collect();
+    let events = net_events(&out);
     let mut opened = HashSet::new();
     for e in &events {
-        let peer = e["peer"].as_str().unwrap();
         let (tx, rx, dir) = want
-            .get(peer)
-            .unwrap_or_else(|| panic!("event for a foreign peer: {e}"));
-        assert_eq!(e["pid"].as_str().map(|_| ()), None);
-        assert_eq!(e["pid"].to_string(), pid);
-        match e["event"].as_str().unwrap() {
+            .get(&e.peer)
+            .unwrap_or_else(|| panic!("event for a foreign peer: {e:?}"));
+        assert_eq!(e.pid.to_string(), pid);
+        assert_eq!(e.layer, "net");
+        match e.event.as_str() {
             "connect" => {
-                assert_eq!(*dir, "out", "{e}");
-                assert!(opened.insert(peer.to_string()), "{e}");
+                assert_eq!(*dir, "out", "{e:?}");
+                assert!(opened.insert(e.peer.clone()), "{e:?}");
+                assert_eq!(e.duration_secs, None, "{e:?}");
             }
             "accept" => {
-                assert_eq!(*dir, "in", "{e}");
-                assert!(opened.insert(peer.to_string()), "{e}");
+                assert_eq!(*dir, "in", "{e:?}");
+                assert!(opened.insert(e.peer.clone()), "{e:?}");
+                assert_eq!(e.duration_secs, None, "{e:?}");
             }
             "close" => {
-                assert_eq!(e["tx_bytes"].as_u64(), Some(*tx), "{e}");
-                assert_eq!(e["rx_bytes"].as_u64(), Some(*rx), "{e}");
-                assert!(e["duration_secs"].as_f64().unwrap() >= 0.0);
+                assert_eq!((e.tx_bytes, e.rx_bytes), (*tx, *rx), "{e:?}");
+                assert!(e.duration_secs.is_some_and(|d| d >= 0.0), "{e:?}");
             }
-            other => panic!("unexpected event {other}: {e}"),
+            other => panic!("unexpected event {other}: {e:?}"),
         }
     }
-    let count = |k: &str| events.iter().filter(|e| e["event"] == k).count();
+    let count = |k: &str| events.iter().filter(|e| e.event == k).count();
     assert_eq!(
         (count("connect"), count("accept"), count("close")),
         (2, 3, 5)
     );
 
-    // Interval reports sum to the final totals.
-    assert!(lines
-        .iter()
-        .any(|v| v["type"] == "report" && v["final"] == false));
+    // The interval reports carry the same cumulative totals.
+    let last = reports(&out)
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Net(r) if !r.is_final => Some(r),
+            _ => None,
+        })
+        .next_back()
+        .expect("interval reports");
+    assert_eq!(
+        (
+            last.totals.tx_bytes,
+            last.totals.rx_bytes,
+            last.totals.closes
+        ),
+        (tx, rx, 5)
+    );
     assert!(!progs.is_empty());
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
 }
 
 #[test]
 fn exact_bytes_and_events_per_peer_tp_btf() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     capture(None);
 }
 
 #[test]
 fn exact_bytes_and_events_per_peer_classic_tracepoints() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     capture(Some("tracepoint"));
 }
 
+/// The kprobe and fentry variants: what this kernel allows to test. Their
+/// programs must pass the verifier wherever the kernel loads them; the
+/// feature probe and `check` must say whether they work here; where they
+/// do not, the net layer must pick a tracepoint flavour by itself and
+/// refuse a forced kprobe/fentry with the environment exit code; where
+/// they do, a forced capture must count as exactly as the tracepoints.
 #[test]
-fn kprobe_and_fentry_programs_pass_the_verifier() {
-    if !bpf_available() {
-        return;
-    }
+fn kprobe_and_fentry_variants_as_far_as_this_kernel_allows() {
+    require_bpf();
     use ckb_libbpf::probe::features::{probe, Attach};
     use ckb_libbpf::probe::net::{load_variant_only, Variant};
     libbpf_rs::set_print(None);
@@ -315,19 +356,60 @@ fn kprobe_and_fentry_programs_pass_the_verifier() {
         n, 8,
         "send and recv pairs, connect, accept, close, retransmit"
     );
+    let fentry = probe(Attach::Fentry);
     match load_variant_only(Variant::Fentry) {
         Ok(n) => assert_eq!(n, 6),
-        Err(e) => {
-            // Only acceptable where the kernel refuses every fentry program
-            // before verification, as the feature probe shows.
-            let p = probe(Attach::Fentry);
+        // Only acceptable where the kernel refuses every fentry program
+        // before verification, as the feature probe shows.
+        Err(e) => assert!(
+            !fentry.ok && fentry.detail.contains("rejected"),
+            "fentry programs failed to load ({e:#}) although fentry works here"
+        ),
+    }
+    let kprobe = probe(Attach::Kprobe);
+    if let Some(kp) = kernel_config_has("KPROBES") {
+        assert_eq!(
+            kprobe.ok, kp,
+            "the probe agrees with the kernel config: {kprobe:?}"
+        );
+    }
+    // `check` says the same, and the net layer's automatic choice is a
+    // tracepoint flavour whenever kprobe and fentry are missing.
+    let (code, c) = check_json(&["check", "--json"]);
+    assert_eq!(code, 0, "{c:?}");
+    assert_eq!(c.probes.get("kprobe"), Some(&kprobe.ok), "{c:?}");
+    assert_eq!(c.probes.get("fentry"), Some(&fentry.ok), "{c:?}");
+    if !kprobe.ok && !fentry.ok {
+        let net = c.backends.net.as_deref();
+        assert!(matches!(net, Some("tp_btf" | "tracepoint")), "{c:?}");
+    }
+    for (attach, ok, name) in [
+        (Attach::Kprobe, kprobe.ok, "kprobe"),
+        (Attach::Fentry, fentry.ok, "fentry"),
+    ] {
+        if ok {
+            capture(Some(name));
+        } else {
+            // Forced, it is refused with the environment's exit code and why.
+            let w = Peer::start();
+            let (code, _, err) =
+                run_tool(&["net", "1s", "--pid", &w.pid.to_string(), "--backend", name]);
+            w.quit();
+            assert_eq!(code, 3, "{name} forced where it cannot run: {err}");
             assert!(
-                !p.ok && p.detail.contains("rejected"),
-                "fentry programs failed to load ({e:#}) although fentry works here"
+                err.contains("no way to trace TCP sends and receives"),
+                "{err}"
             );
+            assert!(err.contains(attach.name()), "{err}");
             eprintln!(
-                "\n!!!!!!!! NOTE: this kernel rejects every fentry program at load ({}); the net fentry programs could not be verified here !!!!!!!!\n",
-                p.detail
+                "{name}: no {name} support in this kernel ({}); tested: its programs against \
+                 the verifier, the probe and `check` saying so, the fallback; only a kernel with \
+                 {name} support can test attaching them and their exact counts",
+                if name == "kprobe" {
+                    &kprobe.detail
+                } else {
+                    &fentry.detail
+                }
             );
         }
     }
@@ -335,9 +417,7 @@ fn kprobe_and_fentry_programs_pass_the_verifier() {
 
 #[test]
 fn target_exit_ends_with_code_1_and_unusable_backends_are_named() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let w = Peer::start();
     let pid = w.pid.to_string();
     let ports = format!(
@@ -415,9 +495,7 @@ fn merge(
 
 #[test]
 fn restart_is_followed_and_both_processes_counted_exactly() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let bin = private_net_workload_copy();
     let mut first = Peer::start_bin(&bin);
     let mut h = Peer::start();
@@ -443,8 +521,9 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     wait_closed(&[second.ports(), h.ports()].concat());
     // The interval right after the restart carries the gap.
     tool.wait_stdout("an interval report with the gap", |l| {
-        is_interval_report(l) && l.contains("\"gaps\":[{")
+        interval_report(l).is_some_and(|r| !r.gaps.is_empty())
     });
+    wait_closes(&mut tool, 10);
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     let second_ports = second.ports();
@@ -459,18 +538,15 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
         "{ports_line}"
     );
 
-    let fin = assert_one_restart(&out, Some(&bin), old_pid, new_pid, false);
-    let lines = json_lines(&out);
+    let Report::Net(fin) = assert_one_restart(&out, Some(&bin), old_pid, new_pid, false) else {
+        panic!("not a net report");
+    };
 
     // Per peer, both sessions: the outbound peers (h's listeners) were
     // talked to by both processes; the inbound ones are h's ephemeral ports.
     let want = merge(&[want1.clone(), want2.clone()]);
-    let peers: BTreeMap<String, &Value> = fin["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["peer"].as_str().unwrap().to_string(), p))
-        .collect();
+    let peers: BTreeMap<String, &ckb_libbpf::schema::net::Peer> =
+        fin.peers.iter().map(|p| (p.peer.clone(), p)).collect();
     assert_eq!(
         peers.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>(),
@@ -478,49 +554,31 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     );
     for (peer, (tx, rx, dir, n)) in &want {
         let p = peers[peer];
-        assert_eq!(p["tx_bytes"].as_u64(), Some(*tx), "{peer} sent: {p}");
-        assert_eq!(p["rx_bytes"].as_u64(), Some(*rx), "{peer} received: {p}");
-        assert_eq!(p["dir"], *dir, "{peer}");
-        assert_eq!(
-            (p["closed"].as_u64(), p["live"].as_u64()),
-            (Some(*n), Some(0)),
-            "{p}"
-        );
+        assert_eq!(p.tx_bytes, *tx, "{peer} sent: {p:?}");
+        assert_eq!(p.rx_bytes, *rx, "{peer} received: {p:?}");
+        assert_eq!(p.dir, *dir, "{peer}");
+        assert_eq!((p.closed as u64, p.live), (*n, 0), "{p:?}");
     }
     assert_eq!(
         want.values().filter(|v| v.3 == 2).count(),
         2,
         "h's two listeners"
     );
-    let t = &fin["totals"];
+    let t = &fin.totals;
     let tx: u64 = want.values().map(|v| v.0).sum();
     let rx: u64 = want.values().map(|v| v.1).sum();
-    assert_eq!(t["tx_bytes"].as_u64(), Some(tx), "{t}");
-    assert_eq!(t["rx_bytes"].as_u64(), Some(rx), "{t}");
+    assert_eq!((t.tx_bytes, t.rx_bytes), (tx, rx), "{t:?}");
     assert_eq!(
-        (
-            &t["connects"],
-            &t["accepts"],
-            &t["closes"],
-            &t["connect_failures"]
-        ),
-        (
-            &Value::from(4),
-            &Value::from(6),
-            &Value::from(10),
-            &Value::from(0)
-        ),
-        "{t}"
+        (t.connects, t.accepts, t.closes, t.connect_failures),
+        (4, 6, 10, 0),
+        "{t:?}"
     );
-    assert_eq!(fin["lost_events"], 0);
-    assert_eq!(fin["evicted_conns"], 0);
+    assert_eq!((fin.lost_events, fin.evicted_conns), (0, 0));
     // Each process's events carry its own PID.
-    for e in lines.iter().filter(|v| v["type"] == "event") {
-        let peer = e["peer"].as_str().unwrap();
-        let pid = e["pid"].as_u64().unwrap() as u32;
-        let mine = if pid == old_pid { &want1 } else { &want2 };
-        assert!(pid == old_pid || pid == new_pid, "{e}");
-        assert!(mine.contains_key(peer), "{e}");
+    for e in net_events(&out) {
+        let mine = if e.pid == old_pid { &want1 } else { &want2 };
+        assert!(e.pid == old_pid || e.pid == new_pid, "{e:?}");
+        assert!(mine.contains_key(&e.peer), "{e:?}");
     }
 
     // A new skeleton per session, and nothing of either left.
@@ -534,9 +592,7 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
 
 #[test]
 fn a_signal_while_waiting_for_the_restart_prints_the_summary_and_exits_0() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let bin = private_net_workload_copy();
     let w = Peer::start_bin(&bin);
     let pid = w.pid.to_string();
@@ -565,9 +621,7 @@ fn a_signal_while_waiting_for_the_restart_prints_the_summary_and_exits_0() {
 
 #[test]
 fn the_deadline_while_waiting_for_the_restart_ends_with_0() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let bin = private_net_workload_copy();
     let w = Peer::start_bin(&bin);
     let pid = w.pid.to_string();
@@ -581,13 +635,19 @@ fn the_deadline_while_waiting_for_the_restart_ends_with_0() {
         Some(0),
         "the capture ran its course: {err:#?}"
     );
-    let lines = json_lines(&out);
-    let exited: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
-    assert_eq!(exited.len(), 1, "{exited:#?}");
-    assert_eq!(exited[0]["event"], "exited");
-    assert_eq!(exited[0]["pid"].to_string(), pid);
-    let fin = final_report(&out);
-    assert_eq!(fin["gaps"], serde_json::json!([]), "no restart, no gap");
+    let exited: Vec<schema::TargetEvent> = lines(&out)
+        .into_iter()
+        .filter_map(|l| match l {
+            Line::Target(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    match &exited[..] {
+        [schema::TargetEvent::Exited(e)] => assert_eq!(e.pid.to_string(), pid),
+        _ => panic!("one exit event: {exited:#?}"),
+    }
+    let fin = final_net(&out);
+    assert_eq!(fin.gaps, [], "no restart, no gap");
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
     let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }

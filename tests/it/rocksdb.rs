@@ -1,10 +1,7 @@
 //! `ckb-libbpf rocksdb` against the bundled workload, in the real kernel:
 //! the tool's figures must equal what the workload says it did.
 
-use std::collections::BTreeMap;
-
 use crate::common::*;
-use serde_json::Value;
 
 const CLASSES: &[(&str, &[&str])] = &[
     (
@@ -48,15 +45,6 @@ const CLASSES: &[(&str, &[&str])] = &[
     ("TXN_COMMIT", &["rocksdb_transaction_commit"]),
 ];
 
-fn calls(counts: &Value) -> BTreeMap<String, u64> {
-    counts["calls"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-        .collect()
-}
-
 /// Attaches with `args`, runs `rounds` workload rounds, stops the tool with
 /// SIGINT; returns (workload counts, tool stdout, tool stderr, and the IDs of
 /// the BPF programs the tool held while running).
@@ -64,7 +52,7 @@ fn capture(
     rounds: &str,
     extra_workload: &[&str],
     args: &[&str],
-) -> (Value, Vec<String>, Vec<String>, Vec<u64>) {
+) -> (Counts, Vec<String>, Vec<String>, Vec<u64>) {
     let mut wl_args = vec!["--rounds", rounds];
     wl_args.extend_from_slice(extra_workload);
     let mut wl = Workload::start(&wl_args);
@@ -80,8 +68,10 @@ fn capture(
         "entry and return programs while running"
     );
     let counts = wl.run();
-    // Let one interval pass so the live output shows the calls too.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    if args.contains(&"--json") {
+        // The interval reports, not only the final one, show the calls.
+        wait_idle_after_calls(&mut tool);
+    }
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     wl.finish();
@@ -95,88 +85,77 @@ fn capture(
 
 #[test]
 fn json_counts_bytes_and_hits_equal_the_workload() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let (counts, out, err, progs) = capture("3", &[], &["--json", "--by-function", "--ops", "all"]);
-    let fin = final_report(&out);
-    let want = calls(&counts);
-
-    // Every line is one compact JSON object.
-    for l in &out {
-        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
-        assert_eq!(v["type"], "report");
-    }
-    assert!(out.len() >= 2, "interval reports precede the final one");
+    // Every line is one report, decoded exactly (no field unknown or
+    // missing).
+    let all = rocksdb_reports(&out);
+    assert_eq!(all.len(), out.len(), "only reports: {out:#?}");
+    assert!(all.len() >= 2, "interval reports precede the final one");
+    let fin = final_rocksdb(&out);
 
     // Per function, exactly.
-    let funcs = fin["functions"].as_object().expect("--by-function rows");
-    for (name, n) in &want {
-        assert_eq!(
-            funcs[name.as_str()]["count"].as_u64(),
-            Some(*n),
-            "{name}: {err:#?}"
-        );
+    let funcs = fin.functions.as_ref().expect("--by-function rows");
+    for (name, n) in &counts.calls {
+        let got = funcs.get(name).map(|r| r.count);
+        assert_eq!(got, Some(*n), "{name}: {err:#?}");
     }
-    // Per class, exactly.
+    // Per class, exactly; no other class.
     for (class, members) in CLASSES {
-        let n: u64 = members
-            .iter()
-            .map(|m| want.get(*m).copied().unwrap_or(0))
-            .sum();
-        assert_eq!(
-            fin["operations"][*class]["count"].as_u64(),
-            Some(n),
-            "{class}"
-        );
+        let got = fin.operations.get(*class).map(|r| r.count);
+        assert_eq!(got, Some(counts.sum(members)), "{class}");
     }
-    // Bytes: PUT key+value exactly; GET value sizes of hits exactly.
-    assert_eq!(fin["operations"]["PUT"]["bytes"], counts["put_bytes"]);
-    assert_eq!(fin["operations"]["GET"]["bytes"], counts["get_bytes"]);
-    assert_eq!(fin["operations"]["GET"]["misses"], counts["get_misses"]);
-    let gets = fin["operations"]["GET"]["count"].as_f64().unwrap();
-    let misses = counts["get_misses"].as_f64().unwrap();
-    let hit = fin["operations"]["GET"]["hit_ratio"].as_f64().unwrap();
-    assert!((hit - (gets - misses) / gets).abs() < 1e-9);
-    // Latency figures are ordered and present.
-    let get = &fin["operations"]["GET"];
-    let (p50, p99, max) = (
-        get["p50_us"].as_f64().unwrap(),
-        get["p99_us"].as_f64().unwrap(),
-        get["max_us"].as_f64().unwrap(),
+    assert_eq!(
+        fin.operations.len(),
+        CLASSES.len(),
+        "{:?}",
+        fin.operations.keys()
     );
-    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{get}");
-    assert_eq!(fin["pid"].as_u64(), Some(counts["pid"].as_u64().unwrap()));
-    assert_eq!(fin["lost_events"], 0);
+    // Bytes: PUT key+value exactly; GET value sizes of hits exactly.
+    let (put, get) = (&fin.operations["PUT"], &fin.operations["GET"]);
+    assert_eq!(put.bytes, Some(counts.put_bytes));
+    assert_eq!(get.bytes, Some(counts.get_bytes));
+    assert_eq!(get.misses, Some(counts.get_misses));
+    assert!(counts.put_bytes > 0 && counts.get_bytes > 0 && counts.get_misses > 0);
+    let want_hit = (get.count - counts.get_misses) as f64 / get.count as f64;
+    let hit = get.hit_ratio.expect("GET has a hit ratio");
+    assert!((hit - want_hit).abs() < 1e-9, "{hit} vs {want_hit}");
+    assert_eq!(put.hit_ratio, None, "only GET has hits");
+    // Latency figures are ordered and present.
+    let (p50, p99, max) = (
+        get.p50_us.unwrap(),
+        get.p99_us.unwrap(),
+        get.max_us.unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{get:?}");
+    assert_eq!(fin.pid, Some(counts.pid));
+    assert_eq!(fin.lost_events, 0);
+    assert_eq!(fin.uncounted_calls, 0);
 
-    // The interval reports add up to the final one.
-    let summed: u64 = out
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["final"] == false)
-        .map(|v| v["operations"]["PUT"]["count"].as_u64().unwrap())
-        .sum();
-    assert_eq!(summed, fin["operations"]["PUT"]["count"].as_u64().unwrap());
+    // The interval reports add up to the final one, class by class.
+    for class in fin.operations.keys() {
+        let summed: u64 = all
+            .iter()
+            .filter(|r| !r.is_final)
+            .filter_map(|r| r.operations.get(class))
+            .map(|r| r.count)
+            .sum();
+        assert_eq!(summed, fin.operations[class].count, "{class}");
+    }
 
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
 }
 
 #[test]
 fn table_summary_agrees_with_the_workload() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let (counts, out, _err, _) = capture("2", &[], &["--ops", "all"]);
-    let want = calls(&counts);
     let summary_at = out
         .iter()
         .position(|l| l.starts_with("=== rocksdb summary"))
         .unwrap_or_else(|| panic!("no summary in {out:#?}"));
     for (class, members) in CLASSES {
-        let n: u64 = members
-            .iter()
-            .map(|m| want.get(*m).copied().unwrap_or(0))
-            .sum();
+        let n = counts.sum(members);
         let line = out[summary_at..]
             .iter()
             .find(|l| l.split_whitespace().next() == Some(class))
@@ -194,9 +173,7 @@ fn table_summary_agrees_with_the_workload() {
 
 #[test]
 fn slow_log_shows_the_deliberately_slow_batch() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     // One 40 MB batch takes far longer than 20 ms; scripted ops do not.
     let (_counts, out, _err, _) = capture(
         "1",
@@ -224,44 +201,45 @@ fn slow_log_shows_the_deliberately_slow_batch() {
 
 #[test]
 fn single_stepped_functions_are_left_out_by_default() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let (counts, out, err, _) = capture("1", &[], &["--json", "--by-function"]);
-    let fin = final_report(&out);
-    let funcs = fin["functions"].as_object().unwrap();
+    let fin = final_rocksdb(&out);
+    let funcs = fin.functions.as_ref().expect("--by-function rows");
     let left_out: Vec<&str> = err
         .iter()
         .filter_map(|l| l.strip_prefix("ckb-libbpf: left out "))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    let json_left: Vec<&str> = fin["left_out"]
-        .as_array()
+    let json_left: Vec<&str> = fin
+        .left_out
+        .as_ref()
         .expect("final report lists left-out functions")
         .iter()
-        .map(|l| l["function"].as_str().unwrap())
+        .map(|l| l.function.as_str())
         .collect();
+    assert!(
+        !json_left.is_empty(),
+        "the workload calls single-stepped functions"
+    );
     assert_eq!(
         json_left, left_out,
         "JSON and stderr name the same functions"
     );
-    for (name, n) in calls(&counts) {
+    for (name, n) in &counts.calls {
         if left_out.contains(&name.as_str()) {
-            assert!(!funcs.contains_key(&name), "{name} was left out but traced");
+            assert!(!funcs.contains_key(name), "{name} was left out but traced");
             assert!(err
                 .iter()
                 .any(|l| l.contains(&format!("opt in with --ops {name}"))));
         } else {
-            assert_eq!(funcs[&name]["count"].as_u64(), Some(n), "{name}");
+            assert_eq!(funcs.get(name).map(|r| r.count), Some(*n), "{name}");
         }
     }
 }
 
 #[test]
 fn target_exit_with_no_follow_ends_the_capture_with_code_1() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let mut wl = Workload::start(&["--rounds", "1"]);
     let pid = wl.pid.to_string();
     let mut tool = Tool::start(&[
@@ -285,25 +263,16 @@ fn target_exit_with_no_follow_ends_the_capture_with_code_1() {
         "{err:#?}"
     );
     // The summary still covers what happened before the exit.
-    let fin = final_report(&out);
-    let puts: u64 = [
-        "rocksdb_put",
-        "rocksdb_put_cf",
-        "rocksdb_transaction_put_cf",
-    ]
-    .iter()
-    .map(|f| calls(&counts)[*f])
-    .sum();
-    assert_eq!(fin["operations"]["PUT"]["count"].as_u64(), Some(puts));
+    let fin = final_rocksdb(&out);
+    assert!(counts.sum(PUTS) > 0);
+    assert_eq!(fin.operations["PUT"].count, counts.sum(PUTS));
     assert!(!progs.is_empty());
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
 }
 
 #[test]
 fn binary_mode_traces_every_process_of_the_file() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let bin = private_workload_copy();
     let mut tool = Tool::start(&[
         "rocksdb",
@@ -332,29 +301,30 @@ fn binary_mode_traces_every_process_of_the_file() {
         later.push(w.run());
         w.finish();
     }
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // Every process has exited and its calls are in the maps: the next
+    // interval report has them all.
+    let want = ca.sum(PUTS) + cb.sum(PUTS) + later.iter().map(|c| c.sum(PUTS)).sum::<u64>();
+    let total_in = |l: &str| -> u64 {
+        match decode::<Line>(l) {
+            Line::Report(Report::Rocksdb(r)) => r.operations.get("PUT").map_or(0, |r| r.count),
+            l => panic!("{l:?}"),
+        }
+    };
+    let mut seen = 0;
+    tool.wait_stdout("interval reports adding up to every PUT", |l| {
+        seen += total_in(l);
+        seen >= want
+    });
     tool.signal(libc::SIGTERM);
     let (status, out, _) = tool.wait();
     assert_eq!(status.code(), Some(0));
-    let fin = final_report(&out);
-    let puts = |c: &Value| -> u64 {
-        [
-            "rocksdb_put",
-            "rocksdb_put_cf",
-            "rocksdb_transaction_put_cf",
-        ]
-        .iter()
-        .map(|f| calls(c)[*f])
-        .sum()
-    };
+    let fin = final_rocksdb(&out);
+    assert_eq!(fin.operations["PUT"].count, want);
+    assert_eq!(fin.uncounted_calls, 0);
+    assert_eq!(fin.pid, None, "--binary: every process of the file");
     assert_eq!(
-        fin["operations"]["PUT"]["count"].as_u64(),
-        Some(puts(&ca) + puts(&cb) + later.iter().map(puts).sum::<u64>())
-    );
-    assert_eq!(fin["uncounted_calls"], 0);
-    assert_eq!(fin["pid"], Value::Null);
-    assert!(
-        fin["operations"].get("GET").is_none(),
+        fin.operations.keys().collect::<Vec<_>>(),
+        ["PUT"],
         "--ops PUT traces PUT only"
     );
     let _ = std::fs::remove_dir_all(bin.parent().unwrap());
@@ -425,9 +395,7 @@ fn unprivileged_user_is_told_what_to_do() {
 
 #[test]
 fn sigkill_leaves_nothing_behind() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let mut wl = Workload::start(&["--rounds", "1"]);
     let pid = wl.pid.to_string();
     let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--slow", "--threshold", "0"]);
@@ -452,9 +420,7 @@ fn sigkill_leaves_nothing_behind() {
 
 #[test]
 fn empty_programs_mode_attaches_the_floor_and_counts_nothing() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     // `make bench` measures the kernel's floor with these: the same links
     // and offsets as a real capture, programs that do nothing.
     let mut wl = Workload::start(&["--rounds", "1"]);
@@ -473,9 +439,9 @@ fn empty_programs_mode_attaches_the_floor_and_counts_nothing() {
         names.iter().all(|n| n.starts_with("rdb_empty")),
         "only empty programs: {names:?}"
     );
-    assert!(calls(&counts).values().sum::<u64>() > 0);
-    let fin = final_report(&out);
-    for (op, row) in fin["operations"].as_object().unwrap() {
-        assert_eq!(row["count"], 0, "{op}: {err:#?}");
+    assert!(counts.total() > 0);
+    let fin = final_rocksdb(&out);
+    for (op, row) in &fin.operations {
+        assert_eq!(row.count, 0, "{op}: {err:#?}");
     }
 }

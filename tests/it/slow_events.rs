@@ -8,21 +8,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use serde_json::Value;
+use ckb_libbpf::schema::Slow;
 
-fn calls(counts: &Value) -> BTreeMap<String, u64> {
-    counts["calls"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-        .collect()
-}
+use crate::common::*;
 
 /// Runs `rounds` workload rounds under `ckb-libbpf rocksdb --slow
 /// --threshold 0 ARGS`; returns the workload's counts and the tool's stdout.
-fn capture(rounds: &str, args: &[&str]) -> (Value, Vec<String>, Vec<String>) {
+fn capture(rounds: &str, args: &[&str]) -> (Counts, Vec<String>, Vec<String>) {
     let mut wl = Workload::start(&["--rounds", rounds]);
     let pid = wl.pid.to_string();
     let mut tool_args = vec!["rocksdb", "--pid", &pid, "--slow", "--threshold", "0"];
@@ -38,65 +30,61 @@ fn capture(rounds: &str, args: &[&str]) -> (Value, Vec<String>, Vec<String>) {
     (counts, out, err)
 }
 
-fn slow_lines(out: &[String]) -> Vec<Value> {
-    out.iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .filter(|v| v["type"] == "slow")
+/// The slow lines of a `--json` capture; every line must be a slow line, a
+/// background job or a report, decoded exactly.
+fn slow_lines(out: &[String]) -> Vec<Slow> {
+    lines(out)
+        .into_iter()
+        .filter_map(|l| match l {
+            Line::Slow(s) => Some(s),
+            // The --slow log also lists finished background jobs.
+            Line::Report(Report::Rocksdb(_)) | Line::BackgroundJob(_) => None,
+            l => panic!("not a line of `rocksdb --slow --json`: {l:?}"),
+        })
         .collect()
 }
 
 #[test]
 fn json_lines_are_every_call_exactly_once() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     // 10 rounds are ~9 K calls: fewer records than the 1 MiB ring holds,
     // so none can be lost however late the drain thread runs.
     let (counts, out, err) = capture("10", &["--json", "--ops", "all"]);
-    let want = calls(&counts);
-    let fin = final_report(&out);
+    let fin = final_rocksdb(&out);
     let lines = slow_lines(&out);
-    assert_eq!(fin["lost_events"], 0, "{err:#?}");
-    assert_eq!(fin["slow_events"].as_u64(), Some(lines.len() as u64));
+    assert_eq!(fin.lost_events, 0, "{err:#?}");
+    assert_eq!(fin.slow_events, lines.len() as u64);
 
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     let (mut put_bytes, mut get_bytes, mut misses) = (0, 0, 0);
     for v in &lines {
-        for k in ["time", "thread", "op", "function", "db"] {
-            assert!(v[k].is_string(), "{k} in {v}");
+        assert!(v.latency_us >= 0.0, "{v:?}");
+        assert_eq!(v.pid, counts.pid, "{v:?}");
+        assert!(v.db.starts_with("0x") && v.db.len() > 2, "{v:?}");
+        if PUTS.contains(&v.function.as_str()) {
+            put_bytes += v.bytes;
         }
-        for k in ["pid", "tid", "bytes"] {
-            assert!(v[k].is_u64(), "{k} in {v}");
+        if GETS.contains(&v.function.as_str()) {
+            get_bytes += v.bytes;
+            misses += u64::from(v.miss);
+        } else {
+            assert!(!v.miss, "only GETs miss: {v:?}");
         }
-        assert!(v["latency_us"].as_f64().is_some_and(|l| l >= 0.0), "{v}");
-        let f = v["function"].as_str().unwrap().to_string();
-        let bytes = v["bytes"].as_u64().unwrap();
-        if PUTS.contains(&f.as_str()) {
-            put_bytes += bytes;
-        }
-        if GETS.contains(&f.as_str()) {
-            get_bytes += bytes;
-            misses += u64::from(v["miss"] == true);
-        }
-        *seen.entry(f).or_default() += 1;
+        *seen.entry(v.function.clone()).or_default() += 1;
     }
-    assert_eq!(seen, want, "one line per call, per function");
-    assert_eq!(put_bytes, counts["put_bytes"].as_u64().unwrap());
-    assert_eq!(get_bytes, counts["get_bytes"].as_u64().unwrap());
-    assert_eq!(misses, counts["get_misses"].as_u64().unwrap());
+    assert_eq!(seen, counts.calls, "one line per call, per function");
+    assert_eq!(put_bytes, counts.put_bytes);
+    assert_eq!(get_bytes, counts.get_bytes);
+    assert_eq!(misses, counts.get_misses);
     // The workload's main thread made every call.
-    let tids: std::collections::BTreeSet<u64> =
-        lines.iter().map(|v| v["tid"].as_u64().unwrap()).collect();
+    let tids: std::collections::BTreeSet<u32> = lines.iter().map(|v| v.tid).collect();
     assert_eq!(tids.len(), 1, "{tids:?}");
 }
 
 #[test]
 fn table_lines_are_every_call_exactly_once() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     let (counts, out, err) = capture("10", &["--ops", "all"]);
-    let want = calls(&counts);
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     for l in &out {
         // TIME TID THREAD OP FUNCTION LAT BYTES [miss]
@@ -105,7 +93,7 @@ fn table_lines_are_every_call_exactly_once() {
             *seen.entry(cols[4].to_string()).or_default() += 1;
         }
     }
-    assert_eq!(seen, want, "one table line per call: {err:#?}");
+    assert_eq!(seen, counts.calls, "one table line per call: {err:#?}");
     assert!(
         out.iter().any(|l| l.starts_with("=== rocksdb summary")),
         "the summary follows the log"
@@ -115,32 +103,23 @@ fn table_lines_are_every_call_exactly_once() {
 
 #[test]
 fn a_burst_larger_than_the_ring_is_printed_or_counted_lost() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     // ~130 K calls as fast as the workload goes: several times what the
     // ring holds, so the drain thread must keep up or the kernel side
     // counts what it could not reserve. Either way nothing goes missing.
     let (_counts, out, err) = capture("150", &["--json"]);
-    let fin = final_report(&out);
+    let fin = final_rocksdb(&out);
     let lines = slow_lines(&out).len() as u64;
-    let traced: u64 = fin["operations"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|r| r["count"].as_u64().unwrap())
-        .sum();
-    let lost = fin["lost_events"].as_u64().unwrap();
+    let traced: u64 = fin.operations.values().map(|r| r.count).sum();
+    let lost = fin.lost_events;
     assert!(traced > 100_000, "{traced}");
-    assert_eq!(fin["slow_events"].as_u64(), Some(lines));
+    assert_eq!(fin.slow_events, lines);
     assert_eq!(lines + lost, traced, "printed + lost = calls: {err:#?}");
 }
 
 #[test]
 fn closing_the_output_mid_burst_ends_the_capture_cleanly() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     // `ckb-libbpf rocksdb --slow --threshold 0 | head -1`: the reader goes
     // away while batches are in flight; the tool must notice, detach and
     // exit 0, not hang with its drain thread waiting on a full channel.
@@ -172,7 +151,7 @@ fn closing_the_output_mid_burst_ends_the_capture_cleanly() {
     let mut stdout = BufReader::new(tool.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
-    assert!(first.contains("\"type\":\"slow\""), "{first}");
+    assert!(matches!(decode::<Line>(&first), Line::Slow(_)), "{first}");
     drop(stdout);
     // A hang shows up as this deadline passing, not as a timing check.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -2,13 +2,15 @@
 //! kernel: per syscall and per thread role, the tool's counts, bytes and
 //! errors must equal what the workload says it did, for every backend.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command};
-use std::time::Duration;
+
+use ckb_libbpf::schema::syscall::{SyscallEntry, SyscallReport};
+use serde::{Deserialize, Serialize};
 
 use crate::common::*;
-use serde_json::Value;
 
 const BACKENDS: &[&str] = &["tp_btf", "raw_tp", "tracepoint"];
 
@@ -30,12 +32,43 @@ fn role(thread: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no role for {thread}"))
 }
 
-fn workload_bin() -> PathBuf {
+fn sc_workload_bin() -> PathBuf {
     example_bin("syscall_workload")
 }
 
-/// The workload, waiting for commands.
-struct Workload {
+/// What syscall_workload says its threads did after `go`: per thread, per
+/// syscall, decoded exactly.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct ScCounts {
+    pid: u32,
+    threads: BTreeMap<String, BTreeMap<String, ScCell>>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct ScCell {
+    count: u64,
+    /// Sum of positive returns.
+    bytes: u64,
+    /// Calls that returned -errno.
+    errors: u64,
+}
+
+impl ScCounts {
+    fn count(&self, thread: &str, syscall: &str) -> u64 {
+        self.threads[thread][syscall].count
+    }
+}
+
+/// syscall_workload's answer to `bench N`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Bench {
+    calls: u64,
+    ns: u64,
+}
+
+/// syscall_workload, waiting for commands (named apart from common's
+/// RocksDB `Workload`, which the glob import would otherwise hide).
+struct ScWorkload {
     child: Child,
     pid: u32,
     stdin: ChildStdin,
@@ -45,23 +78,23 @@ struct Workload {
 
 /// A private copy of syscall_workload: a restarted target is recognised by
 /// its executable path, and parallel tests' workloads must not be adopted.
-fn private_workload_copy() -> PathBuf {
+fn private_sc_copy() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ckb-libbpf-scbin-{:x}", rand_u64()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("syscall_workload");
-    std::fs::copy(workload_bin(), &p).unwrap();
+    std::fs::copy(sc_workload_bin(), &p).unwrap();
     p
 }
 
-impl Workload {
-    fn start() -> Workload {
-        Workload::start_bin(&workload_bin())
+impl ScWorkload {
+    fn start() -> ScWorkload {
+        ScWorkload::start_bin(&sc_workload_bin())
     }
 
-    fn start_bin(bin: &std::path::Path) -> Workload {
+    fn start_bin(bin: &std::path::Path) -> ScWorkload {
         let dir = std::env::temp_dir().join(format!("ckb-libbpf-sc-{:x}", rand_u64()));
         let (child, pid, stdin, stdout) = spawn_ready(Command::new(bin).arg("--db").arg(&dir));
-        Workload {
+        ScWorkload {
             child,
             pid,
             stdin,
@@ -70,11 +103,18 @@ impl Workload {
         }
     }
 
-    fn cmd(&mut self, c: &str) -> Value {
+    fn cmd<T: serde::de::DeserializeOwned + Serialize>(&mut self, c: &str) -> T {
         writeln!(self.stdin, "{c}").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("workload said {line:?}: {e}"))
+        decode(&line)
+    }
+
+    /// Runs the script once: what every thread did.
+    fn go(&mut self) -> ScCounts {
+        let c: ScCounts = self.cmd("go");
+        assert_eq!(c.pid, self.pid);
+        c
     }
 
     fn finish(mut self) {
@@ -94,27 +134,46 @@ impl Workload {
 type Truth = ((String, String), (u64, u64, u64));
 
 /// (role, syscall) -> (count, bytes, errors) from the workload's own report.
-fn expected(counts: &Value) -> Vec<Truth> {
-    let mut m: std::collections::BTreeMap<(String, String), (u64, u64, u64)> = Default::default();
-    for (thread, calls) in counts["threads"].as_object().unwrap() {
-        for (sc, v) in calls.as_object().unwrap() {
+fn expected(counts: &ScCounts) -> Vec<Truth> {
+    let mut m: BTreeMap<(String, String), (u64, u64, u64)> = Default::default();
+    for (thread, calls) in &counts.threads {
+        for (sc, v) in calls {
             let e = m.entry((role(thread).to_string(), sc.clone())).or_default();
-            e.0 += v["count"].as_u64().unwrap();
-            e.1 += v["bytes"].as_u64().unwrap();
-            e.2 += v["errors"].as_u64().unwrap();
+            e.0 += v.count;
+            e.1 += v.bytes;
+            e.2 += v.errors;
         }
     }
     m.into_iter().collect()
 }
 
+fn final_syscall(out: &[String]) -> SyscallReport {
+    match final_report(out) {
+        Report::Syscall(r) => r,
+        r => panic!("not a syscall report: {r:?}"),
+    }
+}
+
+/// Waits until the interval reports have counted `n` calls of `syscall`
+/// in all: the live output has caught up with the workload.
+fn wait_syscalls(tool: &mut Tool, syscall: &str, n: u64) {
+    let mut seen = 0;
+    tool.wait_stdout(&format!("interval reports counting {n} {syscall}"), |l| {
+        if let Line::Report(Report::Syscall(r)) = decode::<Line>(l) {
+            if !r.is_final {
+                seen += r.syscalls.get(syscall).map_or(0, |s| s.count);
+            }
+        }
+        seen >= n
+    });
+}
+
 /// Traces workload A with `backend` while A and a second workload B both
 /// run the script; asserts A's counts exactly (B must not be counted).
 fn exact_counts_with(backend: &str) {
-    if !bpf_available() {
-        return;
-    }
-    let mut a = Workload::start();
-    let mut b = Workload::start();
+    require_bpf();
+    let mut a = ScWorkload::start();
+    let mut b = ScWorkload::start();
     let pid = a.pid.to_string();
     let mut tool = Tool::start(&[
         "syscall",
@@ -130,90 +189,82 @@ fn exact_counts_with(backend: &str) {
     ]);
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
-    let counts = a.cmd("go");
-    let other = b.cmd("go");
-    assert_eq!(counts["threads"], other["threads"], "both did the same");
-    std::thread::sleep(Duration::from_millis(500));
+    let counts = a.go();
+    let other = b.go();
+    assert_eq!(counts.threads, other.threads, "both did the same");
+    let pwrites: u64 = counts
+        .threads
+        .values()
+        .filter_map(|t| t.get("pwrite64"))
+        .map(|c| c.count)
+        .sum();
+    assert!(pwrites > 0);
+    wait_syscalls(&mut tool, "pwrite64", pwrites);
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     a.finish();
     b.finish();
     assert_eq!(status.code(), Some(0), "SIGINT ends with 0: {err:#?}");
 
-    let lines = json_lines(&out);
-    assert!(lines.len() >= 2, "interval reports precede the final one");
-    let fin = final_report(&out);
-    assert_eq!(fin["layer"], "syscall");
-    assert_eq!(fin["backend"], backend, "the backend is shown");
-    assert_eq!(fin["pid"].as_u64(), pid.parse().ok());
+    let reports = reports(&out);
+    assert_eq!(reports.len(), out.len(), "only reports: {out:#?}");
+    assert!(reports.len() >= 2, "interval reports precede the final one");
+    let fin = final_syscall(&out);
+    assert_eq!(fin.backend, backend, "the backend is shown");
+    assert_eq!(fin.pid.map(|p| p.to_string()), Some(pid.clone()));
 
-    let sys = &fin["syscalls"];
+    let sys = &fin.syscalls;
     assert_exact(sys, expected(&counts));
-    assert_eq!(sys["getppid"]["category"], "other");
-    assert_eq!(sys["pwrite64"]["category"], "file_io");
-    assert_eq!(sys["fdatasync"]["category"], "sync");
+    assert_eq!(sys["getppid"].category, "other");
+    assert_eq!(sys["pwrite64"].category, "file_io");
+    assert_eq!(sys["fdatasync"].category, "sync");
     let lat = &sys["pwrite64"];
     let (p50, p99, max) = (
-        lat["p50_us"].as_f64().unwrap(),
-        lat["p99_us"].as_f64().unwrap(),
-        lat["max_us"].as_f64().unwrap(),
+        lat.p50_us.unwrap(),
+        lat.p99_us.unwrap(),
+        lat.max_us.unwrap(),
     );
-    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lat}");
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lat:?}");
 
     // Roles: bytes written and syncs, compaction vs WAL at one glance.
-    let roles = &fin["roles"];
-    assert_eq!(
-        roles["compaction"]["bytes_written"].as_u64(),
-        Some(40 * 4096)
-    );
-    assert_eq!(roles["compaction"]["background"], true);
-    assert_eq!(roles["flush"]["bytes_written"].as_u64(), Some(10 * 1000));
-    assert_eq!(roles["chain"]["bytes_written"].as_u64(), Some(25 * 512));
-    assert_eq!(roles["chain"]["background"], false);
-    assert_eq!(roles["chain"]["fsyncs"].as_u64(), Some(5));
-    assert_eq!(roles["compaction"]["fsyncs"].as_u64(), Some(3));
-    assert_eq!(roles["flush"]["fsyncs"].as_u64(), Some(2));
-    assert_eq!(
-        roles["runtime"]["families"],
-        serde_json::json!(["GlobalRt-"])
-    );
-    let writes: Vec<(&str, &str, u64)> = fin["writes_by_role"]
-        .as_array()
-        .unwrap()
+    let roles = &fin.roles;
+    assert_eq!(roles["compaction"].bytes_written, 40 * 4096);
+    assert!(roles["compaction"].background);
+    assert_eq!(roles["flush"].bytes_written, 10 * 1000);
+    assert_eq!(roles["chain"].bytes_written, 25 * 512);
+    assert!(!roles["chain"].background);
+    assert_eq!(roles["chain"].fsyncs, 5);
+    assert_eq!(roles["compaction"].fsyncs, 3);
+    assert_eq!(roles["flush"].fsyncs, 2);
+    assert_eq!(roles["runtime"].families, ["GlobalRt-"]);
+    let writes: Vec<(&str, &str, Option<u64>)> = fin
+        .writes_by_role
         .iter()
-        .filter(|w| w["syscall"] == "pwrite64")
-        .map(|w| {
-            (
-                w["role"].as_str().unwrap(),
-                w["syscall"].as_str().unwrap(),
-                w["bytes"].as_u64().unwrap(),
-            )
-        })
+        .filter(|w| w.syscall == "pwrite64")
+        .map(|w| (w.role.as_str(), w.syscall.as_str(), w.bytes))
         .collect();
     assert_eq!(
         writes,
         vec![
-            ("chain", "pwrite64", 25 * 512),
-            ("compaction", "pwrite64", 40 * 4096),
-            ("flush", "pwrite64", 10 * 1000)
+            ("chain", "pwrite64", Some(25 * 512)),
+            ("compaction", "pwrite64", Some(40 * 4096)),
+            ("flush", "pwrite64", Some(10 * 1000))
         ]
     );
-    assert_eq!(fin["derived"]["fsync"]["count"].as_u64(), Some(10));
-    assert!(fin["derived"]["threads"].as_u64().unwrap() >= 1);
-    assert_eq!(fin["uncounted_calls"], 0);
-    assert_eq!(fin["untimed_calls"], 0);
-    assert!(
-        fin["probe_cost"].as_object().unwrap().is_empty(),
-        "no uretprobes active"
-    );
+    assert_eq!(fin.derived.fsync.as_ref().map(|f| f.count), Some(10));
+    assert!(fin.derived.threads.is_some_and(|t| t >= 1));
+    assert_eq!((fin.uncounted_calls, fin.untimed_calls), (0, 0));
+    assert!(fin.probe_cost.is_empty(), "no uretprobes active");
 
     // The interval reports add up to the final one.
-    let summed: u64 = lines
+    let summed: u64 = reports
         .iter()
-        .filter(|v| v["final"] == false)
-        .filter_map(|v| v["syscalls"]["pwrite64"]["count"].as_u64())
+        .filter_map(|r| match r {
+            Report::Syscall(r) if !r.is_final => r.syscalls.get("pwrite64").map(|s| s.count),
+            _ => None,
+        })
         .sum();
-    assert_eq!(Some(summed), sys["pwrite64"]["count"].as_u64());
+    assert_eq!(summed, sys["pwrite64"].count);
 
     assert_eq!(progs.len(), 2, "exactly one enter and one exit program");
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
@@ -236,17 +287,15 @@ fn exact_counts_tracepoint() {
 
 #[test]
 fn default_backend_is_the_one_check_reports_and_the_table_shows_it() {
-    if !bpf_available() {
-        return;
-    }
-    let (code, check, _) = run_tool(&["check", "--json"]);
-    assert!(code == 0 || code == 3, "check ran");
-    let check: Value = serde_json::from_str(check.lines().last().unwrap_or("{}")).unwrap();
-    let want = check["backends"]["syscall"]
-        .as_str()
+    require_bpf();
+    let (code, check) = check_json(&["check", "--json"]);
+    assert_eq!(code, 0, "{check:?}");
+    let want = check
+        .backends
+        .syscall
         .expect("check names a syscall backend");
 
-    let mut wl = Workload::start();
+    let mut wl = ScWorkload::start();
     let pid = wl.pid.to_string();
     let mut tool = Tool::start(&["syscall", "--pid", &pid, "--interval", "0.2"]);
     tool.wait_attached();
@@ -255,8 +304,11 @@ fn default_backend_is_the_one_check_reports_and_the_table_shows_it() {
         "{:#?}",
         tool.stderr
     );
-    wl.cmd("go");
-    std::thread::sleep(Duration::from_millis(400));
+    wl.go();
+    // The table's interval shows the calls: the workload's getppid row.
+    tool.wait_stdout("an interval table with the calls", |l| {
+        l.starts_with("getppid ")
+    });
     tool.signal(libc::SIGTERM);
     let (status, out, err) = tool.wait();
     wl.finish();
@@ -288,10 +340,8 @@ fn default_backend_is_the_one_check_reports_and_the_table_shows_it() {
 
 #[test]
 fn target_exit_ends_the_capture_with_code_1() {
-    if !bpf_available() {
-        return;
-    }
-    let mut wl = Workload::start();
+    require_bpf();
+    let mut wl = ScWorkload::start();
     let pid = wl.pid.to_string();
     let mut tool = Tool::start(&[
         "syscall",
@@ -304,7 +354,7 @@ fn target_exit_ends_the_capture_with_code_1() {
     ]);
     tool.wait_attached();
     let progs = progs_held_by(tool.child.id());
-    let counts = wl.cmd("go");
+    let counts = wl.go();
     wl.finish();
     let (status, out, err) = tool.wait();
     assert_eq!(status.code(), Some(1), "{err:#?}");
@@ -313,17 +363,18 @@ fn target_exit_ends_the_capture_with_code_1() {
             .any(|l| l.contains(&format!("target process {pid} exited"))),
         "{err:#?}"
     );
-    let fin = final_report(&out);
-    let want = counts["threads"]["rocksdb:low0"]["pwrite64"]["count"].as_u64();
-    assert_eq!(
-        fin["syscalls"]["pwrite64"]["by_role"]["compaction"]["count"].as_u64(),
-        want
-    );
+    let fin = final_syscall(&out);
+    let want = counts.count("rocksdb:low0", "pwrite64");
+    let got = fin.syscalls["pwrite64"]
+        .by_role
+        .get("compaction")
+        .map(|c| c.count);
+    assert_eq!(got, Some(want));
     assert!(
-        json_lines(&out).iter().all(|v| v["type"] != "target"),
+        lines(&out).iter().all(|l| !matches!(l, Line::Target(_))),
         "--no-follow waits for nothing: {out:#?}"
     );
-    assert_eq!(fin["gaps"], serde_json::json!([]));
+    assert_eq!(fin.gaps, []);
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
 }
 
@@ -333,26 +384,17 @@ fn target_exit_ends_the_capture_with_code_1() {
 /// read/write family). Nothing but the workload's scripted threads makes
 /// these calls, and other processes are filtered out in the kernel (they
 /// would double every figure).
-fn assert_exact(sys: &Value, truth: Vec<Truth>) {
-    let mut totals: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+fn assert_exact(sys: &BTreeMap<String, SyscallEntry>, truth: Vec<Truth>) {
+    let mut totals: BTreeMap<String, (u64, u64, u64)> = Default::default();
     for ((role, sc), (count, bytes, errors)) in truth {
-        let cell = &sys[sc.as_str()]["by_role"][role.as_str()];
-        assert_eq!(
-            cell["count"].as_u64(),
-            Some(count),
-            "{sc} from {role}: {cell}"
-        );
-        assert_eq!(
-            cell["errors"].as_u64(),
-            Some(errors),
-            "{sc} errors from {role}"
-        );
+        let cell = sys
+            .get(&sc)
+            .and_then(|s| s.by_role.get(&role))
+            .unwrap_or_else(|| panic!("no {sc} from {role} in {sys:#?}"));
+        assert_eq!(cell.count, count, "{sc} from {role}: {cell:?}");
+        assert_eq!(cell.errors, errors, "{sc} errors from {role}");
         if sc.starts_with("pwrite") || sc.starts_with("pread") {
-            assert_eq!(
-                cell["bytes"].as_u64(),
-                Some(bytes),
-                "{sc} bytes from {role}"
-            );
+            assert_eq!(cell.bytes, Some(bytes), "{sc} bytes from {role}");
         }
         let t = totals.entry(sc).or_default();
         t.0 += count;
@@ -360,17 +402,17 @@ fn assert_exact(sys: &Value, truth: Vec<Truth>) {
         t.2 += errors;
     }
     for (sc, (count, bytes, errors)) in &totals {
-        let s = &sys[sc.as_str()];
-        assert_eq!(s["count"].as_u64(), Some(*count), "{sc}: {s}");
-        assert_eq!(s["errors"].as_u64(), Some(*errors), "{sc}");
+        let s = &sys[sc];
+        assert_eq!(s.count, *count, "{sc}: {s:?}");
+        assert_eq!(s.errors, *errors, "{sc}");
         if sc.starts_with("pwrite") || sc.starts_with("pread") {
-            assert_eq!(s["bytes"].as_u64(), Some(*bytes), "{sc}");
+            assert_eq!(s.bytes, Some(*bytes), "{sc}");
         }
     }
 }
 
-fn merged(runs: &[&Value]) -> Vec<Truth> {
-    let mut m: std::collections::BTreeMap<(String, String), (u64, u64, u64)> = Default::default();
+fn merged(runs: &[&ScCounts]) -> Vec<Truth> {
+    let mut m: BTreeMap<(String, String), (u64, u64, u64)> = Default::default();
     for run in runs {
         for (k, (c, b, e)) in expected(run) {
             let t = m.entry(k).or_default();
@@ -384,11 +426,9 @@ fn merged(runs: &[&Value]) -> Vec<Truth> {
 
 #[test]
 fn restart_is_followed_and_both_processes_counted_exactly() {
-    if !bpf_available() {
-        return;
-    }
-    let bin = private_workload_copy();
-    let mut first = Workload::start_bin(&bin);
+    require_bpf();
+    let bin = private_sc_copy();
+    let mut first = ScWorkload::start_bin(&bin);
     let old_pid = first.pid;
     let pid = old_pid.to_string();
     let mut tool = Tool::start(&[
@@ -403,40 +443,38 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     ]);
     tool.wait_attached();
     let progs_first = progs_held_by(tool.child.id());
-    let c1 = first.cmd("go");
+    let c1 = first.go();
     first.kill();
     tool.wait_stderr(&format!(
         "target process {old_pid} exited; all probes detached; waiting for"
     ));
 
     // The node comes back from the same file with a new PID.
-    let mut second = Workload::start_bin(&bin);
+    let mut second = ScWorkload::start_bin(&bin);
     let new_pid = second.pid;
     tool.wait_stderr(&format!("for pid {new_pid} ("));
     let progs_second = progs_held_by(tool.child.id());
-    let c2 = second.cmd("go");
+    let c2 = second.go();
     // Run twice: the new session's counters must not restart the totals.
-    let c3 = second.cmd("go");
-    tool.wait_stdout("an interval report with the gap", |l| {
-        l.contains("\"final\":false") && l.contains("\"gaps\":[{")
-    });
+    let c3 = second.go();
+    tool.wait_stdout(
+        "an interval report with the gap",
+        |l| matches!(decode::<Line>(l), Line::Report(r) if !r.is_final() && !r.gaps().is_empty()),
+    );
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     second.finish();
     assert_eq!(status.code(), Some(0), "SIGINT exits 0: {err:#?}");
 
-    let fin = assert_one_restart(&out, Some(&bin), old_pid, new_pid, false);
+    let Report::Syscall(fin) = assert_one_restart(&out, Some(&bin), old_pid, new_pid, false) else {
+        panic!("not a syscall report");
+    };
 
     // Every process, per role and per syscall, exactly.
-    let sys = &fin["syscalls"];
-    assert_exact(sys, merged(&[&c1, &c2, &c3]));
-    assert_eq!(
-        fin["roles"]["compaction"]["bytes_written"].as_u64(),
-        Some(3 * 40 * 4096)
-    );
-    assert_eq!(fin["derived"]["fsync"]["count"].as_u64(), Some(3 * 10));
-    assert_eq!(fin["uncounted_calls"], 0);
-    assert_eq!(fin["untimed_calls"], 0);
+    assert_exact(&fin.syscalls, merged(&[&c1, &c2, &c3]));
+    assert_eq!(fin.roles["compaction"].bytes_written, 3 * 40 * 4096);
+    assert_eq!(fin.derived.fsync.as_ref().map(|f| f.count), Some(3 * 10));
+    assert_eq!((fin.uncounted_calls, fin.untimed_calls), (0, 0));
 
     // A new skeleton per session, and nothing of either left.
     assert_eq!(progs_first.len(), 2);
@@ -450,12 +488,11 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
 
 #[test]
 fn a_signal_or_the_deadline_while_waiting_for_the_restart_ends_with_0() {
-    if !bpf_available() {
-        return;
-    }
-    let bin = private_workload_copy();
+    require_bpf();
+    let bin = private_sc_copy();
     for how in ["signal", "deadline"] {
-        let mut wl = Workload::start_bin(&bin);
+        let mut wl = ScWorkload::start_bin(&bin);
+        let wl_pid = wl.pid;
         let pid = wl.pid.to_string();
         let mut args = vec!["syscall", "--pid", &pid, "--interval", "0.2"];
         if how == "deadline" {
@@ -464,7 +501,7 @@ fn a_signal_or_the_deadline_while_waiting_for_the_restart_ends_with_0() {
         let mut tool = Tool::start(&args);
         tool.wait_attached();
         let progs = progs_held_by(tool.child.id());
-        let counts = wl.cmd("go");
+        let counts = wl.go();
         wl.finish();
         tool.wait_stderr("waiting for");
         if how == "signal" {
@@ -472,9 +509,7 @@ fn a_signal_or_the_deadline_while_waiting_for_the_restart_ends_with_0() {
         }
         let (status, out, err) = tool.wait();
         assert_eq!(status.code(), Some(0), "{how}: {err:#?}");
-        let chain = counts["threads"]["ChainService"]["pwrite64"]["count"]
-            .as_u64()
-            .unwrap();
+        let chain = counts.count("ChainService", "pwrite64");
         if how == "signal" {
             assert!(
                 out.iter().any(|l| l.contains(&format!(
@@ -498,16 +533,24 @@ fn a_signal_or_the_deadline_while_waiting_for_the_restart_ends_with_0() {
                 "{pw}"
             );
         } else {
-            let lines = json_lines(&out);
-            let events: Vec<&Value> = lines.iter().filter(|v| v["type"] == "target").collect();
-            assert_eq!(events.len(), 1, "{events:#?}");
-            assert_eq!(events[0]["event"], "exited");
-            let fin = final_report(&out);
-            assert_eq!(fin["gaps"], serde_json::json!([]), "no restart, no gap");
-            assert_eq!(
-                fin["syscalls"]["pwrite64"]["by_role"]["chain"]["count"].as_u64(),
-                Some(chain)
+            let events: Vec<schema::TargetEvent> = lines(&out)
+                .into_iter()
+                .filter_map(|l| match l {
+                    Line::Target(e) => Some(e),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                matches!(&events[..], [schema::TargetEvent::Exited(e)] if e.pid == wl_pid),
+                "{events:#?}"
             );
+            let fin = final_syscall(&out);
+            assert_eq!(fin.gaps, [], "no restart, no gap");
+            let got = fin.syscalls["pwrite64"]
+                .by_role
+                .get("chain")
+                .map(|c| c.count);
+            assert_eq!(got, Some(chain));
         }
         assert_eq!(
             progs_left(&progs),
@@ -524,17 +567,15 @@ fn a_signal_or_the_deadline_while_waiting_for_the_restart_ends_with_0() {
 /// keeps those out of the profile and counts exactly one per call.
 #[test]
 fn uretprobe_syscalls_are_the_rocksdb_layers_probe_cost() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     if std::env::consts::ARCH != "x86_64" {
         eprintln!("no `uretprobe` syscall on this architecture: nothing to check");
         return;
     }
     // A private copy: file-wide uprobes of parallel tests on the shared
     // binary would add returns of their own to our process.
-    let bin = crate::common::private_workload_copy();
-    let mut wl = crate::common::Workload::start_bin(&bin, &["--rounds", "1"]);
+    let bin = private_workload_copy();
+    let mut wl = Workload::start_bin(&bin, &["--rounds", "1"]);
     let pid = wl.pid.to_string();
     let mut sc = Tool::start(&[
         "syscall",
@@ -561,62 +602,47 @@ fn uretprobe_syscalls_are_the_rocksdb_layers_probe_cost() {
     assert_eq!(rst.code(), Some(0), "{rerr:#?}");
     assert_eq!(sst.code(), Some(0), "{serr:#?}");
 
-    let r = final_report(&rout);
-    let ops: u64 = r["operations"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|o| o["count"].as_u64().unwrap())
-        .sum();
-    let jobs: u64 = r["background"]["jobs"]
-        .as_object()
-        .map(|j| {
-            j.values()
-                .map(|k| k["finished"].as_u64().unwrap_or(0))
-                .sum()
-        })
-        .unwrap_or(0);
-    assert_eq!(r["uncounted_calls"], 0, "{r}");
-    // The workload's own count of the functions the rocksdb layer traced.
-    let left_out: Vec<&str> = r["left_out"]
-        .as_array()
-        .unwrap()
+    let r = final_rocksdb(&rout);
+    let ops: u64 = r.operations.values().map(|o| o.count).sum();
+    let jobs: u64 = r
+        .background
         .iter()
-        .filter_map(|l| l["function"].as_str())
+        .flat_map(|b| b.jobs.values())
+        .map(|k| k.finished)
+        .sum();
+    assert_eq!(r.uncounted_calls, 0, "{r:?}");
+    // The workload's own count of the functions the rocksdb layer traced.
+    let left_out: Vec<&str> = r
+        .left_out
+        .as_ref()
+        .expect("the final report lists them")
+        .iter()
+        .map(|l| l.function.as_str())
         .collect();
-    let traced: u64 = calls["calls"]
-        .as_object()
-        .unwrap()
+    let traced: u64 = calls
+        .calls
         .iter()
         .filter(|(f, _)| !left_out.contains(&f.as_str()))
-        .map(|(_, n)| n.as_u64().unwrap())
+        .map(|(_, n)| n)
         .sum();
     assert!(ops > 0);
-    assert_eq!(ops, traced, "rocksdb counted every traced call: {r}");
+    assert_eq!(ops, traced, "rocksdb counted every traced call: {r:?}");
 
-    let s = final_report(&sout);
+    let s = final_syscall(&sout);
     assert!(
-        s["syscalls"].get("uretprobe").is_none(),
-        "the probe cost stays out of the profile: {}",
-        s["syscalls"]
+        !s.syscalls.contains_key("uretprobe"),
+        "the probe cost stays out of the profile: {:?}",
+        s.syscalls.keys()
     );
-    let cost = &s["probe_cost"]["uretprobe"];
+    let cost = s.probe_cost.get("uretprobe").map(|c| c.count);
     assert_eq!(
-        cost["count"].as_u64(),
+        cost,
         Some(ops + jobs),
-        "one uretprobe syscall per traced return: {cost}"
+        "one uretprobe syscall per traced return: {:?}",
+        s.probe_cost
     );
-    let listed: u64 = s["syscalls"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v["count"].as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        s["total_calls"].as_u64(),
-        Some(listed),
-        "not in the totals either"
-    );
+    let listed: u64 = s.syscalls.values().map(|v| v.count).sum();
+    assert_eq!(s.total_calls, listed, "not in the totals either");
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
     let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
@@ -648,16 +674,18 @@ fn bad_input_gets_a_message_and_exit_code() {
 /// --nocapture); asserts only exact counts, never timings.
 #[test]
 fn per_syscall_cost_of_each_backend() {
-    if !bpf_available() {
-        return;
-    }
+    require_bpf();
     const N: u64 = 100_000;
     const LOOPS: u64 = 5;
-    let mut wl = Workload::start();
+    let mut wl = ScWorkload::start();
     let pid = wl.pid.to_string();
-    let fastest = |wl: &mut Workload| -> f64 {
+    let fastest = |wl: &mut ScWorkload| -> f64 {
         (0..LOOPS)
-            .map(|_| wl.cmd(&format!("bench {N}"))["ns"].as_f64().unwrap() / N as f64)
+            .map(|_| {
+                let b: Bench = wl.cmd(&format!("bench {N}"));
+                assert_eq!(b.calls, N);
+                b.ns as f64 / N as f64
+            })
             .fold(f64::INFINITY, f64::min)
     };
     fastest(&mut wl); // warm up
@@ -680,12 +708,9 @@ fn per_syscall_cost_of_each_backend() {
         let (status, out, err) = tool.wait();
         assert_eq!(status.code(), Some(0), "{err:#?}");
         let bare = bare_before.min(fastest(&mut wl));
-        let fin = final_report(&out);
-        assert_eq!(
-            fin["syscalls"]["getppid"]["count"].as_u64(),
-            Some(N * LOOPS),
-            "{backend}"
-        );
+        let fin = final_syscall(&out);
+        let got = fin.syscalls.get("getppid").map(|s| s.count);
+        assert_eq!(got, Some(N * LOOPS), "{backend}");
         report.push(format!(
             "{backend:>10}: bare {bare:6.1} ns, traced {traced:6.1} ns, +{:5.1} ns/syscall ({:.2}x)",
             traced - bare,
