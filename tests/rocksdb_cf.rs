@@ -1,0 +1,162 @@
+//! Issue 17: every RocksDB operation attributed to its database (the
+//! directory the process opened) and column family (by name). The bundled
+//! workload runs two databases with several families and says exactly how
+//! many calls of each function went to each (db, cf); the tool's `by_cf`
+//! rows must say the same.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use serde_json::Value;
+
+/// Class of each function the workload calls (the tool's `op`).
+fn class(func: &str) -> &'static str {
+    match func {
+        f if f.contains("_get") => "GET",
+        f if f.contains("_put") => "PUT",
+        f if f.contains("_delete") => "DELETE",
+        "rocksdb_write" => "WRITE",
+        f if f.contains("_seek") => "ITER_SEEK",
+        f if f.contains("create_iterator") => "ITER_CREATE",
+        "rocksdb_iter_next" => "ITER_NEXT",
+        f if f.ends_with("_begin") => "TXN_BEGIN",
+        "rocksdb_transaction_commit" => "TXN_COMMIT",
+        f => panic!("no class for {f}"),
+    }
+}
+
+type Split = BTreeMap<(String, String, String), u64>;
+
+/// The workload's ground truth per (db, cf, class).
+fn truth(counts: &Value) -> Split {
+    let mut want = Split::new();
+    for r in counts["by_cf"].as_array().expect("--cf-db2 prints by_cf") {
+        let k = (
+            r["db"].as_str().unwrap().to_string(),
+            r["cf"].as_str().unwrap().to_string(),
+            class(r["func"].as_str().unwrap()).to_string(),
+        );
+        *want.entry(k).or_default() += r["count"].as_u64().unwrap();
+    }
+    want
+}
+
+/// The tool's `by_cf` rows per (db, cf, op).
+fn split(report: &Value) -> Split {
+    let mut got = Split::new();
+    for r in report["by_cf"].as_array().expect("by_cf rows") {
+        let k = (
+            r["db"].as_str().unwrap().to_string(),
+            r["cf"].as_str().unwrap().to_string(),
+            r["op"].as_str().unwrap().to_string(),
+        );
+        let prev = got.insert(k.clone(), r["count"].as_u64().unwrap());
+        assert!(prev.is_none(), "one row per (db, cf, op): {k:?} twice");
+        for f in ["bytes", "avg_us", "p50_us", "p99_us", "max_us"] {
+            assert!(r.get(f).is_some(), "{f} in {r}");
+        }
+    }
+    got
+}
+
+#[test]
+fn by_cf_counts_equal_the_workload_per_database_and_family() {
+    if !bpf_available() {
+        return;
+    }
+    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-cf-db2-{}", rand_u64()));
+    let db2s = db2.display().to_string();
+    let mut wl = Workload::start(&["--rounds", "3", "--cf-db2", &db2s]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&[
+        "rocksdb",
+        "--pid",
+        &pid,
+        "--interval",
+        "0.2",
+        "--json",
+        "--ops",
+        "all",
+    ]);
+    tool.wait_attached();
+    let counts = wl.run();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    wl.finish();
+    let _ = std::fs::remove_dir_all(&db2);
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+
+    let want = truth(&counts);
+    let fin = final_report(&out);
+    let got = split(&fin);
+    // Two databases, named by their directories; both have families.
+    let dbs: std::collections::BTreeSet<&str> = want.keys().map(|k| k.0.as_str()).collect();
+    assert_eq!(dbs.len(), 2, "{want:#?}");
+    assert!(dbs.contains(db2s.as_str()));
+    assert!(want.keys().any(|k| k.1 == "alpha") && want.keys().any(|k| k.1 == "cells"));
+    assert_eq!(
+        got, want,
+        "tool (left) vs workload (right); stderr: {err:#?}"
+    );
+
+    // The interval rows add up to the final ones.
+    let mut summed = Split::new();
+    for v in json_lines(&out).iter().filter(|v| v["final"] == false) {
+        for (k, n) in split(v) {
+            *summed.entry(k).or_default() += n;
+        }
+    }
+    assert_eq!(summed, want);
+}
+
+#[test]
+fn by_cf_table_names_databases_and_families() {
+    if !bpf_available() {
+        return;
+    }
+    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-cf-db2-{}", rand_u64()));
+    let db2s = db2.display().to_string();
+    let mut wl = Workload::start(&["--rounds", "2", "--cf-db2", &db2s]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--interval", "0.2", "--by", "cf"]);
+    tool.wait_attached();
+    let counts = wl.run();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    wl.finish();
+    let _ = std::fs::remove_dir_all(&db2);
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+    let summary: Vec<&String> = out
+        .iter()
+        .skip_while(|l| !l.starts_with("=== rocksdb summary"))
+        .collect();
+    assert!(
+        summary.iter().any(|l| **l == format!("db {db2s}")),
+        "{summary:#?}"
+    );
+    // alpha's point reads: 17 per round.
+    let want = truth(&counts)[&(db2s.clone(), "alpha".into(), "GET".into())];
+    assert_eq!(want, 34);
+    let line = summary
+        .iter()
+        .find(|l| l.trim_start().starts_with("alpha GET"))
+        .unwrap_or_else(|| panic!("{summary:#?}"));
+    let count: u64 = line
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    assert_eq!(count, want, "{line}");
+    assert!(
+        !summary
+            .iter()
+            .any(|l| l.contains("db@0x") || l.contains("cf@0x")),
+        "every handle resolved: {summary:#?}"
+    );
+}
