@@ -100,8 +100,15 @@ pub struct RocksdbArgs {
     /// kernel has them, Linux 6.6+, else one link per probe), uprobe_multi,
     /// or uprobe. The environment variable CKB_LIBBPF_BACKEND=multi|single
     /// does the same for scripts.
-    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = uprobe::Backend::parse)]
-    pub backend: Option<uprobe::Backend>,
+    // Kept as the word: clap derive reads an Option field as "maybe given"
+    // and cannot store the parser's own Option (auto = None) in it.
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = backend_word)]
+    pub backend: String,
+}
+
+/// `--backend`: one of `uprobe::Backend::parse`'s words.
+fn backend_word(s: &str) -> std::result::Result<String, String> {
+    uprobe::Backend::parse(s).map(|_| s.to_string())
 }
 
 fn budget_pct(s: &str) -> std::result::Result<f64, String> {
@@ -289,7 +296,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         slow_ns: args.slow.then(|| args.threshold.saturating_mul(1000)),
         empty_programs: args.empty_programs,
         overhead_budget: args.overhead_budget,
-        uprobe_backend: args.backend,
+        uprobe_backend: uprobe::Backend::parse(&args.backend).ok().flatten(),
         jobs: args.slow,
         analyze: Some(AnalyzeConfig {
             learning_secs: args.baseline_secs,
