@@ -11,6 +11,7 @@ mod causes;
 mod check_symbols;
 mod net;
 mod rocksdb;
+mod rocksdb_cf;
 mod slow_events;
 mod soak;
 mod syscall;

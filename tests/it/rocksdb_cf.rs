@@ -4,11 +4,9 @@
 //! many calls of each function went to each (db, cf); the tool's `by_cf`
 //! rows must say the same.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Class of each function the workload calls (the tool's `op`).
