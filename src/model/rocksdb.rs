@@ -322,9 +322,13 @@ impl Key {
     }
 }
 
+/// A key's (database, family) names; the family is None when the call
+/// named none.
+type Label = (Arc<str>, Option<Arc<str>>);
+
 /// The names of live keys, as far as resolved.
 #[derive(Default)]
-struct Labels(HashMap<(u32, u64, u64), (Arc<str>, Option<Arc<str>>)>);
+struct Labels(HashMap<(u32, u64, u64), Label>);
 
 impl Labels {
     fn update(&mut self, names: &HashMap<(u32, u64, u64), KeyNames>) {
@@ -345,7 +349,7 @@ impl Labels {
 
     /// (database, family) of a key; the family is None when the call
     /// named none.
-    fn of(&self, k: &Key) -> (Arc<str>, Option<Arc<str>>) {
+    fn of(&self, k: &Key) -> Label {
         match k {
             Key::Live(tgid, db, cf, _) => self
                 .0
@@ -362,7 +366,7 @@ impl Labels {
     }
 }
 
-fn unresolved(db: u64, cf: u64) -> (Arc<str>, Option<Arc<str>>) {
+fn unresolved(db: u64, cf: u64) -> Label {
     (
         format!("db@{db:#x}").into(),
         (cf != 0).then(|| format!("cf@{cf:#x}").into()),
@@ -742,5 +746,93 @@ mod tests {
         assert_eq!(get.count, 15);
         assert_eq!(get.max_us, Some(6.0));
         assert_eq!(w.gaps.len(), 1);
+    }
+
+    #[test]
+    fn by_cf_names_resolved_handles_and_keeps_them_across_sessions() {
+        let plan = traced(&["rocksdb_get_pinned_cf", "rocksdb_get", "rocksdb_write"]);
+        let mut agg = Aggregator::new(false);
+        agg.begin(&plan, &[], Some(1));
+        let t0 = agg.start;
+        let on = |func, db, cf, n| {
+            let mut k = ks(func, db, n, 1000);
+            k.cf = cf;
+            k
+        };
+        let mut names = HashMap::new();
+        let named = |db: &str, cf: Option<&str>| KeyNames {
+            db: Some(db.into()),
+            cf: cf.map(Into::into),
+        };
+        names.insert((1, 0xa, 0xc1), named("/d/one", Some("cells")));
+        names.insert((1, 0xa, 0), named("/d/one", None));
+        // A family handle the tool could not confirm.
+        names.insert((1, 0xa, 0xc2), named("/d/one", None));
+        let s1 = Sample {
+            rows: vec![
+                on("rocksdb_get_pinned_cf", 0xa, 0xc1, 4),
+                on("rocksdb_get_pinned_cf", 0xa, 0xc2, 2),
+                on("rocksdb_get", 0xa, 0, 3),
+                on("rocksdb_write", 0xa, 0, 1),
+                // No name read for this database at all.
+                on("rocksdb_get", 0xb, 0, 5),
+            ],
+            drops: [0; 3],
+            names,
+        };
+        let r = agg.interval(&s1, t0 + Duration::from_secs(1));
+        let got: Vec<(String, String, String, u64)> = r
+            .by_cf
+            .iter()
+            .map(|c| {
+                (
+                    c.db.clone(),
+                    c.cf.clone().unwrap(),
+                    c.row.name.clone(),
+                    c.row.count,
+                )
+            })
+            .collect();
+        let want = [
+            ("/d/one", "*", "WRITE", 1),
+            ("/d/one", "cells", "GET", 4),
+            ("/d/one", "cf@0xc2", "GET", 2),
+            ("/d/one", "default", "GET", 3),
+            ("db@0xb", "default", "GET", 5),
+        ];
+        let want: Vec<(String, String, String, u64)> = want
+            .iter()
+            .map(|(d, c, o, n)| (d.to_string(), c.to_string(), o.to_string(), *n))
+            .collect();
+        assert_eq!(got, want);
+        let one: Vec<u64> = r
+            .by_db
+            .iter()
+            .filter(|c| c.db == "/d/one")
+            .map(|c| c.row.count)
+            .collect();
+        assert_eq!(one, [9, 1], "GET then WRITE of /d/one");
+
+        // The process restarts: new handles, same names; totals merge.
+        agg.end(&[]);
+        agg.begin(&plan, &[], Some(2));
+        let mut names = HashMap::new();
+        names.insert((2, 0xe, 0xf1), named("/d/one", Some("cells")));
+        let mut k = on("rocksdb_get_pinned_cf", 0xe, 0xf1, 6);
+        k.tgid = 2;
+        let s2 = Sample {
+            rows: vec![k],
+            drops: [0; 3],
+            names,
+        };
+        agg.interval(&s2, t0 + Duration::from_secs(2));
+        let w = agg.whole();
+        let cells = w
+            .by_cf
+            .iter()
+            .find(|c| c.cf.as_deref() == Some("cells"))
+            .unwrap();
+        assert_eq!((cells.db.as_str(), cells.row.count), ("/d/one", 10));
+        assert_eq!(w.by_cf.len(), 5);
     }
 }
