@@ -158,3 +158,70 @@ fn by_cf_table_names_databases_and_families() {
         "every handle resolved: {summary:#?}"
     );
 }
+
+/// The same attribution through Debian's librocksdb.so (RocksDB 7.8, built
+/// with frame pointers and virtual accessors: the name resolution must
+/// follow the vtable calls there).
+#[test]
+fn by_cf_through_the_system_librocksdb() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    if !bpf_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-cf-dyn-{}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("rocksdb_dyn_cf");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/rocksdb_dyn_cf.c");
+    let st = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&prog)
+        .arg(src)
+        .arg("-lrocksdb")
+        .status()
+        .expect("cc");
+    assert!(
+        st.success(),
+        "building tests/c/rocksdb_dyn_cf.c needs librocksdb-dev (make deps)"
+    );
+    let db = dir.join("db");
+    let mut child = Command::new(&prog)
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY");
+    let pid = child.id().to_string();
+    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--interval", "0.2"]);
+    tool.wait_attached();
+    writeln!(stdin, "go").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let truth: Value = serde_json::from_str(&line).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tool.signal(libc::SIGINT);
+    let (status, lines, err) = tool.wait();
+    writeln!(stdin, "done").unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+
+    let dbs = db.display().to_string();
+    let mut want = Split::new();
+    for (cf, ops) in truth.as_object().unwrap() {
+        for (op, n) in ops.as_object().unwrap() {
+            want.insert((dbs.clone(), cf.clone(), op.clone()), n.as_u64().unwrap());
+        }
+    }
+    let got = split(&final_report(&lines));
+    assert_eq!(
+        got, want,
+        "tool (left) vs program (right); stderr: {err:#?}"
+    );
+}
