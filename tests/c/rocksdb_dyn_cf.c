@@ -1,5 +1,6 @@
 /* Column families through the system librocksdb.so (Debian's librocksdb-dev):
- * opens DIR with families default, red, blue, waits for a line on stdin,
+ * opens DIR with families default, red, blue, prints "READY" and its
+ * handles (db, default, red, blue), waits for a line on stdin,
  * then makes a fixed number of calls per family and prints them as JSON,
  * then waits for a second line before closing.
  * Usage: rocksdb_dyn_cf DIR */
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
 	if (err) { fprintf(stderr, "open: %s\n", err); return 1; }
 	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	printf("READY\n");
+	printf("READY %p %p %p %p\n", (void *)db, (void *)cf[0], (void *)cf[1], (void *)cf[2]);
 	fflush(stdout);
 	if (!fgets(line, sizeof(line), stdin)) return 1;
 	for (int i = 0; i < RED_PUTS; i++) {

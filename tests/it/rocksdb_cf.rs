@@ -196,7 +196,7 @@ fn by_cf_through_the_system_librocksdb() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "READY");
+    assert!(line.starts_with("READY "), "{line}");
     let pid = child.id().to_string();
     let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--interval", "0.2"]);
     tool.wait_attached();
@@ -224,4 +224,76 @@ fn by_cf_through_the_system_librocksdb() {
         got, want,
         "tool (left) vs program (right); stderr: {err:#?}"
     );
+}
+
+/// Handle names straight from a live process's memory (no BPF): the
+/// program prints its handles; the resolver must name each of them.
+#[test]
+fn handles_of_a_live_librocksdb_process_are_named() {
+    use ckb_libbpf::node::rdbnames::{Accessors, Names};
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-cf-names-{}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("rocksdb_dyn_cf");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/rocksdb_dyn_cf.c");
+    let st = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&prog)
+        .arg(src)
+        .arg("-lrocksdb")
+        .status()
+        .expect("cc");
+    assert!(
+        st.success(),
+        "building tests/c/rocksdb_dyn_cf.c needs librocksdb-dev (make deps)"
+    );
+    let db = dir.join("db");
+    let mut child = Command::new(&prog)
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let ptrs: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    assert_eq!(ptrs.len(), 4, "{line}");
+    let pid = child.id();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let lib = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("librocksdb.so"))
+        .expect("librocksdb.so mapped")
+        .to_string();
+    let acc = Accessors::find(lib.as_ref(), lib.as_ref()).expect("accessors in librocksdb.so");
+    let mut names = Names::new(vec![acc]);
+    let got = (
+        names.db(pid, ptrs[0]),
+        names.cf(pid, ptrs[0], ptrs[1]),
+        names.cf(pid, ptrs[0], ptrs[2]),
+        names.cf(pid, ptrs[0], ptrs[3]),
+        // Not a handle: never named.
+        names.cf(pid, ptrs[0], ptrs[0]),
+    );
+    writeln!(stdin, "go").unwrap();
+    writeln!(stdin, "done").unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let want = (
+        Some(db.display().to_string()),
+        Some("default".to_string()),
+        Some("red".to_string()),
+        Some("blue".to_string()),
+        None,
+    );
+    assert_eq!(got, want);
 }
