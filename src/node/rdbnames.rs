@@ -5,7 +5,8 @@
 //! builds. Instead of hard-coding offsets, the tool runs RocksDB's own
 //! accessors (`ColumnFamilyHandleImpl::GetName`, `DBImpl::GetName`,
 //! `StackableDB::GetName`) on the live objects in a tiny x86-64 interpreter
-//! that knows only loads, `lea`, `add`, calls, jumps and `ret`, reading code
+//! that knows only loads, `lea`, `add`/`sub`, `cmp` with `je`/`jne`, calls,
+//! jumps and `ret`, reading code
 //! and data from /proc/PID/mem. Anything else (a store, an unknown
 //! instruction, an unreadable address) gives up: unresolved.
 //!
@@ -417,6 +418,8 @@ fn call(mem: &Mem<'_>, mut pc: u64, rdi: u64, steps: &mut usize, depth: u32) -> 
     }
     let mut regs: HashMap<Register, u64> = HashMap::new();
     regs.insert(Register::RDI, rdi);
+    // The zero flag after a `cmp` (None: no comparison seen).
+    let mut equal: Option<bool> = None;
     let mut code = [0u8; 16];
     loop {
         *steps = steps.checked_sub(1)?;
@@ -479,6 +482,24 @@ fn call(mem: &Mem<'_>, mut pc: u64, rdi: u64, steps: &mut usize, depth: u32) -> 
                     v.wrapping_sub(imm)
                 };
                 regs.insert(r, v);
+            }
+            // Speculative devirtualisation (static builds): compare a
+            // vtable slot with a known function, branch on equality.
+            Mnemonic::Cmp if insn.op0_kind() == OpKind::Register => {
+                let a = *regs.get(&insn.op0_register().full_register())?;
+                let b = match insn.op1_kind() {
+                    OpKind::Register => *regs.get(&insn.op1_register().full_register())?,
+                    OpKind::Memory if insn.op0_register().size() == 8 => {
+                        mem.u64(address(&insn, &regs)?)?
+                    }
+                    _ => return None,
+                };
+                equal = Some(a == b);
+            }
+            Mnemonic::Je | Mnemonic::Jne => {
+                if (insn.mnemonic() == Mnemonic::Je) == equal? {
+                    pc = insn.near_branch_target();
+                }
             }
             Mnemonic::Call | Mnemonic::Jmp => {
                 let target = match insn.op0_kind() {
