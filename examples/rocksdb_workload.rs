@@ -10,7 +10,7 @@
 //! rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS]
 //!                  [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin]
 //!                  [--burst-mb N] [--burst-at S] [--small-memtables] [--stats]
-//!                  [--sync-writes]
+//!                  [--sync-writes] [--cf-db2 DIR]
 //! ```
 //! `--wait-stdin`: print `READY <pid>`, wait for a line on stdin, run, print
 //! the counts, then wait for a second line (or EOF) before exiting, so a tracer
@@ -34,6 +34,13 @@
 //! every one of them makes an fdatasync: the node's write latency then
 //! follows the disk's (the fsync cause of the anomaly detector). Same calls,
 //! same counts.
+//!
+//! `--cf-db2 DIR`: a second database (a plain `DB`, families `default`,
+//! `alpha`, `beta`) in DIR gets a scripted share of every round, and the
+//! JSON gains `"by_cf"`: the calls per (database, column family, function)
+//! of both databases, databases named by the directory they were opened
+//! with, "*" for calls that span families (batches, transactions as a
+//! whole). The per-function `calls` include the second database's.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write as _};
@@ -44,7 +51,7 @@ use ckb_rocksdb::ops::{GetProperty, GetPropertyCF};
 use ckb_rocksdb::prelude::*;
 use ckb_rocksdb::{
     ColumnFamilyDescriptor, OptimisticTransactionDB, OptimisticTransactionOptions, WriteBatch,
-    WriteOptions,
+    WriteOptions, DB,
 };
 
 const CF: &str = "cells";
@@ -237,6 +244,131 @@ fn round(db: &OptimisticTransactionDB, r: u64, wo: &WriteOptions, c: &mut Counts
     }
 }
 
+/// The column family each of `round`'s functions works on, for the
+/// `by_cf` ground truth of the first database ("*": spans families).
+fn first_db_cf(func: &str) -> &'static str {
+    match func {
+        "rocksdb_put"
+        | "rocksdb_get_pinned"
+        | "rocksdb_get"
+        | "rocksdb_delete"
+        | "rocksdb_create_iterator"
+        | "rocksdb_iter_seek_to_first" => "default",
+        "rocksdb_optimistictransaction_begin" | "rocksdb_transaction_commit" | "rocksdb_write" => {
+            "*"
+        }
+        _ => CF,
+    }
+}
+
+/// Calls on the second database (`--cf-db2`), per (family, function).
+#[derive(Default)]
+struct SecondDb {
+    dir: String,
+    calls: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+impl SecondDb {
+    fn call(&mut self, c: &mut Counts, cf: &'static str, func: &'static str) {
+        c.call(func);
+        *self.calls.entry((cf, func)).or_default() += 1;
+    }
+
+    /// `"by_cf"`: both databases' calls per (db, cf, function).
+    fn json(&self, first: &str, c: &Counts) -> String {
+        let mut rows = Vec::new();
+        let mut first_calls: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for (func, n) in &c.calls {
+            let second: u64 = self
+                .calls
+                .iter()
+                .filter(|((_, f), _)| f == func)
+                .map(|(_, n)| n)
+                .sum();
+            if *n > second {
+                *first_calls.entry((first_db_cf(func), func)).or_default() += n - second;
+            }
+        }
+        for (dir, calls) in [(first, &first_calls), (self.dir.as_str(), &self.calls)] {
+            for ((cf, func), n) in calls {
+                rows.push(format!(
+                    "{{\"db\":{dir:?},\"cf\":{cf:?},\"func\":{func:?},\"count\":{n}}}"
+                ));
+            }
+        }
+        format!(",\"by_cf\":[{}]", rows.join(","))
+    }
+}
+
+/// The second database's share of a round: each family a known number of
+/// point writes, reads, deletes and a scan.
+fn second_db_round(db: &DB, r: u64, c: &mut Counts, s: &mut SecondDb) {
+    let alpha = db.cf_handle("alpha").expect("column family opened above");
+    let beta = db.cf_handle("beta").expect("column family opened above");
+    let val = vec![b'w'; VAL];
+    for i in 0..30 {
+        let k = key(r, "a", i);
+        check(db.put_cf(alpha, &k, &val));
+        c.put_bytes += (k.len() + val.len()) as u64;
+        s.call(c, "alpha", "rocksdb_put_cf");
+    }
+    for i in 0..12 {
+        let k = key(r, "b", i);
+        check(db.put_cf(beta, &k, &val));
+        c.put_bytes += (k.len() + val.len()) as u64;
+        s.call(c, "beta", "rocksdb_put_cf");
+    }
+    for i in 0..7 {
+        let k = key(r, "x", i);
+        check(db.put(&k, &val));
+        c.put_bytes += (k.len() + val.len()) as u64;
+        s.call(c, "default", "rocksdb_put");
+    }
+    for i in 0..17 {
+        // 15 hits, 2 misses (keys of beta looked up in alpha).
+        let k = if i < 15 {
+            key(r, "a", i)
+        } else {
+            key(r, "b", i)
+        };
+        let v = check(db.get_pinned_cf(alpha, k));
+        match v {
+            Some(v) => c.get_bytes += v.len() as u64,
+            None => c.get_misses += 1,
+        }
+        s.call(c, "alpha", "rocksdb_get_pinned_cf");
+    }
+    for i in 0..4 {
+        check(db.delete_cf(beta, key(r, "b", i)));
+        s.call(c, "beta", "rocksdb_delete_cf");
+    }
+    let ropts = ReadOptions::default();
+    for _ in 0..3 {
+        let mut it = check(db.get_raw_iter_cf(beta, &ropts));
+        s.call(c, "beta", "rocksdb_create_iterator_cf");
+        it.seek_to_first();
+        s.call(c, "beta", "rocksdb_iter_seek_to_first");
+        for _ in 0..5 {
+            if !it.valid() {
+                break;
+            }
+            it.next();
+            s.call(c, "beta", "rocksdb_iter_next");
+        }
+    }
+}
+
+fn open_second_db(dir: &std::path::Path) -> DB {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    let cfs: Vec<ColumnFamilyDescriptor> = ["default", "alpha", "beta"]
+        .iter()
+        .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()))
+        .collect();
+    check(DB::open_cf_descriptors(&opts, dir, cfs))
+}
+
 fn slow_batch(db: &OptimisticTransactionDB, entries: usize, c: &mut Counts) {
     let cf = db.cf_handle(CF).expect("column family opened above");
     let mut batch = WriteBatch::default();
@@ -379,6 +511,7 @@ struct Args {
     small_memtables: bool,
     stats: bool,
     sync_writes: bool,
+    cf_db2: Option<PathBuf>,
 }
 
 fn num(it: &mut impl Iterator<Item = String>, name: &str) -> u64 {
@@ -402,6 +535,7 @@ fn parse_args() -> Args {
         small_memtables: false,
         stats: false,
         sync_writes: false,
+        cf_db2: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -423,8 +557,14 @@ fn parse_args() -> Args {
             "--small-memtables" => a.small_memtables = true,
             "--stats" => a.stats = true,
             "--sync-writes" => a.sync_writes = true,
+            "--cf-db2" => {
+                a.cf_db2 = Some(PathBuf::from(it.next().unwrap_or_else(|| {
+                    eprintln!("rocksdb_workload: --cf-db2 needs a directory");
+                    std::process::exit(2)
+                })))
+            }
             "-h" | "--help" => {
-                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--small-memtables] [--stats] [--sync-writes]");
+                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--small-memtables] [--stats] [--sync-writes] [--cf-db2 DIR]");
                 std::process::exit(0)
             }
             other => {
@@ -463,6 +603,16 @@ fn main() {
         &opts, &dir, cfs,
     ));
 
+    let db2 = args.cf_db2.as_deref().map(open_second_db);
+    let mut second = SecondDb {
+        dir: args
+            .cf_db2
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        ..SecondDb::default()
+    };
+
     let stdin = std::io::stdin();
     let mut line = String::new();
     if args.wait_stdin {
@@ -490,6 +640,9 @@ fn main() {
             }
         }
         round(&db, rounds, &wo, &mut counts);
+        if let Some(db2) = &db2 {
+            second_db_round(db2, rounds, &mut counts, &mut second);
+        }
         rounds += 1;
         if args.pause_ms > 0 {
             std::thread::sleep(Duration::from_millis(args.pause_ms));
@@ -511,7 +664,13 @@ fn main() {
     }
     let elapsed = start.elapsed();
     let rocks = args.stats.then(|| rocks_counts(&opts, settle(&db)));
-    println!("{}", counts.json(rounds, elapsed, rocks.as_ref()));
+    let mut out = counts.json(rounds, elapsed, rocks.as_ref());
+    if db2.is_some() {
+        out.pop(); // the closing brace
+        out.push_str(&second.json(&dir.display().to_string(), &counts));
+        out.push('}');
+    }
+    println!("{out}");
     let _ = std::io::stdout().flush();
 
     if args.wait_stdin {
@@ -519,6 +678,7 @@ fn main() {
         let _ = stdin.lock().read_line(&mut line);
     }
     drop(db);
+    drop(db2);
     if args.db.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }

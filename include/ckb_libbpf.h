@@ -51,23 +51,25 @@ enum rdb_ret {
 /* What the first argument of a function is. */
 enum rdb_arg1 {
 	RDB_ARG1_DB = 0,	/* rocksdb_t * or an optimistic-txn db */
-	RDB_ARG1_HANDLE,	/* a txn or iterator: its db is looked up in `handles` */
+	RDB_ARG1_HANDLE,	/* a txn or iterator: its (db, cf) is looked up in `handles` */
 };
 
 /*
  * Per-function description, passed to both programs as the BPF cookie
  * (exactly 8 bytes). Argument indices are 1-based, 0 = none; arguments 7 and
- * 8 are read from the user stack on x86_64.
+ * 8 are read from the user stack on x86_64. The operation class is not in
+ * it: userspace knows it from `func`.
  */
 struct rdb_spec {
-	__u8 op;	/* enum rdb_op */
-	__u8 func;	/* index into userspace's function table */
+	__u8 func;	/* index into userspace's function table (slow events) */
+	__u8 slot;	/* row of this function within a key's rows of `stats` */
 	__u8 klen_arg;	/* key length argument, counted in bytes */
 	__u8 vlen_arg;	/* value length argument, counted in bytes */
 	__u8 vptr_arg;	/* size_t *vallen argument, read at return */
 	__u8 ret;	/* enum rdb_ret */
 	__u8 arg1;	/* enum rdb_arg1 */
-	__u8 pad;
+	__u8 cf_arg;	/* rocksdb_column_family_handle_t * argument; 0 = the
+			 * handle's family, or none (the default family) */
 };
 
 union rdb_cookie {
@@ -76,18 +78,22 @@ union rdb_cookie {
 };
 
 /*
- * Aggregation: `stats` is a per-CPU array of RDB_MAX_DBS * RDB_FUNC_SLOTS
- * rows; row (i * RDB_FUNC_SLOTS + func) holds function `func` on the i-th
- * (process, database handle) pair seen, and `dbs` maps each pair to its i.
- * An array row is reached without hashing; the pair's i is cached per thread,
- * so `dbs` is looked up only when a thread switches databases.
+ * Aggregation: `stats` is a per-CPU array of max_keys * (planned functions)
+ * rows; row (i * nslots + slot) holds the function with that cookie slot on
+ * the i-th (process, database handle, column family handle) seen, and
+ * `keys` maps each triple to its i. An array row is reached without
+ * hashing; each thread caches the rows of the few (db, cf) it used last,
+ * so `keys` is looked up only on a cache miss.
  */
 #define RDB_FUNC_SLOTS 48	/* >= the number of functions in userspace's table */
-#define RDB_MAX_DBS 64		/* (process, db) pairs at a time, at most; userspace
-				 * sizes `stats` for fewer when it traces one process */
+#define RDB_MAX_KEYS 128	/* (process, db, cf) triples at a time, at most;
+				 * userspace sizes `stats` for fewer when it
+				 * traces one process */
+#define RDB_ROW_CACHE 8		/* per-thread (db, cf) -> row entries (power of 2) */
 
-struct rdb_db_key {
+struct rdb_key {
 	__u64 db;
+	__u64 cf;	/* 0: no family argument (default family or db-wide) */
 	__u32 tgid;
 	__u32 pad;
 };
@@ -116,11 +122,12 @@ struct rdb_event {
 	__u64 db;
 	__u32 tgid;
 	__u32 tid;
-	__u8 op;
+	__u8 pad0;
 	__u8 func;
 	__u8 miss;
 	__u8 pad[5];
 	char comm[TASK_COMM_LEN];
+	__u64 cf;
 };
 
 /* Reasons an observation was not fully recorded; indices of `drops`. */

@@ -21,8 +21,11 @@ const volatile __u64 slow_ns = 0;
 /* Benchmarks only: attach empty programs (the kernel's floor), see below. */
 const volatile bool empty_programs = false;
 
-/* (process, db) pairs `stats` has rows for (<= RDB_MAX_DBS; set at load). */
-const volatile __u32 max_dbs = RDB_MAX_DBS;
+/* (process, db, cf) triples `stats` has rows for (<= RDB_MAX_KEYS; set at load). */
+const volatile __u32 max_keys = RDB_MAX_KEYS;
+
+/* Rows per key: the planned functions' cookie slots (set at load). */
+const volatile __u32 nslots = RDB_FUNC_SLOTS;
 
 /* Slots of `threads` - 1 (a power of two; set by userspace with its size). */
 const volatile __u32 thread_mask = 0;
@@ -30,24 +33,34 @@ const volatile __u32 thread_mask = 0;
 /* A slot whose owner has had a call in flight this long is taken over. */
 #define STALE_NS (10ULL * 1000 * 1000 * 1000)
 
+/* A (db, cf) whose `stats` rows start at row - 1 (0 = empty entry). */
+struct rdb_row_cache {
+	__u64 db;
+	__u64 cf;
+	__u32 row;
+	__u32 pad;
+};
+
 /*
- * One per thread: the call in flight, and what the thread looked up last
- * (its database's row base in `stats`, its last transaction or iterator
- * handle), which a thread nearly always reuses on its next call.
+ * One per thread: the call in flight, and what the thread looked up last:
+ * the rows of the (db, cf) pairs it used recently (direct-mapped: a CKB
+ * thread importing a block cycles through ~10 of the chain's 19 families,
+ * and each entry saves a hash lookup in `keys`), and its last transaction
+ * or iterator handle, which it nearly always reuses on its next call.
  */
 struct rdb_thread {
 	__u64 ts;	/* entry time of the call in flight; 0 = none */
 	__u64 cookie;
 	__u64 db;
+	__u64 cf;
 	__u64 bytes;	/* known at entry (key + value lengths) */
 	__u64 vptr;	/* size_t *vallen, read at return */
 	__u64 id;	/* owner of the slot (pid_tgid: a tid reused by another
 			 * process must not inherit the caches) */
-	__u64 row_db;	/* db whose `stats` row base is row_base - 1 */
-	__u32 row_base;	/* 0 = none cached */
-	__u32 pad;
-	__u64 handle;	/* last txn/iterator handle and its db */
+	__u64 handle;	/* last txn/iterator handle and its (db, cf) */
 	__u64 handle_db;
+	__u64 handle_cf;
+	struct rdb_row_cache rows[RDB_ROW_CACHE];
 };
 
 /*
@@ -66,40 +79,46 @@ struct {
 	__type(value, struct rdb_thread);
 } threads SEC(".maps");
 
-/* iterator / transaction handle -> the db handle it was created from */
+/* What an iterator or transaction was created on. */
+struct rdb_origin {
+	__u64 db;
+	__u64 cf;	/* create_iterator_cf's family; 0 = none */
+};
+
+/* iterator / transaction handle -> the (db, cf) it was created on */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_HANDLES);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct rdb_origin);
 } handles SEC(".maps");
 
-/* (process, db) -> its index i: rows i * RDB_FUNC_SLOTS .. of `stats` */
+/* (process, db, cf) -> its index i: rows i * nslots .. of `stats` */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RDB_MAX_DBS);
-	__type(key, struct rdb_db_key);
+	__uint(max_entries, RDB_MAX_KEYS);
+	__type(key, struct rdb_key);
 	__type(value, __u32);
-} dbs SEC(".maps");
+} keys SEC(".maps");
 
-/* index -> its (process, db): who holds each index of `dbs` */
+/* index -> its (process, db, cf): who holds each index of `keys` */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RDB_MAX_DBS);
+	__uint(max_entries, RDB_MAX_KEYS);
 	__type(key, __u32);
-	__type(value, struct rdb_db_key);
-} db_owners SEC(".maps");
+	__type(value, struct rdb_key);
+} key_owners SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RDB_MAX_DBS * RDB_FUNC_SLOTS);
+	__uint(max_entries, 1);	/* max_keys * nslots, set at load */
 	__type(key, __u32);
 	__type(value, struct rdb_stats);
 } stats SEC(".maps");
 
 /*
- * Slow operations only (none below the threshold). 1 MiB holds ~14 K events
- * (72 bytes with the header). The drain writes events in batches; measured
+ * Slow operations only (none below the threshold). 1 MiB holds ~13 K events
+ * (80 bytes with the header). The drain writes events in batches; measured
  * with --threshold 0: 0 lost at ~56 K events/s, ~2 % lost at ~77 K/s (the
  * printer, not the ring, is then the limit; 4 MiB lost as much). The ring
  * is mapped twice into the tool, so each MiB here is 2 MiB of its RSS.
@@ -138,21 +157,24 @@ static __always_inline __u64 read_arg(struct pt_regs *ctx, __u32 n)
 }
 
 /*
- * The db a transaction or iterator handle belongs to (0 if unknown). The
- * thread's cache can only be stale if a handle it used is freed and another
- * thread creates one at the same address on another db before this thread
- * uses it: the call is then attributed to the old db (still counted).
+ * The (db, cf) a transaction or iterator handle was created on (0 if
+ * unknown) into t->db, t->cf. The thread's cache can only be stale if a
+ * handle it used is freed and another thread creates one at the same
+ * address on another (db, cf) before this thread uses it: the call is then
+ * attributed to the old one (still counted).
  */
-static __always_inline __u64 handle_db(struct rdb_thread *t, __u64 handle)
+static __always_inline void handle_origin(struct rdb_thread *t, __u64 handle)
 {
-	__u64 *db;
+	struct rdb_origin *o;
 
-	if (t->handle == handle)
-		return t->handle_db;
-	db = bpf_map_lookup_elem(&handles, &handle);
-	t->handle = handle;
-	t->handle_db = db ? *db : 0;
-	return t->handle_db;
+	if (t->handle != handle) {
+		o = bpf_map_lookup_elem(&handles, &handle);
+		t->handle = handle;
+		t->handle_db = o ? o->db : 0;
+		t->handle_cf = o ? o->cf : 0;
+	}
+	t->db = t->handle_db;
+	t->cf = t->handle_cf;
 }
 
 static __always_inline int enter(struct pt_regs *ctx)
@@ -177,14 +199,23 @@ static __always_inline int enter(struct pt_regs *ctx)
 			return 0;
 		}
 		t->id = id;
-		t->row_base = 0;
 		t->handle = 0;
+#pragma unroll
+		for (int i = 0; i < RDB_ROW_CACHE; i++)
+			t->rows[i].row = 0;
 	}
 	c.raw = bpf_get_attach_cookie(ctx);
 	t->cookie = c.raw;
-	t->db = PT_REGS_PARM1(ctx);
-	if (c.spec.arg1 == RDB_ARG1_HANDLE)
-		t->db = handle_db(t, t->db);
+	if (c.spec.arg1 == RDB_ARG1_HANDLE) {
+		handle_origin(t, PT_REGS_PARM1(ctx));
+	} else {
+		t->db = PT_REGS_PARM1(ctx);
+		t->cf = 0;
+	}
+	/* An explicit family wins over the handle's (a transaction's
+	 * *_cf calls name theirs). */
+	if (c.spec.cf_arg)
+		t->cf = read_arg(ctx, c.spec.cf_arg);
 	if (c.spec.klen_arg)
 		bytes += read_arg(ctx, c.spec.klen_arg);
 	if (c.spec.vlen_arg)
@@ -197,44 +228,52 @@ static __always_inline int enter(struct pt_regs *ctx)
 }
 
 /*
- * Row base + 1 of (tgid, db) in `stats`, 0 if the table is full. A new pair
- * claims the lowest free index in `db_owners` (an insert that fails when
- * taken: no atomics, which older clang/-mcpu cannot return); two threads
- * racing on the same new pair both claim one, the loser gives its back.
+ * Row base + 1 of (tgid, db, cf) in `stats`, 0 if the table is full. The
+ * thread's cache is direct-mapped on a hash of (db, cf); on a miss `keys`
+ * is looked up. A new triple claims the lowest free index in `key_owners`
+ * (an insert that fails when taken: no atomics, which older clang/-mcpu
+ * cannot return); two threads racing on the same new triple both claim
+ * one, the loser gives its back.
  */
-static __always_inline __u32 row_base(struct rdb_thread *t, __u32 tgid, __u64 db)
+static __always_inline __u32 row_base(struct rdb_thread *t, __u32 tgid, __u64 db, __u64 cf)
 {
-	struct rdb_db_key k = { .db = db, .tgid = tgid };
-	__u32 *v, i = RDB_MAX_DBS, n;
+	struct rdb_key k = { .db = db, .cf = cf, .tgid = tgid };
+	struct rdb_row_cache *e;
+	__u32 *v, i = RDB_MAX_KEYS, n, h;
 
-	if (t->row_base && t->row_db == db)
-		return t->row_base;
-	v = bpf_map_lookup_elem(&dbs, &k);
+	/* Fibonacci hashing: the top bits of the product mix every bit of
+	 * both pointers (heap addresses differ in their middle bits). */
+	h = ((db ^ (cf << 1)) * 0x9E3779B97F4A7C15ULL) >> 61;
+	e = &t->rows[h & (RDB_ROW_CACHE - 1)];
+	if (e->row && e->db == db && e->cf == cf)
+		return e->row;
+	v = bpf_map_lookup_elem(&keys, &k);
 	if (!v) {
 		/* Unrolled: a loop over an index passed by address defeats
 		 * the verifier's bounded-loop check. */
 #pragma unroll
-		for (n = 0; n < RDB_MAX_DBS; n++) {
+		for (n = 0; n < RDB_MAX_KEYS; n++) {
 			__u32 claim = n;
 
-			if (n >= max_dbs)
+			if (n >= max_keys)
 				break;
-			if (!bpf_map_update_elem(&db_owners, &claim, &k, BPF_NOEXIST)) {
+			if (!bpf_map_update_elem(&key_owners, &claim, &k, BPF_NOEXIST)) {
 				i = n;
 				break;
 			}
 		}
-		if (i >= max_dbs)
+		if (i >= max_keys)
 			return 0;
-		if (bpf_map_update_elem(&dbs, &k, &i, BPF_NOEXIST))
-			bpf_map_delete_elem(&db_owners, &i);
-		v = bpf_map_lookup_elem(&dbs, &k);
+		if (bpf_map_update_elem(&keys, &k, &i, BPF_NOEXIST))
+			bpf_map_delete_elem(&key_owners, &i);
+		v = bpf_map_lookup_elem(&keys, &k);
 		if (!v)
 			return 0;
 	}
-	t->row_db = db;
-	t->row_base = *v * RDB_FUNC_SLOTS + 1;
-	return t->row_base;
+	e->db = db;
+	e->cf = cf;
+	e->row = *v * nslots + 1;
+	return e->row;
 }
 
 static __always_inline int leave(struct pt_regs *ctx)
@@ -242,7 +281,7 @@ static __always_inline int leave(struct pt_regs *ctx)
 	struct rdb_thread *t;
 	struct rdb_stats *st;
 	union rdb_cookie c;
-	__u64 id, lat, bytes, ret, v, db;
+	__u64 id, lat, bytes, ret, v, db, cf;
 	__u32 tid, slot, row;
 	bool miss = false;
 
@@ -257,6 +296,7 @@ static __always_inline int leave(struct pt_regs *ctx)
 	c.raw = t->cookie;
 	bytes = t->bytes;
 	db = t->db;
+	cf = t->cf;
 	ret = PT_REGS_RC(ctx);
 
 	switch (c.spec.ret) {
@@ -281,19 +321,22 @@ static __always_inline int leave(struct pt_regs *ctx)
 		break;
 	case RDB_RET_HANDLE:
 		if (ret) {
-			bpf_map_update_elem(&handles, &ret, &db, BPF_ANY);
+			struct rdb_origin o = { .db = db, .cf = cf };
+
+			bpf_map_update_elem(&handles, &ret, &o, BPF_ANY);
 			t->handle = ret;
 			t->handle_db = db;
+			t->handle_cf = cf;
 		}
 		break;
 	}
 
-	row = row_base(t, id >> 32, db);
+	row = row_base(t, id >> 32, db, cf);
 	if (!row) {
 		count_drop(drops, DROP_STATS_FULL);
 		return 0;
 	}
-	row += c.spec.func % RDB_FUNC_SLOTS - 1;
+	row += c.spec.slot - 1;
 	st = bpf_map_lookup_elem(&stats, &row);
 	if (!st)
 		return 0;
@@ -315,9 +358,10 @@ static __always_inline int leave(struct pt_regs *ctx)
 		e->lat_ns = lat;
 		e->bytes = bytes;
 		e->db = db;
+		e->cf = cf;
 		e->tgid = id >> 32;
 		e->tid = (__u32)id;
-		e->op = c.spec.op;
+		e->pad0 = 0;
 		e->func = c.spec.func;
 		e->miss = miss;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));

@@ -12,7 +12,7 @@ use super::Out;
 use crate::analyze::Config as AnalyzeConfig;
 use crate::engine::{self, Layers, Options, SlowLine, Snapshot, Stop, View, Want};
 use crate::error::Exit;
-use crate::model::rocksdb::OpsFilter;
+use crate::model::rocksdb::{OpsFilter, Split};
 use crate::model::{BgJob, TargetEvent};
 use crate::node::{Selector, Target};
 use crate::probe::uprobe;
@@ -63,6 +63,10 @@ pub struct RocksdbArgs {
     /// Add one row per C function under the classes.
     #[arg(long)]
     pub by_function: bool,
+    /// Split the table per database and column family (cf) or per
+    /// database (db). JSON reports always carry the `by_cf` rows.
+    #[arg(long, value_name = "cf|db", value_parser = Split::parse)]
+    pub by: Option<Split>,
     /// When the traced process exits, stop (exit code 1) instead of waiting
     /// for the same executable to start again and tracing it.
     #[arg(long)]
@@ -178,6 +182,7 @@ enum Mode {
 /// terminal, or JSON Lines.
 struct Printer {
     mode: Mode,
+    by: Option<Split>,
     out: Out,
 }
 
@@ -191,7 +196,11 @@ impl View for Printer {
         let b = s.background.as_ref();
         let alerts = s.alerts.unwrap_or_default();
         let extra = || {
-            let mut t = b.map(render::background::table).unwrap_or_default();
+            let mut t = self
+                .by
+                .map(|by| render::table::split(r, by))
+                .unwrap_or_default();
+            t.push_str(&b.map(render::background::table).unwrap_or_default());
             t.push_str(&render::background::anomalies(&s.anomalies));
             if r.is_final {
                 t.push_str(&render::background::alerts_summary(
@@ -292,6 +301,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     };
     let mut view = Printer {
         mode,
+        by: args.by,
         out: Out::new(),
     };
     if mode == Mode::Slow {

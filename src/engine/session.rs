@@ -348,6 +348,7 @@ impl<'v> Capture<'v> {
             tgid: target.proc.as_ref().map_or(0, |p| p.pid),
             slow_ns: self.opts.slow_ns,
             empty: self.opts.empty_programs,
+            slots: plan.slots().len() as u32,
         };
         let forced = Backend::forced(self.opts.uprobe_backend);
         let loaded = uprobe::load_attach(storage, forced, |obj, b| {

@@ -103,6 +103,10 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Per C function, filled with --by-function.
     pub functions: Vec<Row>,
+    /// RocksDB: per (database, column family, class), and per (database,
+    /// class).
+    pub by_cf: Vec<super::rocksdb::CfRow>,
+    pub by_db: Vec<super::rocksdb::CfRow>,
     pub lost_events: u64,
     pub slow_events: u64,
     /// Observations the kernel side could not record (maps full).

@@ -3,7 +3,8 @@
 //! database, function), and the aggregation of those reads into interval
 //! and whole-capture reports.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -89,9 +90,22 @@ pub struct FuncDef {
     pub vptr_arg: u8,
     pub ret: u8,
     pub arg1: u8,
+    /// The `rocksdb_column_family_handle_t *` argument (0: none; the
+    /// operation is on the default family, or on the handle's).
+    pub cf_arg: u8,
 }
 
-const fn f(name: &'static str, op: Op, klen: u8, vlen: u8, vptr: u8, ret: u8, arg1: u8) -> FuncDef {
+#[allow(clippy::too_many_arguments)] // one table row, read as a row
+const fn f(
+    name: &'static str,
+    op: Op,
+    klen: u8,
+    vlen: u8,
+    vptr: u8,
+    ret: u8,
+    arg1: u8,
+    cf: u8,
+) -> FuncDef {
     FuncDef {
         name,
         op,
@@ -100,59 +114,63 @@ const fn f(name: &'static str, op: Op, klen: u8, vlen: u8, vptr: u8, ret: u8, ar
         vptr_arg: vptr,
         ret,
         arg1,
+        cf_arg: cf,
     }
 }
 
 /// Every RocksDB C API function the layer knows, with the argument positions
-/// of c.h (RocksDB 9.x). The index is the function id in the BPF maps.
+/// of c.h (RocksDB 9.x): key length, value length, `size_t *vallen`, what
+/// it returns, what its first argument is, and its column family handle
+/// (3rd, except `rocksdb_transaction_put_cf`/`_delete_cf`: 2nd). The index
+/// is the function id of cookies and slow events.
 #[rustfmt::skip]
 pub const FUNCS: &[FuncDef] = &[
     // GET: value size from the returned pinnable slice or *vallen; NULL = miss.
-    f("rocksdb_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_DB),
-    f("rocksdb_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_DB),
-    f("rocksdb_get_pinned", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_DB),
-    f("rocksdb_get_pinned_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_DB),
-    f("rocksdb_transaction_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_HANDLE),
-    f("rocksdb_transaction_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_HANDLE),
-    f("rocksdb_transaction_get_pinned", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
-    f("rocksdb_transaction_get_pinned_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
-    f("rocksdb_transaction_get_for_update", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_HANDLE),
-    f("rocksdb_transaction_get_for_update_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_HANDLE),
-    f("rocksdb_transaction_get_pinned_for_update", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
-    f("rocksdb_transaction_get_pinned_for_update_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE),
-    f("rocksdb_transactiondb_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_DB),
-    f("rocksdb_transactiondb_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_DB),
+    f("rocksdb_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_DB, 0),
+    f("rocksdb_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_DB, 3),
+    f("rocksdb_get_pinned", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_DB, 0),
+    f("rocksdb_get_pinned_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_DB, 3),
+    f("rocksdb_transaction_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_HANDLE, 0),
+    f("rocksdb_transaction_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_HANDLE, 3),
+    f("rocksdb_transaction_get_pinned", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE, 0),
+    f("rocksdb_transaction_get_pinned_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE, 3),
+    f("rocksdb_transaction_get_for_update", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_HANDLE, 0),
+    f("rocksdb_transaction_get_for_update_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_HANDLE, 3),
+    f("rocksdb_transaction_get_pinned_for_update", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE, 0),
+    f("rocksdb_transaction_get_pinned_for_update_cf", Op::Get, 0, 0, 0, RET_PINNABLE, ARG1_HANDLE, 3),
+    f("rocksdb_transactiondb_get", Op::Get, 0, 0, 5, RET_VLEN_PTR, ARG1_DB, 0),
+    f("rocksdb_transactiondb_get_cf", Op::Get, 0, 0, 6, RET_VLEN_PTR, ARG1_DB, 3),
     // PUT: key + value lengths from the arguments (7th on the stack).
-    f("rocksdb_put", Op::Put, 4, 6, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_put_cf", Op::Put, 5, 7, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transaction_put", Op::Put, 3, 5, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_transaction_put_cf", Op::Put, 4, 6, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_transactiondb_put", Op::Put, 4, 6, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transactiondb_put_cf", Op::Put, 5, 7, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_put", Op::Put, 4, 6, 0, RET_NONE, ARG1_DB, 0),
+    f("rocksdb_put_cf", Op::Put, 5, 7, 0, RET_NONE, ARG1_DB, 3),
+    f("rocksdb_transaction_put", Op::Put, 3, 5, 0, RET_NONE, ARG1_HANDLE, 0),
+    f("rocksdb_transaction_put_cf", Op::Put, 4, 6, 0, RET_NONE, ARG1_HANDLE, 2),
+    f("rocksdb_transactiondb_put", Op::Put, 4, 6, 0, RET_NONE, ARG1_DB, 0),
+    f("rocksdb_transactiondb_put_cf", Op::Put, 5, 7, 0, RET_NONE, ARG1_DB, 3),
     // DELETE: key length.
-    f("rocksdb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transaction_delete", Op::Delete, 3, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_transaction_delete_cf", Op::Delete, 4, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_transactiondb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transactiondb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB, 0),
+    f("rocksdb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB, 3),
+    f("rocksdb_transaction_delete", Op::Delete, 3, 0, 0, RET_NONE, ARG1_HANDLE, 0),
+    f("rocksdb_transaction_delete_cf", Op::Delete, 4, 0, 0, RET_NONE, ARG1_HANDLE, 2),
+    f("rocksdb_transactiondb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB, 0),
+    f("rocksdb_transactiondb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB, 3),
     // WRITE: batches.
-    f("rocksdb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB),
-    f("rocksdb_transactiondb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB),
+    f("rocksdb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB, 0),
+    f("rocksdb_transactiondb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB, 0),
     // Iterators and transactions: handles remember the db they came from.
-    f("rocksdb_iter_seek", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_iter_seek_for_prev", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_iter_seek_to_first", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_iter_seek_to_last", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB),
-    f("rocksdb_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB),
-    f("rocksdb_transaction_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE),
-    f("rocksdb_transaction_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE),
-    f("rocksdb_iter_next", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_iter_prev", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE),
-    f("rocksdb_optimistictransaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB),
-    f("rocksdb_transaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB),
-    f("rocksdb_transaction_commit", Op::TxnCommit, 0, 0, 0, RET_NONE, ARG1_HANDLE),
+    f("rocksdb_iter_seek", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
+    f("rocksdb_iter_seek_for_prev", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
+    f("rocksdb_iter_seek_to_first", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
+    f("rocksdb_iter_seek_to_last", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
+    f("rocksdb_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB, 0),
+    f("rocksdb_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB, 3),
+    f("rocksdb_transaction_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE, 0),
+    f("rocksdb_transaction_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE, 3),
+    f("rocksdb_iter_next", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
+    f("rocksdb_iter_prev", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
+    f("rocksdb_optimistictransaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB, 0),
+    f("rocksdb_transaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB, 0),
+    f("rocksdb_transaction_commit", Op::TxnCommit, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
 ];
 
 pub fn func_names() -> Vec<&'static str> {
@@ -208,14 +226,24 @@ impl OpsFilter {
     }
 }
 
-/// Counters of one (process, db, function), summed over CPUs.
+/// Counters of one (process, db, cf, function), summed over CPUs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyStats {
     pub tgid: u32,
     pub db: u64,
+    /// Column family handle; 0 = the call named none.
+    pub cf: u64,
     pub func: usize,
     /// Cumulative counters; `max_ns` is the maximum of the interval just ended.
     pub stats: OpStats,
+}
+
+/// What userspace found a (process, db, cf) key's handles are called;
+/// None = not confirmed (shown as the pointer, never guessed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeyNames {
+    pub db: Option<String>,
+    pub cf: Option<String>,
 }
 
 /// A read of all maps at the end of one interval.
@@ -224,6 +252,48 @@ pub struct Sample {
     pub rows: Vec<KeyStats>,
     /// Cumulative drops per `enum drop_reason`.
     pub drops: [u64; 3],
+    /// Names of the keys of `rows`, per (tgid, db, cf).
+    pub names: HashMap<(u32, u64, u64), KeyNames>,
+}
+
+/// One row of the per-database / per-family split: an operation class on
+/// one column family of one database (`cf` None: the whole database).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CfRow {
+    pub db: String,
+    pub cf: Option<String>,
+    /// `row.name` is the operation class.
+    pub row: Row,
+}
+
+/// `rocksdb --by`: how the table splits the classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Per database and column family.
+    Cf,
+    /// Per database.
+    Db,
+}
+
+impl Split {
+    pub fn parse(s: &str) -> std::result::Result<Split, String> {
+        match s {
+            "cf" => Ok(Split::Cf),
+            "db" => Ok(Split::Db),
+            _ => Err(format!("`{s}`: use cf (database and column family) or db")),
+        }
+    }
+}
+
+/// How a column family reads when the call named none: the default family
+/// for reads and writes of one key, "*" for what spans families (batches,
+/// transactions as a whole).
+fn cf_label(cf: &Option<Arc<str>>, op: Op) -> String {
+    match cf {
+        Some(n) => n.to_string(),
+        None if matches!(op, Op::Write | Op::TxnBegin | Op::TxnCommit) => "*".into(),
+        None => "default".into(),
+    }
 }
 
 /// What the aggregator needs to know of one traced function.
@@ -235,8 +305,73 @@ pub struct Traced {
     pub class: HitClass,
 }
 
-/// Key of the kernel's rows: (process, database handle, function id).
-type Key = (u32, u64, usize);
+/// Key of the counters: the kernel's rows (process, database handle,
+/// family handle, function id) while their session lasts; then, once the
+/// handles mean nothing, the names they had.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Live(u32, u64, u64, usize),
+    Ended(Arc<str>, Option<Arc<str>>, usize),
+}
+
+impl Key {
+    fn func(&self) -> usize {
+        match self {
+            Key::Live(.., f) | Key::Ended(.., f) => *f,
+        }
+    }
+}
+
+/// A key's (database, family) names; the family is None when the call
+/// named none.
+type Label = (Arc<str>, Option<Arc<str>>);
+
+/// The names of live keys, as far as resolved.
+#[derive(Default)]
+struct Labels(HashMap<(u32, u64, u64), Label>);
+
+impl Labels {
+    fn update(&mut self, names: &HashMap<(u32, u64, u64), KeyNames>) {
+        for (&(tgid, db, cf), n) in names {
+            let e = self
+                .0
+                .entry((tgid, db, cf))
+                .or_insert_with(|| unresolved(db, cf));
+            // A name once confirmed stays (its handle is still open).
+            if let Some(d) = &n.db {
+                e.0 = d.as_str().into();
+            }
+            if let Some(c) = &n.cf {
+                e.1 = Some(c.as_str().into());
+            }
+        }
+    }
+
+    /// (database, family) of a key; the family is None when the call
+    /// named none.
+    fn of(&self, k: &Key) -> Label {
+        match k {
+            Key::Live(tgid, db, cf, _) => self
+                .0
+                .get(&(*tgid, *db, *cf))
+                .cloned()
+                .unwrap_or_else(|| unresolved(*db, *cf)),
+            Key::Ended(db, cf, _) => (db.clone(), cf.clone()),
+        }
+    }
+
+    fn project(&self, k: &Key) -> Key {
+        let (db, cf) = self.of(k);
+        Key::Ended(db, cf, k.func())
+    }
+}
+
+fn unresolved(db: u64, cf: u64) -> Label {
+    (
+        format!("db@{db:#x}").into(),
+        (cf != 0).then(|| format!("cf@{cf:#x}").into()),
+    )
+}
 
 /// Turns cumulative samples into interval and whole-capture reports. A
 /// capture may span several processes (restarts of the target): each one is
@@ -244,6 +379,7 @@ type Key = (u32, u64, usize);
 /// sessions are summed per function (their database handles are gone).
 pub struct Aggregator {
     counters: Cumulative<Key, OpStats>,
+    labels: Labels,
     ops: BTreeSet<Op>,
     funcs: BTreeSet<usize>,
     by_function: bool,
@@ -263,16 +399,12 @@ pub struct Aggregator {
     pub duty: DutyCycle,
 }
 
-/// Ended sessions are kept per function.
-fn per_function(k: &Key) -> Key {
-    (0, 0, k.2)
-}
-
 impl Aggregator {
     pub fn new(by_function: bool) -> Aggregator {
         let now = Instant::now();
         Aggregator {
             counters: Cumulative::default(),
+            labels: Labels::default(),
             ops: BTreeSet::new(),
             funcs: BTreeSet::new(),
             by_function,
@@ -299,13 +431,13 @@ impl Aggregator {
         self.duty = DutyCycle::new(per_hit, budget_pct, self.start);
     }
 
-    /// Traced calls per cost class in `per_func`.
-    fn hits(&self, per_func: &HashMap<usize, OpStats>) -> Hits {
+    /// Traced calls per cost class in `per_key`.
+    fn hits(&self, per_key: &[(Key, OpStats)]) -> Hits {
         let mut h = Hits::default();
-        for (id, st) in per_func {
+        for (k, st) in per_key {
             let class = self
                 .classes
-                .get(id)
+                .get(&k.func())
                 .copied()
                 .unwrap_or(HitClass::SingleStepped);
             h.add(class, st.count);
@@ -339,7 +471,9 @@ impl Aggregator {
         for s in rest {
             let _ = self.interval(s, Instant::now());
         }
-        self.counters.end_session(per_function);
+        let labels = &self.labels;
+        self.counters.end_session(|k| labels.project(k));
+        self.labels = Labels::default();
         self.drops.end_session();
     }
 
@@ -370,8 +504,45 @@ impl Aggregator {
         (rows, functions)
     }
 
-    fn report(&self, per_func: HashMap<usize, OpStats>, secs: f64, is_final: bool) -> Report {
+    /// Rows per (database, family, class) and per (database, class).
+    fn split(&self, per_key: &[(Key, OpStats)], secs: f64) -> (Vec<CfRow>, Vec<CfRow>) {
+        let mut cf: BTreeMap<(Arc<str>, String, Op), OpStats> = BTreeMap::new();
+        let mut db: BTreeMap<(Arc<str>, Op), OpStats> = BTreeMap::new();
+        for (k, st) in per_key {
+            let op = FUNCS[k.func()].op;
+            let (d, c) = self.labels.of(k);
+            cf.entry((d.clone(), cf_label(&c, op), op))
+                .or_default()
+                .add(st);
+            db.entry((d, op)).or_default().add(st);
+        }
+        let row = |op: Op, st: &OpStats| st.row(op.name(), secs, op.is_read(), op.has_bytes());
+        let by_cf = cf
+            .iter()
+            .map(|((d, c, op), st)| CfRow {
+                db: d.to_string(),
+                cf: Some(c.clone()),
+                row: row(*op, st),
+            })
+            .collect();
+        let by_db = db
+            .iter()
+            .map(|((d, op), st)| CfRow {
+                db: d.to_string(),
+                cf: None,
+                row: row(*op, st),
+            })
+            .collect();
+        (by_cf, by_db)
+    }
+
+    fn report(&self, per_key: Vec<(Key, OpStats)>, secs: f64, is_final: bool) -> Report {
+        let mut per_func: HashMap<usize, OpStats> = HashMap::new();
+        for (k, st) in &per_key {
+            per_func.entry(k.func()).or_default().add(st);
+        }
         let (rows, functions) = self.rows(&per_func, secs);
+        let (by_cf, by_db) = self.split(&per_key, secs);
         let d: Vec<u64> = (0..3).map(|i| self.drops.total(i)).collect();
         Report {
             layer: "rocksdb",
@@ -382,6 +553,8 @@ impl Aggregator {
             is_final,
             rows,
             functions,
+            by_cf,
+            by_db,
             lost_events: d[0] + self.user_lost,
             slow_events: self.slow_events,
             dropped: d[1] + d[2],
@@ -403,14 +576,15 @@ impl Aggregator {
     pub fn interval(&mut self, s: &Sample, now: Instant) -> Report {
         let secs = now.duration_since(self.last).as_secs_f64();
         self.last = now;
-        let mut per_func: HashMap<usize, OpStats> = HashMap::new();
-        let read = s.rows.iter().map(|k| ((k.tgid, k.db, k.func), &k.stats));
-        for ((_, _, func), d) in self.counters.interval(read) {
-            per_func.entry(func).or_default().add(&d);
-        }
+        self.labels.update(&s.names);
+        let read = s
+            .rows
+            .iter()
+            .map(|k| (Key::Live(k.tgid, k.db, k.cf, k.func), &k.stats));
+        let per_key = self.counters.interval(read);
         self.drops.set(s.drops);
-        let hits = self.hits(&per_func);
-        let mut r = self.report(per_func, secs, false);
+        let hits = self.hits(&per_key);
+        let mut r = self.report(per_key, secs, false);
         r.gaps = self.gaps.take_new();
         r.overhead = Some(self.duty.interval(hits, now));
         r
@@ -418,13 +592,15 @@ impl Aggregator {
 
     /// The report of the whole capture so far, every session included.
     pub fn whole(&self) -> Report {
-        let mut per_func: HashMap<usize, OpStats> = HashMap::new();
-        for ((_, _, func), st) in self.counters.whole(per_function) {
-            per_func.entry(func).or_default().add(&st);
-        }
+        let labels = &self.labels;
+        let per_key: Vec<(Key, OpStats)> = self
+            .counters
+            .whole(|k| labels.project(k))
+            .into_iter()
+            .collect();
         let secs = self.start.elapsed().as_secs_f64();
-        let hits = self.hits(&per_func);
-        let mut r = self.report(per_func, secs, true);
+        let hits = self.hits(&per_key);
+        let mut r = self.report(per_key, secs, true);
         r.overhead = Some(self.duty.whole(hits));
         r
     }
@@ -461,6 +637,7 @@ mod tests {
         KeyStats {
             tgid: 1,
             db,
+            cf: 0,
             func: FUNCS.iter().position(|f| f.name == func).unwrap(),
             stats: s,
         }
@@ -479,6 +656,7 @@ mod tests {
                 ks("rocksdb_get_pinned_cf", 0xb, 5, 7000),
             ],
             drops: [0; 3],
+            ..Default::default()
         };
         let r1 = agg.interval(&s1, t0 + Duration::from_secs(1));
         let get = r1.rows.iter().find(|r| r.name == "GET").unwrap();
@@ -493,6 +671,7 @@ mod tests {
                 ks("rocksdb_put", 0xa, 3, 9000),
             ],
             drops: [2, 0, 0],
+            ..Default::default()
         };
         let r2 = agg.interval(&s2, t0 + Duration::from_secs(2));
         let get = r2.rows.iter().find(|r| r.name == "GET").unwrap();
@@ -527,11 +706,13 @@ mod tests {
         let s1 = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 10, 5000)],
             drops: [1, 0, 0],
+            ..Default::default()
         };
         agg.interval(&s1, t0 + Duration::from_secs(1));
         let last = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 12, 6000)],
             drops: [2, 0, 0],
+            ..Default::default()
         };
         agg.end(&[last]);
         // The restarted process got the same PID: its maps start from zero.
@@ -545,6 +726,7 @@ mod tests {
         let s2 = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 3, 1000)],
             drops: [1, 0, 0],
+            ..Default::default()
         };
         let r = agg.interval(&s2, t0 + Duration::from_secs(5));
         let get = r.rows.iter().find(|r| r.name == "GET").unwrap();
@@ -574,5 +756,93 @@ mod tests {
         for op in Op::ALL {
             assert!(FUNCS.iter().any(|f| f.op == op), "{op:?}");
         }
+    }
+
+    #[test]
+    fn by_cf_names_resolved_handles_and_keeps_them_across_sessions() {
+        let plan = traced(&["rocksdb_get_pinned_cf", "rocksdb_get", "rocksdb_write"]);
+        let mut agg = Aggregator::new(false);
+        agg.begin(&plan, &[], Some(1));
+        let t0 = agg.start;
+        let on = |func, db, cf, n| {
+            let mut k = ks(func, db, n, 1000);
+            k.cf = cf;
+            k
+        };
+        let mut names = HashMap::new();
+        let named = |db: &str, cf: Option<&str>| KeyNames {
+            db: Some(db.into()),
+            cf: cf.map(Into::into),
+        };
+        names.insert((1, 0xa, 0xc1), named("/d/one", Some("cells")));
+        names.insert((1, 0xa, 0), named("/d/one", None));
+        // A family handle the tool could not confirm.
+        names.insert((1, 0xa, 0xc2), named("/d/one", None));
+        let s1 = Sample {
+            rows: vec![
+                on("rocksdb_get_pinned_cf", 0xa, 0xc1, 4),
+                on("rocksdb_get_pinned_cf", 0xa, 0xc2, 2),
+                on("rocksdb_get", 0xa, 0, 3),
+                on("rocksdb_write", 0xa, 0, 1),
+                // No name read for this database at all.
+                on("rocksdb_get", 0xb, 0, 5),
+            ],
+            drops: [0; 3],
+            names,
+        };
+        let r = agg.interval(&s1, t0 + Duration::from_secs(1));
+        let got: Vec<(String, String, String, u64)> = r
+            .by_cf
+            .iter()
+            .map(|c| {
+                (
+                    c.db.clone(),
+                    c.cf.clone().unwrap(),
+                    c.row.name.clone(),
+                    c.row.count,
+                )
+            })
+            .collect();
+        let want = [
+            ("/d/one", "*", "WRITE", 1),
+            ("/d/one", "cells", "GET", 4),
+            ("/d/one", "cf@0xc2", "GET", 2),
+            ("/d/one", "default", "GET", 3),
+            ("db@0xb", "default", "GET", 5),
+        ];
+        let want: Vec<(String, String, String, u64)> = want
+            .iter()
+            .map(|(d, c, o, n)| (d.to_string(), c.to_string(), o.to_string(), *n))
+            .collect();
+        assert_eq!(got, want);
+        let one: Vec<u64> = r
+            .by_db
+            .iter()
+            .filter(|c| c.db == "/d/one")
+            .map(|c| c.row.count)
+            .collect();
+        assert_eq!(one, [9, 1], "GET then WRITE of /d/one");
+
+        // The process restarts: new handles, same names; totals merge.
+        agg.end(&[]);
+        agg.begin(&plan, &[], Some(2));
+        let mut names = HashMap::new();
+        names.insert((2, 0xe, 0xf1), named("/d/one", Some("cells")));
+        let mut k = on("rocksdb_get_pinned_cf", 0xe, 0xf1, 6);
+        k.tgid = 2;
+        let s2 = Sample {
+            rows: vec![k],
+            drops: [0; 3],
+            names,
+        };
+        agg.interval(&s2, t0 + Duration::from_secs(2));
+        let w = agg.whole();
+        let cells = w
+            .by_cf
+            .iter()
+            .find(|c| c.cf.as_deref() == Some("cells"))
+            .unwrap();
+        assert_eq!((cells.db.as_str(), cells.row.count), ("/d/one", 10));
+        assert_eq!(w.by_cf.len(), 5);
     }
 }

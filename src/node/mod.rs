@@ -5,6 +5,7 @@ pub mod elf;
 pub mod follow;
 pub mod insn;
 pub mod procfs;
+pub mod rdbnames;
 pub mod symbols;
 
 pub use procfs::{all_pids, mapped_rocksdb_libs, Proc};

@@ -185,6 +185,7 @@ fn run(backend: Backend) -> Result<Calibration> {
         tgid: pid,
         slow_ns: None,
         empty: false,
+        slots: plan.slots().len() as u32,
     };
     let mut obj = MaybeUninit::uninit();
     let skel = rdb::load(&mut obj, &cfg, backend)?;

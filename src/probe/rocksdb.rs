@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::path::Path;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -14,10 +15,11 @@ use super::uprobe::{self, Pair, Site};
 
 use crate::error::{Exit, Failure};
 pub use crate::model::rocksdb::func_names;
-use crate::model::rocksdb::{FuncDef, KeyStats, Op, OpsFilter, Sample, FUNCS};
+use crate::model::rocksdb::{FuncDef, KeyNames, KeyStats, Op, OpsFilter, Sample, FUNCS};
 use crate::model::OpStats;
 use crate::node::elf::{Elf, FuncSym};
 use crate::node::insn::{classify, ProbeCost};
+use crate::node::rdbnames::{Accessors, Names};
 use crate::node::ProbeFile;
 use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
 
@@ -29,16 +31,17 @@ pub use skel::RocksdbSkel;
 use skel::{types, RocksdbSkelBuilder};
 
 // SAFETY: plain C structs of integers, no padding invariants.
-unsafe impl plain::Plain for types::rdb_db_key {}
+unsafe impl plain::Plain for types::rdb_key {}
 unsafe impl plain::Plain for types::rdb_stats {}
 unsafe impl plain::Plain for RdbEvent {}
 
-/// Rows of `stats` per (process, db): RDB_FUNC_SLOTS in include/ckb_libbpf.h.
+/// Most rows of `stats` per key: RDB_FUNC_SLOTS in include/ckb_libbpf.h.
 const FUNC_SLOTS: u32 = 48;
 
-fn cookie(id: usize, d: &FuncDef) -> u64 {
+/// `struct rdb_spec`: `slot` is the function's row within a key's rows.
+fn cookie(id: usize, slot: usize, d: &FuncDef) -> u64 {
     u64::from_le_bytes([
-        d.op as u8, id as u8, d.klen_arg, d.vlen_arg, d.vptr_arg, d.ret, d.arg1, 0,
+        id as u8, slot as u8, d.klen_arg, d.vlen_arg, d.vptr_arg, d.ret, d.arg1, d.cf_arg,
     ])
 }
 
@@ -62,6 +65,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The function ids attached, each once, in row-slot order: a key's
+    /// rows in `stats` are one per planned function, not per known one.
+    pub fn slots(&self) -> Vec<usize> {
+        let mut ids: Vec<usize> = self.attach.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// The functions present but not traced, with the reason and the remedy:
     /// what the stderr note, the summary table and the final JSON all print.
     pub fn left_out(&self) -> Vec<crate::model::LeftOut> {
@@ -155,10 +167,13 @@ pub struct Config {
     /// Benchmarks only: attach programs that do nothing (the kernel's floor
     /// for a uprobe + uretprobe) through the same links and cookies.
     pub empty: bool,
+    /// Rows per (process, db, cf): `Plan::slots().len()`.
+    pub slots: u32,
 }
 
 /// Slots of the per-thread map: pid_max rounded up to a power of two (every
-/// tid then has a slot of its own), at most 64 K (72 bytes each).
+/// tid has a slot of its own), at most 64 K (272 bytes each: 17 MiB of
+/// kernel memory at most, 8.5 MiB with the usual pid_max of 32 K).
 fn thread_slots() -> u32 {
     let pid_max = crate::node::procfs::pid_max().unwrap_or(u32::MAX);
     pid_max.clamp(1024, 1 << 16).next_power_of_two()
@@ -186,20 +201,24 @@ pub fn load<'obj>(
     rodata.slow_enabled = cfg.slow_ns.is_some();
     rodata.slow_ns = cfg.slow_ns.unwrap_or(0);
     rodata.empty_programs = cfg.empty;
-    // One process opens a few databases (CKB: chain, indexer, tx-pool);
-    // every process of a file may mean many more at a time. A pair's rows
-    // are handed back when its process exits (see `recycle`).
-    let max_dbs: u32 = if cfg.tgid == 0 { 64 } else { 16 };
-    rodata.max_dbs = max_dbs;
+    // One CKB process opens a few databases: the chain (20 families
+    // counting "default"), the indexer's, the tx-pool's; each family is
+    // used through one handle. Every process of a file may mean more at a
+    // time. A triple's rows are handed back when its process exits (see
+    // `recycle`).
+    let max_keys: u32 = if cfg.tgid == 0 { 128 } else { 64 };
+    let slots = cfg.slots.clamp(1, FUNC_SLOTS);
+    rodata.max_keys = max_keys;
+    rodata.nslots = slots;
     open.maps
         .stats
-        .set_max_entries(max_dbs * FUNC_SLOTS)
+        .set_max_entries(max_keys * slots)
         .map_err(|e| bpf_failure("sizing the RocksDB stats map".into(), e))?;
-    let slots = thread_slots();
-    rodata.thread_mask = slots - 1;
+    let threads = thread_slots();
+    rodata.thread_mask = threads - 1;
     open.maps
         .threads
-        .set_max_entries(slots)
+        .set_max_entries(threads)
         .map_err(|e| bpf_failure("sizing the RocksDB per-thread map".into(), e))?;
     let multi = backend == Backend::Multi;
     let (real, empty) = (!cfg.empty, cfg.empty);
@@ -237,6 +256,7 @@ pub fn attach(skel: &RocksdbSkel<'_>, plan: &Plan, backend: Backend) -> Result<V
             exit: &p.rdb_empty_exit,
         },
     };
+    let slots = plan.slots();
     let sites: Vec<Site> = plan
         .attach
         .iter()
@@ -244,7 +264,7 @@ pub fn attach(skel: &RocksdbSkel<'_>, plan: &Plan, backend: Backend) -> Result<V
             path: &p.file.attach_path,
             display: &p.file.display,
             offset: p.sym.offset,
-            cookie: cookie(p.id, &p.def),
+            cookie: cookie(p.id, slots.partition_point(|&id| id < p.id), &p.def),
             name: p.def.name,
         })
         .collect();
@@ -261,27 +281,34 @@ fn empty(skel: &RocksdbSkel<'_>) -> bool {
 
 /// Owned handles on the maps the poller reads; `Send`, for worker threads.
 pub struct Maps {
-    /// Function ids of the plan: the only rows that can be non-zero.
-    funcs: Vec<u32>,
-    pub dbs: MapHandle,
-    pub db_owners: MapHandle,
+    /// Function id of each row slot (`Plan::slots`): a key's rows.
+    slots: Vec<usize>,
+    pub keys: MapHandle,
+    pub key_owners: MapHandle,
     pub stats: MapHandle,
     pub drops: MapHandle,
     pub ctl: MapHandle,
+    /// Handle names, resolved from the processes' memory and cached.
+    names: Mutex<Names>,
 }
 
 impl Maps {
     pub fn new(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Maps> {
-        let mut funcs: Vec<u32> = plan.attach.iter().map(|p| p.id as u32).collect();
-        funcs.sort_unstable();
-        funcs.dedup();
+        let mut files: Vec<&ProbeFile> = plan.attach.iter().map(|p| &p.file).collect();
+        files.sort_by(|a, b| a.elf_path.cmp(&b.elf_path));
+        files.dedup_by(|a, b| a.elf_path == b.elf_path);
+        let accessors = files
+            .iter()
+            .filter_map(|f| Accessors::find(&f.elf_path, &f.attach_path))
+            .collect();
         Ok(Maps {
-            funcs,
-            dbs: map_handle(&skel.maps.dbs)?,
-            db_owners: map_handle(&skel.maps.db_owners)?,
+            slots: plan.slots(),
+            keys: map_handle(&skel.maps.keys)?,
+            key_owners: map_handle(&skel.maps.key_owners)?,
             stats: map_handle(&skel.maps.stats)?,
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
+            names: Mutex::new(Names::new(accessors)),
         })
     }
 }
@@ -292,28 +319,45 @@ pub fn events(skel: &RocksdbSkel<'_>) -> Result<MapHandle> {
 }
 
 /// Reads the maps, closing interval `epoch`: flips the epoch first so the
-/// per-interval maxima of `epoch` stop moving, then sums every CPU.
+/// per-interval maxima of `epoch` stop moving, then sums every CPU. Handles
+/// get their names here, on the poller thread, once each.
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
     bump_epoch(&maps.ctl, epoch)?;
+    let nslots = maps.slots.len() as u32;
     let mut rows = Vec::new();
     let mut gone = Vec::new();
-    for key in maps.dbs.keys() {
-        let Some(index) = maps.dbs.lookup(&key, MapFlags::ANY)? else {
+    let mut names = HashMap::new();
+    let mut resolver = maps
+        .names
+        .lock()
+        .map_err(|_| anyhow::anyhow!("RocksDB name cache poisoned"))?;
+    for key in maps.keys.keys() {
+        let Some(index) = maps.keys.lookup(&key, MapFlags::ANY)? else {
             continue; // never deleted; harmless anyway
         };
-        let mut k = types::rdb_db_key::default();
-        plain::copy_from_bytes(&mut k, &key).map_err(|_| anyhow::anyhow!("short rdb_db_key"))?;
+        let mut k = types::rdb_key::default();
+        plain::copy_from_bytes(&mut k, &key).map_err(|_| anyhow::anyhow!("short rdb_key"))?;
         let index = u32::from_ne_bytes(
             index[..4]
                 .try_into()
-                .map_err(|_| anyhow::anyhow!("short dbs value"))?,
+                .map_err(|_| anyhow::anyhow!("short keys value"))?,
         );
         if k.tgid != 0 && !Path::new(&format!("/proc/{}", k.tgid)).exists() {
             // Read for the last time below, then its rows are handed back.
-            gone.push((key.clone(), index));
+            gone.push((key.clone(), index, k.tgid));
+        } else {
+            names.insert(
+                (k.tgid, k.db, k.cf),
+                KeyNames {
+                    db: resolver.db(k.tgid, k.db),
+                    cf: (k.cf != 0)
+                        .then(|| resolver.cf(k.tgid, k.db, k.cf))
+                        .flatten(),
+                },
+            );
         }
-        for &func in &maps.funcs {
-            let row = index * FUNC_SLOTS + func;
+        for (slot, &func) in maps.slots.iter().enumerate() {
+            let row = index * nslots + slot as u32;
             let Some(per_cpu) = maps
                 .stats
                 .lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)?
@@ -337,44 +381,47 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
                 }
             }
             if sum.count == 0 {
-                continue; // a function this database never saw
+                continue; // a function this key never saw
             }
             rows.push(KeyStats {
                 tgid: k.tgid,
                 db: k.db,
-                func: func as usize,
+                cf: k.cf,
+                func,
                 stats: sum,
             });
         }
     }
-    for (key, index) in gone {
+    for (key, index, tgid) in gone {
         recycle(maps, &key, index)?;
+        resolver.forget(tgid);
     }
     let drops = read_drops(&maps.drops)?;
-    Ok(Sample { rows, drops })
+    Ok(Sample { rows, drops, names })
 }
 
-/// Hands the `stats` rows of a (process, db) pair whose process has exited
-/// back to the BPF side, which has rows for a few pairs at a time: the
-/// pair's entry goes first (no new call can find the rows), the rows are
-/// zeroed, then its index is freed for the next new pair. Its counters were
-/// just read and stay in the aggregator's totals. A thread of a new process
-/// never uses a cached row of an old one: per-thread caches are keyed by
-/// pid_tgid.
+/// Hands the `stats` rows of a (process, db, cf) triple whose process has
+/// exited back to the BPF side, which has rows for a few triples at a time:
+/// the triple's entry goes first (no new call can find the rows), the rows
+/// are zeroed, then its index is freed for the next new triple. Its
+/// counters were just read and stay in the aggregator's totals. A thread of
+/// a new process never uses a cached row of an old one: per-thread caches
+/// are keyed by pid_tgid.
 fn recycle(maps: &Maps, key: &[u8], index: u32) -> Result<()> {
-    maps.dbs
+    maps.keys
         .delete(key)
         .context("freeing a RocksDB stats slot")?;
     let zero = vec![0u8; std::mem::size_of::<types::rdb_stats>()];
     let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")?;
     let zeros = vec![zero; cpus];
-    for func in 0..FUNC_SLOTS {
-        let row = index * FUNC_SLOTS + func;
+    let nslots = maps.slots.len() as u32;
+    for slot in 0..nslots {
+        let row = index * nslots + slot;
         maps.stats
             .update_percpu(&row.to_ne_bytes(), &zeros, MapFlags::ANY)
             .context("zeroing a RocksDB stats slot")?;
     }
-    maps.db_owners
+    maps.key_owners
         .delete(&index.to_ne_bytes())
         .context("freeing a RocksDB stats slot")?;
     Ok(())
@@ -390,11 +437,12 @@ pub struct RdbEvent {
     pub db: u64,
     pub tgid: u32,
     pub tid: u32,
-    pub op: u8,
+    pub pad0: u8,
     pub func: u8,
     pub miss: u8,
     pub pad: [u8; 5],
     pub comm: [u8; 16],
+    pub cf: u64,
 }
 
 impl RdbEvent {
@@ -404,7 +452,7 @@ impl RdbEvent {
         Some(e)
     }
     pub fn op(&self) -> Op {
-        Op::from_u8(self.op)
+        FUNCS.get(self.func as usize).map_or(Op::Get, |f| f.op)
     }
     pub fn function(&self) -> &'static str {
         FUNCS.get(self.func as usize).map(|f| f.name).unwrap_or("?")
@@ -444,8 +492,8 @@ mod tests {
 
     #[test]
     fn event_layout_matches_the_header() {
-        assert_eq!(std::mem::size_of::<RdbEvent>(), 64);
-        assert_eq!(std::mem::size_of::<types::rdb_db_key>(), 16);
+        assert_eq!(std::mem::size_of::<RdbEvent>(), 72);
+        assert_eq!(std::mem::size_of::<types::rdb_key>(), 24);
         assert!(FUNCS.len() <= FUNC_SLOTS as usize);
         let header = include_str!("../../include/ckb_libbpf.h");
         assert!(header.contains(&format!("#define RDB_FUNC_SLOTS {FUNC_SLOTS}\t")));
@@ -458,18 +506,18 @@ mod tests {
     #[test]
     fn function_ids_fit_the_cookie() {
         assert!(FUNCS.len() < 256);
-        let c = cookie(7, &FUNCS[15]); // rocksdb_put_cf
+        let c = cookie(15, 3, &FUNCS[15]); // rocksdb_put_cf
         assert_eq!(
             c.to_le_bytes(),
             [
-                Op::Put as u8,
-                7,
+                15,
+                3,
                 5,
                 7,
                 0,
                 crate::model::rocksdb::RET_NONE,
                 crate::model::rocksdb::ARG1_DB,
-                0
+                3
             ]
         );
     }

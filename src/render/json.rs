@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::analyze::Anomaly;
 use crate::model::overhead::Overhead;
+use crate::model::rocksdb::CfRow;
 use crate::model::{Background, Gap, Report, Row, SlowEvent, TargetEvent};
 use crate::schema::{self, rocksdb as s, to_line, Line};
 
@@ -25,6 +26,21 @@ fn row(r: &Row) -> s::OpRow {
 
 fn rows(rs: &[Row]) -> BTreeMap<String, s::OpRow> {
     rs.iter().map(|r| (r.name.clone(), row(r))).collect()
+}
+
+/// One row of the per-column-family split.
+fn cf_row(c: &CfRow) -> s::CfRow {
+    s::CfRow {
+        db: c.db.clone(),
+        cf: c.cf.clone().unwrap_or_default(),
+        op: c.row.name.clone(),
+        count: c.row.count,
+        bytes: c.row.bytes,
+        avg_us: c.row.avg_us,
+        p50_us: c.row.p50_us,
+        p99_us: c.row.p99_us,
+        max_us: c.row.max_us,
+    }
 }
 
 /// A rocksdb report as its typed line: the `background` object when that
@@ -48,6 +64,7 @@ pub fn rocksdb_line(
         slow_events: r.slow_events,
         gaps: r.gaps.iter().map(gap).collect(),
         functions: (!r.functions.is_empty()).then(|| rows(&r.functions)),
+        by_cf: r.by_cf.iter().map(cf_row).collect(),
         overhead: r.overhead.as_ref().map(overhead),
         left_out: r.is_final.then(|| {
             r.left_out

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::{bytes, duration_ns, micros, thousands};
 use crate::model::overhead::Overhead;
+use crate::model::rocksdb::{CfRow, Split};
 use crate::model::{Gap, Report, Row, SlowEvent, TargetEvent};
 
 fn header(r: &Report) -> String {
@@ -92,6 +93,45 @@ pub fn table(r: &Report) -> String {
     }
     if let Some(o) = &r.overhead {
         let _ = writeln!(out, "{}", overhead_line(o));
+    }
+    out
+}
+
+/// The RocksDB split under the table (`rocksdb --by cf|db`): per database,
+/// one row per (family, class) or per class. Empty if the report has none.
+pub fn split(r: &Report, by: Split) -> String {
+    let rows = match by {
+        Split::Cf => &r.by_cf,
+        Split::Db => &r.by_db,
+    };
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let name = |c: &CfRow| match &c.cf {
+        Some(cf) => format!("  {cf} {}", c.row.name),
+        None => format!("  {}", c.row.name),
+    };
+    let width = rows
+        .iter()
+        .map(|c| name(c).len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    let title = match by {
+        Split::Cf => "by database and column family ",
+        Split::Db => "by database ",
+    };
+    let _ = writeln!(out, "{title:-<width$}");
+    let mut db = None;
+    for c in rows {
+        if db != Some(&c.db) {
+            let _ = writeln!(out, "db {}", c.db);
+            db = Some(&c.db);
+        }
+        let mut row = c.row.clone();
+        row.name = name(c);
+        row_line(&mut out, &row, width);
     }
     out
 }

@@ -32,6 +32,10 @@ pub struct RocksdbReport {
     /// By C function, with `--by-function`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub functions: Option<BTreeMap<String, OpRow>>,
+    /// By database and column family, then class: every (db, cf, op)
+    /// with calls in the span.
+    #[serde(default)]
+    pub by_cf: Vec<CfRow>,
     /// What the probes cost the target (absent when not estimated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead: Option<Overhead>,
@@ -64,6 +68,24 @@ pub struct OpRow {
     pub bytes_per_sec: Option<f64>,
     pub hit_ratio: Option<f64>,
     pub misses: Option<u64>,
+}
+
+/// One operation class on one column family of one database. `db` is the
+/// directory the process opened it with, `cf` the family's name (CKB's
+/// chain families by their schema names, "*" for calls that span families:
+/// batches, transactions as a whole); a handle the tool could not confirm
+/// is shown as its pointer, "db@0x..." / "cf@0x...".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CfRow {
+    pub db: String,
+    pub cf: String,
+    pub op: String,
+    pub count: u64,
+    pub bytes: Option<u64>,
+    pub avg_us: Option<f64>,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub max_us: Option<f64>,
 }
 
 /// The probes' estimated cost. `sampled`: the counts cover only

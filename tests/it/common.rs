@@ -81,6 +81,19 @@ pub struct Counts {
     /// RocksDB's own statistics (`--stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rocksdb: Option<RocksStats>,
+    /// Calls per (db directory, column family, function), with `--cf-db2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_cf: Option<Vec<CfCount>>,
+}
+
+/// One (db, cf, function) cell of the workload's `by_cf`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CfCount {
+    pub db: String,
+    pub cf: String,
+    pub func: String,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ mod evidence;
 mod export;
 mod net;
 mod rocksdb;
+mod rocksdb_cf;
 mod slow_events;
 mod soak;
 mod syscall;

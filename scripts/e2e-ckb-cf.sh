@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# End to end, issue 17: per-column-family counts on a real CKB node (not CI).
+#
+#   scripts/e2e-ckb-cf.sh [BLOCKS]        (default 300; needs root)
+#
+# 1. Uses CKB_BIN or `ckb` on PATH (see scripts/e2e-ckb.sh for a build).
+# 2. Mines a dev chain to BLOCKS blocks and exports it.
+# 3. `ckb import`s the export into a fresh chain while `ckb-libbpf rocksdb
+#    --binary CKB --json` traces it, and checks the final report's by_cf
+#    rows against what CKB's schema (db-schema, store::StoreTransaction::
+#    insert_block) predicts: every imported block's header is written once
+#    to COLUMN_BLOCK_HEADER and its number-hash pair once to
+#    COLUMN_NUMBER_HASH, all in the chain database <chain>/data/db; the
+#    genesis block, written when the fresh database is initialised, adds one
+#    to each. Families must carry CKB's names, and no handle may stay
+#    unresolved ("db@0x..", "cf@0x..").
+# Exit 1 if a check fails. Results in $OUT (default /tmp/ckb-libbpf-e2e-cf).
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+blocks=${1:-300}
+out=${OUT:-/tmp/ckb-libbpf-e2e-cf}
+tool=$TOOL
+[ -x "$tool" ] || make build >/dev/null
+ckb=$(find_ckb) || exit 2
+need_root "e2e-ckb-cf loads BPF programs"
+need_cmds curl jq
+rm -rf "$out"
+mkdir -p "$out"
+chain=$out/chain
+
+log "dev chain in $chain: mining $blocks blocks"
+ckb_dev_init "$ckb" "$chain" 18124 18125
+ckb_dev_miner "$chain" 20
+ports_free 18124 18125
+"$ckb" run -C "$chain" >"$out/node.log" 2>&1 &
+node=$!
+kill_at_exit "$node"
+wait_port 18124 "$node"
+"$ckb" miner -C "$chain" >"$out/miner.log" 2>&1 &
+miner=$!
+kill_at_exit "$miner"
+while [ "$(ckb_tip 18124)" -lt "$blocks" ]; do
+	sleep 5
+	log "tip $(ckb_tip 18124)"
+done
+kill "$miner"
+wait "$miner" 2>/dev/null || true
+kill "$node"
+wait "$node" 2>/dev/null || true
+"$ckb" export -C "$chain" --target "$out/export" >/dev/null 2>&1
+exported=$(find "$out/export" -maxdepth 1 -name '*.json*' | sort | head -1)
+[ -n "$exported" ] || die 1 "ckb export wrote nothing to $out/export"
+# One JSON block per line; genesis (number 0) is not imported again.
+imported=$(jq -r '.header.number' "$exported" | grep -vc '^0x0$' || true)
+log "export holds $imported blocks after genesis"
+
+real=$(readlink -f "$ckb")
+"$tool" rocksdb --binary "$real" --json --interval 3600 >"$out/import.jsonl" 2>"$out/import.err" &
+tp=$!
+kill_at_exit "$tp" INT
+wait_for attached "$out/import.err" "$tp"
+ckb_dev_init "$ckb" "$out/imp" 18224 18225
+cp "$chain/specs/dev.toml" "$out/imp/specs/dev.toml"
+"$ckb" import -C "$out/imp" "$exported" >"$out/import.log" 2>&1
+kill -INT "$tp"
+wait "$tp" || true
+
+final=$(tail -1 "$out/import.jsonl")
+echo "$final" | jq -r '.by_cf[] | "\(.db)\t\(.cf)\t\(.op)\t\(.count)\t\(.avg_us)"' | column -t -s $'\t' | tee "$out/by_cf.txt"
+db=$(readlink -f "$out/imp/data/db")
+count() { echo "$final" | jq --arg db "$db" --arg cf "$1" --arg op "$2" '[.by_cf[] | select(.db == $db and .cf == $cf and .op == $op) | .count] | add // 0'; }
+bad=0
+check() { # NAME GOT WANT
+	if [ "$2" = "$3" ]; then
+		echo "ok   $1: $2"
+	else
+		echo "FAIL $1: $2, the schema predicts $3"
+		bad=$((bad + 1))
+	fi
+}
+want=$((imported + 1))
+check "PUT on COLUMN_BLOCK_HEADER in $db" "$(count COLUMN_BLOCK_HEADER PUT)" "$want"
+check "PUT on COLUMN_NUMBER_HASH in $db" "$(count COLUMN_NUMBER_HASH PUT)" "$want"
+unresolved=$(echo "$final" | jq '[.by_cf[] | select((.db | startswith("db@")) or (.cf | startswith("cf@")))] | length')
+check "rows with unresolved handles" "$unresolved" 0
+numeric=$(echo "$final" | jq --arg db "$db" '[.by_cf[] | select(.db == $db and (.cf | test("^[0-9]+$")))] | length')
+check "chain families without their schema names" "$numeric" 0
+[ "$bad" = 0 ] || exit 1
