@@ -27,9 +27,9 @@ at_exit "rm -rf '$dir'"
 fails=0
 check() { # WHAT EXPECTED SEEN
 	if [ "$2" = "$3" ]; then
-		printf 'ok    %-52s expected %-22s saw %s\n' "$1" "$2" "$3"
+		printf 'ok    %-56s expected %-22s saw %s\n' "$1" "$2" "$3"
 	else
-		printf 'FAIL  %-52s expected %-22s saw %s\n' "$1" "$2" "$3"
+		printf 'FAIL  %-56s expected %-22s saw %s\n' "$1" "$2" "$3"
 		fails=$((fails + 1))
 	fi
 }
@@ -42,6 +42,8 @@ show() { # the command, then its report as a user sees it
 # Ground truth: which RocksDB C functions the workload calls (one round).
 "$WORKLOAD" --db "$dir/db1" --rounds 1 >"$dir/truth.json"
 mapfile -t called < <(jq -r '.calls | keys[]' "$dir/truth.json")
+declare -A is_called=()
+for f in "${called[@]}"; do is_called[$f]=1; done
 
 # 1. The environment.
 show "$TOOL" check
@@ -87,7 +89,7 @@ check "check --pid: RocksDB calls seen in 3 s (${calls:-none})" "> 0" "$(if [ "$
 # The functions it names ("get_pinned_cf 120, ...") are ones the workload calls.
 stray=none
 while read -r f; do
-	printf '%s\n' "${called[@]}" | grep -qx "rocksdb_$f" || stray=$f
+	[ -n "${is_called[rocksdb_$f]:-}" ] || stray=$f
 done < <(sed 's/^[^:]*: //; s/, /\n/g' <<<"${live#*|}" | awk '{print $1}')
 check "check --pid: functions named are the workload's" none "$stray"
 check "check --pid: detach" ok "$(jq -r '.checks[] | select(.name == "detach") | .status' "$dir/live.json")"

@@ -55,9 +55,9 @@ fails=0
 # check WHAT EXPECTED SEEN
 check() {
 	if [ "$2" = "$3" ]; then
-		printf 'ok    %-44s expected %-24s saw %s\n' "$1" "$2" "$3"
+		printf 'ok    %-46s expected %-24s saw %s\n' "$1" "$2" "$3"
 	else
-		printf 'FAIL  %-44s expected %-24s saw %s\n' "$1" "$2" "$3"
+		printf 'FAIL  %-46s expected %-24s saw %s\n' "$1" "$2" "$3"
 		fails=$((fails + 1))
 	fi
 }
@@ -97,7 +97,7 @@ done < <(jq -r --argjson cl "$classes" '.calls as $c | $cl | to_entries[] | "\(.
 check "PUT bytes (key + value)" "$(jq .put_bytes "$truth")" "$(jq '.operations.PUT.bytes // "absent"' <<<"$fin")"
 check "GET bytes (values found)" "$(jq .get_bytes "$truth")" "$(jq '.operations.GET.bytes // "absent"' <<<"$fin")"
 check "GET misses" "$(jq .get_misses "$truth")" "$(jq '.operations.GET.misses // "absent"' <<<"$fin")"
-check "GET hit ratio" "$(jq '(.calls as $c | ["rocksdb_get", "rocksdb_get_cf", "rocksdb_get_pinned", "rocksdb_get_pinned_cf", "rocksdb_transaction_get_pinned_cf", "rocksdb_transaction_get_for_update_cf"] | map($c[.] // 0) | add) as $g | ($g - .get_misses) / $g * 1e6 | round' "$truth")" \
+check "GET hit ratio (x 1e6)" "$(jq '(.calls as $c | ["rocksdb_get", "rocksdb_get_cf", "rocksdb_get_pinned", "rocksdb_get_pinned_cf", "rocksdb_transaction_get_pinned_cf", "rocksdb_transaction_get_for_update_cf"] | map($c[.] // 0) | add) as $g | ($g - .get_misses) / $g * 1e6 | round' "$truth")" \
 	"$(jq '.operations.GET.hit_ratio * 1e6 | round' <<<"$fin")"
 check "GET p50 <= p99 <= max, all > 0" true "$(jq '.operations.GET | 0 < .p50_us and .p50_us <= .p99_us and .p99_us <= .max_us' <<<"$fin")"
 check "interval PUT counts add up to the final" "$(jq '.operations.PUT.count' <<<"$fin")" \

@@ -85,12 +85,14 @@ spread() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[1], a[i
 # machine then fall on every setup alike. FUNC runs in this shell, so it
 # may start tracers and record into global arrays.
 alternate() {
-	local n=$1 f=$2 i s
+	# Prefixed locals: bash scoping is dynamic, so FUNC sees these names
+	# instead of its caller's (a plain `n` hid the caller's round count).
+	local _alt_n=$1 _alt_f=$2 _alt_i _alt_s
 	shift 2
-	local order=("$@")
-	for i in $(seq "$n"); do
-		for s in "${order[@]}"; do "$f" "$s" "$i"; done
-		order=("${order[@]:1}" "${order[0]}")
+	local _alt_order=("$@")
+	for _alt_i in $(seq "$_alt_n"); do
+		for _alt_s in "${_alt_order[@]}"; do "$_alt_f" "$_alt_s" "$_alt_i"; done
+		_alt_order=("${_alt_order[@]:1}" "${_alt_order[0]}")
 	done
 }
 
