@@ -208,7 +208,7 @@ fn rocksdb_alerts_on_a_write_burst_and_counts_background_work_exactly() {
         background_causes.contains(&first["cause"].as_str().unwrap()),
         "{first}"
     );
-    assert!(first["multiplier"].as_f64().unwrap() > 5.0);
+    assert!(first["type"] != "latency_spike" || first["multiplier"].as_f64().unwrap() > 5.0);
 
     let fin = final_report(&out);
     assert!(fin["anomaly_alerts"].as_u64().unwrap() >= 1, "{fin}");
