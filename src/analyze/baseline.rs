@@ -120,6 +120,11 @@ impl Baseline {
         self.normal.quantile(0.5)
     }
 
+    /// Another time-weighted quantile of the learnt intervals.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.normal.quantile(q)
+    }
+
     /// Takes one interval's value `x` covering `secs`.
     pub fn observe(&mut self, secs: f64, x: f64, learning: bool, p: &Policy) -> Learnt {
         if !x.is_finite() || secs <= 0.0 {
