@@ -9,7 +9,8 @@
 //! ```text
 //! rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS]
 //!                  [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin]
-//!                  [--burst-mb N] [--burst-at S] [--small-memtables] [--stats]
+//!                  [--burst-mb N] [--burst-at S] [--burst-ramp R]
+//!                  [--small-memtables] [--stats]
 //!                  [--sync-writes] [--cf-db2 DIR]
 //! ```
 //! `--wait-stdin`: print `READY <pid>`, wait for a line on stdin, run, print
@@ -21,7 +22,10 @@
 //! Background work on demand: `--burst-mb N` writes N MiB of 1 KiB values in
 //! batches of 256 (`rocksdb_write`) after the rounds, or `--burst-at S`
 //! seconds into them (the rounds then go on: the quiet phase before is the
-//! baseline, the burst the anomaly). `--small-memtables` makes that cause
+//! baseline, the burst the anomaly). `--burst-ramp R` spreads that burst over
+//! R seconds between the rounds, its rate rising linearly from nothing ((t/R)²
+//! of it written t seconds in): an incident whose first interval is not a
+//! clean step, as real ones rarely are. `--small-memtables` makes that cause
 //! flushes, compactions and write stalls quickly: 256 KiB memtables, level-0
 //! compaction at 2 files, slowdown at 3, stop at 4. With any of these (or
 //! `--stats`) RocksDB statistics are on, the run waits for background work
@@ -460,26 +464,68 @@ fn unix_ms() -> u128 {
         .unwrap_or(0)
 }
 
-/// Writes `mb` MiB of 1 KiB values under scattered keys, 256 per batch, so
-/// memtables fill, flush, and level-0 files overlap and need compaction.
-fn burst(db: &OptimisticTransactionDB, mb: u64, c: &mut Counts) {
-    let cf = db.cf_handle(CF).expect("column family opened above");
-    let v = vec![b'B'; 1024];
-    let total = mb * 1024;
-    eprintln!("BURST start {}", unix_ms());
-    let mut i = 0u64;
-    while i < total {
-        let mut batch = WriteBatch::default();
-        for _ in 0..256.min(total - i) {
-            // A multiplicative hash spreads keys over the whole key space.
-            let k = format!("burst-{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            check(batch.put_cf(cf, k, &v));
-            i += 1;
+/// A write burst of `total` 1 KiB values under scattered keys, written in
+/// batches of 256 so memtables fill, flush, and level-0 files overlap and
+/// need compaction; all at once or, ramping, a growing share at a time.
+struct Burst {
+    total: u64,
+    done: u64,
+    started: bool,
+}
+
+impl Burst {
+    fn new(mb: u64) -> Burst {
+        Burst {
+            total: mb * 1024,
+            done: 0,
+            started: false,
         }
-        check(db.write(&batch));
-        c.call("rocksdb_write");
     }
-    eprintln!("BURST done {}", unix_ms());
+
+    fn finished(&self) -> bool {
+        self.done >= self.total
+    }
+
+    /// Writes until `upto` values of the burst are written.
+    fn write_up_to(&mut self, db: &OptimisticTransactionDB, upto: u64, c: &mut Counts) {
+        if self.finished() {
+            return;
+        }
+        let cf = db.cf_handle(CF).expect("column family opened above");
+        if !self.started {
+            self.started = true;
+            eprintln!("BURST start {}", unix_ms());
+        }
+        let v = vec![b'B'; 1024];
+        let upto = upto.min(self.total);
+        while self.done < upto {
+            let mut batch = WriteBatch::default();
+            for _ in 0..256.min(upto - self.done) {
+                // A multiplicative hash spreads keys over the whole key space.
+                let k = format!(
+                    "burst-{:016x}",
+                    self.done.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                );
+                check(batch.put_cf(cf, k, &v));
+                self.done += 1;
+            }
+            check(db.write(&batch));
+            c.call("rocksdb_write");
+        }
+        if self.finished() {
+            eprintln!("BURST done {}", unix_ms());
+        }
+    }
+
+    /// The share written `t` into a ramp of `ramp` seconds: (t/ramp)^2, so
+    /// the write rate rises linearly from nothing.
+    fn ramp_target(&self, t: Duration, ramp: u64) -> u64 {
+        if ramp == 0 {
+            return self.total;
+        }
+        let x = (t.as_secs_f64() / ramp as f64).min(1.0);
+        (self.total as f64 * x * x) as u64
+    }
 }
 
 /// Column-family options: RocksDB's defaults, or tiny memtables and
@@ -508,6 +554,7 @@ struct Args {
     wait_stdin: bool,
     burst_mb: u64,
     burst_at: Option<u64>,
+    burst_ramp: u64,
     small_memtables: bool,
     stats: bool,
     sync_writes: bool,
@@ -532,6 +579,7 @@ fn parse_args() -> Args {
         wait_stdin: false,
         burst_mb: 0,
         burst_at: None,
+        burst_ramp: 0,
         small_memtables: false,
         stats: false,
         sync_writes: false,
@@ -554,6 +602,7 @@ fn parse_args() -> Args {
             "--wait-stdin" => a.wait_stdin = true,
             "--burst-mb" => a.burst_mb = num(&mut it, "--burst-mb"),
             "--burst-at" => a.burst_at = Some(num(&mut it, "--burst-at")),
+            "--burst-ramp" => a.burst_ramp = num(&mut it, "--burst-ramp"),
             "--small-memtables" => a.small_memtables = true,
             "--stats" => a.stats = true,
             "--sync-writes" => a.sync_writes = true,
@@ -564,7 +613,7 @@ fn parse_args() -> Args {
                 })))
             }
             "-h" | "--help" => {
-                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--small-memtables] [--stats] [--sync-writes] [--cf-db2 DIR]");
+                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--burst-ramp S] [--small-memtables] [--stats] [--sync-writes] [--cf-db2 DIR]");
                 std::process::exit(0)
             }
             other => {
@@ -575,6 +624,10 @@ fn parse_args() -> Args {
     }
     if a.burst_at.is_some() && a.burst_mb == 0 {
         eprintln!("rocksdb_workload: --burst-at needs --burst-mb");
+        std::process::exit(2)
+    }
+    if a.burst_ramp > 0 && a.burst_at.is_none() {
+        eprintln!("rocksdb_workload: --burst-ramp needs --burst-at");
         std::process::exit(2)
     }
     a.stats |= a.burst_mb > 0 || a.small_memtables;
@@ -626,17 +679,18 @@ fn main() {
     let mut counts = Counts::default();
     let mut rounds = 0u64;
     let start = Instant::now();
-    let mut burst_left = args.burst_mb > 0;
+    let mut burst = Burst::new(args.burst_mb);
     loop {
         match args.secs {
             Some(s) if s > 0 && start.elapsed() >= Duration::from_secs(s) => break,
             None if rounds >= args.rounds => break,
             _ => {}
         }
-        if let (Some(at), true) = (args.burst_at, burst_left) {
-            if start.elapsed() >= Duration::from_secs(at) {
-                burst(&db, args.burst_mb, &mut counts);
-                burst_left = false;
+        if let Some(at) = args.burst_at {
+            // Between rounds, so a ramp's rounds go on beside it.
+            if let Some(t) = start.elapsed().checked_sub(Duration::from_secs(at)) {
+                let upto = burst.ramp_target(t, args.burst_ramp);
+                burst.write_up_to(&db, upto, &mut counts);
             }
         }
         round(&db, rounds, &wo, &mut counts);
@@ -659,9 +713,7 @@ fn main() {
     if args.slow_batch > 0 {
         slow_batch(&db, args.slow_batch, &mut counts);
     }
-    if burst_left {
-        burst(&db, args.burst_mb, &mut counts);
-    }
+    burst.write_up_to(&db, u64::MAX, &mut counts);
     let elapsed = start.elapsed();
     let rocks = args.stats.then(|| rocks_counts(&opts, settle(&db)));
     let mut out = counts.json(rounds, elapsed, rocks.as_ref());

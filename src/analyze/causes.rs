@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Config, Ewma, Observation, Window};
+use super::{Baseline, Config, Observation, Policy, Window};
 
 /// Why an operation probably slowed down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -78,46 +78,25 @@ impl Cause {
 /// The figures a cause rests on.
 pub type Evidence = BTreeMap<&'static str, f64>;
 
-/// Baselines of the non-RocksDB signals, learnt like the operations' ones.
-#[derive(Clone, Debug)]
+/// Baselines of the non-RocksDB signals, learnt like the operations' ones
+/// (a slow disk that ramps up must not teach the fsync baseline either).
+#[derive(Clone, Debug, Default)]
 pub struct Baselines {
     /// Average fsync/fdatasync latency, ns.
-    pub fsync_avg: Ewma,
+    pub fsync_avg: Baseline,
     /// Futex calls per second.
-    pub futex_rate: Ewma,
+    pub futex_rate: Baseline,
 }
 
 impl Baselines {
-    pub fn new(alpha: f64) -> Baselines {
-        Baselines {
-            fsync_avg: Ewma::new(alpha),
-            futex_rate: Ewma::new(alpha),
-        }
-    }
-
-    /// Learns from one interval; after the learning period, intervals that
-    /// would themselves count as spikes are not learnt.
-    pub fn learn(&mut self, o: &Observation, learning: bool, cfg: &Config) {
-        if let Some(avg) = o.fsync.and_then(|f| f.avg_ns()) {
-            let spike = !learning
-                && self
-                    .fsync_avg
-                    .value()
-                    .is_some_and(|b| avg > cfg.multiplier * b);
-            if !spike {
-                self.fsync_avg.update(avg);
-            }
+    /// Learns from one interval.
+    pub fn learn(&mut self, o: &Observation, learning: bool, p: &Policy) {
+        if let Some(avg) = o.fsync.as_ref().and_then(|f| f.avg_ns()) {
+            self.fsync_avg.observe(o.secs, avg, learning, p);
         }
         if let (Some(f), true) = (o.futex, o.secs > 0.0) {
-            let rate = f.calls as f64 / o.secs;
-            let spike = !learning
-                && self
-                    .futex_rate
-                    .value()
-                    .is_some_and(|b| rate > cfg.futex_rate_multiplier * b);
-            if !spike {
-                self.futex_rate.update(rate);
-            }
+            self.futex_rate
+                .observe(o.secs, f.calls as f64 / o.secs, learning, p);
         }
     }
 }
@@ -220,15 +199,16 @@ impl Rule for FsyncSpike {
         Cause::FsyncLatency
     }
     fn check(&self, _: &str, w: &Window, b: &Baselines, cfg: &Config) -> Option<Evidence> {
-        let now = w.fsync?.avg_ns()?;
+        let f = w.fsync.as_ref()?;
+        let now = f.avg_ns()?;
         let base = b.fsync_avg.value()?;
         (base > 0.0 && now > cfg.multiplier * base).then(|| {
             let mut e = Evidence::from([
                 ("fsync_avg_us", now / 1e3),
                 ("fsync_baseline_us", base / 1e3),
-                ("fsync_calls", w.fsync.map_or(0, |f| f.count) as f64),
+                ("fsync_calls", f.count as f64),
             ]);
-            if let Some(p99) = w.fsync_hist.as_ref().and_then(|h| h.quantile(0.99, None)) {
+            if let Some(p99) = f.p99_ns() {
                 e.insert("fsync_p99_us", p99 / 1e3);
             }
             e
@@ -324,7 +304,7 @@ mod tests {
 
     #[test]
     fn stalls_explain_writes_not_reads() {
-        let b = Baselines::new(0.3);
+        let b = Baselines::default();
         let w = window(Some(BgWindow {
             stalled_ns: 4_000_000_000,
             stop_tokens: 2,
@@ -345,7 +325,7 @@ mod tests {
 
     #[test]
     fn flush_when_only_flushes_ran() {
-        let b = Baselines::new(0.3);
+        let b = Baselines::default();
         let w = window(Some(BgWindow {
             flushes_started: 3,
             flushes_finished: 3,
@@ -359,7 +339,7 @@ mod tests {
 
     #[test]
     fn quiet_background_and_absent_layers_mean_unknown() {
-        let b = Baselines::new(0.3);
+        let b = Baselines::default();
         let (c, e) = attribute("PUT", &window(Some(BgWindow::default())), &b, &cfg());
         assert_eq!((c, e.len()), (Cause::Unknown, 0));
         let (c, _) = attribute("PUT", &window(None), &b, &cfg());
@@ -373,20 +353,22 @@ mod tests {
     #[test]
     fn fsync_spike_against_its_own_baseline() {
         let cfg = cfg();
-        let mut b = Baselines::new(0.3);
+        let mut b = Baselines::default();
         let o = Observation {
             secs: 1.0,
             fsync: Some(Latency {
                 count: 10,
                 total_ns: 10 * 2_000_000,
+                ..Default::default()
             }),
             ..Default::default()
         };
-        b.learn(&o, true, &cfg);
+        b.learn(&o, true, &cfg.policy());
         let mut w = window(None);
         w.fsync = Some(Latency {
             count: 5,
             total_ns: 5 * 20_000_000,
+            ..Default::default()
         });
         let (c, e) = attribute("WRITE", &w, &b, &cfg);
         assert_eq!(c, Cause::FsyncLatency);
@@ -395,6 +377,7 @@ mod tests {
         w.fsync = Some(Latency {
             count: 5,
             total_ns: 5 * 4_000_000,
+            ..Default::default()
         });
         assert_eq!(attribute("WRITE", &w, &b, &cfg).0, Cause::Unknown);
     }
@@ -402,7 +385,7 @@ mod tests {
     #[test]
     fn futex_needs_both_rate_and_wait_share() {
         let cfg = cfg();
-        let mut b = Baselines::new(0.3);
+        let mut b = Baselines::default();
         let o = Observation {
             secs: 1.0,
             futex: Some(Futex {
@@ -411,7 +394,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        b.learn(&o, true, &cfg);
+        b.learn(&o, true, &cfg.policy());
         let mut w = window(None);
         // 400/s (4x) with 80 % waits: contention.
         w.futex = Some(Futex {
@@ -438,7 +421,7 @@ mod tests {
 
     #[test]
     fn peer_churn_per_minute() {
-        let b = Baselines::new(0.3);
+        let b = Baselines::default();
         let mut w = window(None);
         w.peers = Some(Peers {
             connects: 3,
@@ -471,6 +454,7 @@ mod tests {
                 Latency {
                     count: 100,
                     total_ns: (100.0 * avg_us * 1000.0) as u64,
+                    ..Default::default()
                 },
             );
             o

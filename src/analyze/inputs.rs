@@ -9,7 +9,7 @@
 
 use crate::model::net::Totals;
 use crate::model::syscall::syscall_nr;
-use crate::model::{Histogram, OpStats};
+use crate::model::OpStats;
 
 use super::{Futex, Latency, Observation, Peers};
 
@@ -52,7 +52,7 @@ impl SyscallTotals {
 
     /// What happened between `earlier` (None: the session's start) and this
     /// read: fsync latency and its histogram, futex calls and waits.
-    pub fn since(&self, earlier: Option<&SyscallTotals>) -> (Latency, Histogram, Futex) {
+    pub fn since(&self, earlier: Option<&SyscallTotals>) -> (Latency, Futex) {
         let zero = SyscallTotals::default();
         let e = earlier.unwrap_or(&zero);
         let d = self.fsync.minus(&e.fsync);
@@ -64,8 +64,8 @@ impl SyscallTotals {
             Latency {
                 count: d.count,
                 total_ns: d.total_ns,
+                hist: d.hist,
             },
-            d.hist,
             Futex { calls, waits },
         )
     }
@@ -89,9 +89,8 @@ impl Observation {
         now: &SyscallTotals,
         earlier: Option<&SyscallTotals>,
     ) -> Observation {
-        let (fsync, hist, futex) = now.since(earlier);
+        let (fsync, futex) = now.since(earlier);
         self.fsync = Some(fsync);
-        self.fsync_hist = Some(hist);
         self.futex = Some(futex);
         self
     }
@@ -182,14 +181,11 @@ mod tests {
 
         // The first interval of a session counts from zero.
         let o = Observation::default().with_syscalls(&t1, None);
+        let fs = o.fsync.as_ref().unwrap();
         assert_eq!(
-            o.fsync,
-            Some(Latency {
-                count: 19,
-                total_ns: 37_000_000
-            })
+            (fs.count, fs.total_ns, fs.hist.count()),
+            (19, 37_000_000, 19)
         );
-        assert_eq!(o.fsync_hist.as_ref().map(Histogram::count), Some(19));
         assert_eq!(
             o.futex,
             Some(Futex {
@@ -213,14 +209,9 @@ mod tests {
             40 + 50,
         );
         let o = Observation::default().with_syscalls(&t3, Some(&t1));
-        assert_eq!(
-            o.fsync,
-            Some(Latency {
-                count: 3,
-                total_ns: 6_000_000
-            })
-        );
-        let p99 = o.fsync_hist.unwrap().quantile(0.99, None).unwrap();
+        let fs = o.fsync.as_ref().unwrap();
+        assert_eq!((fs.count, fs.total_ns, fs.hist.count()), (3, 6_000_000, 3));
+        let p99 = fs.p99_ns().unwrap();
         assert!((1_900_000.0..=2_100_000.0).contains(&p99), "{p99}");
         assert_eq!(
             o.futex,
@@ -299,15 +290,9 @@ mod tests {
             net: Some(net(closes)),
         };
         let o = c.observe(Observation::default(), &s(2, 1));
-        assert_eq!(o.fsync.map(|l| l.count), Some(2));
+        assert_eq!(o.fsync.as_ref().map(|l| l.count), Some(2));
         let o = c.observe(Observation::default(), &s(5, 4));
-        assert_eq!(
-            o.fsync,
-            Some(Latency {
-                count: 3,
-                total_ns: 3_000_000
-            })
-        );
+        assert_eq!(o.fsync.map(|l| (l.count, l.total_ns)), Some((3, 3_000_000)));
         assert_eq!(
             o.futex,
             Some(Futex {

@@ -160,18 +160,53 @@ static __always_inline void emit(__u8 kind, struct sock *sk, struct net_conn *c)
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * is_tcp() for a BTF-typed socket (tp_btf): plain loads instead of three
+ * probe reads. Measured with bpf_stats on loopback sends: the probe-read
+ * check before the lookup made every TCP send 100 ns dearer (154 -> 255 ns
+ * a run) to save UDP/Unix ones 40 ns; these loads cost next to nothing.
+ */
+static __always_inline bool is_tcp_btf(struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	return sk->sk_protocol == IPPROTO_TCP && sk->sk_type == SOCK_STREAM;
+}
+
+/* Where a send or receive was seen, which decides how its socket is checked. */
+enum io_hook {
+	/* In tcp_sendmsg/tcp_recvmsg (fexit, kretprobe): TCP by construction. */
+	IO_TCP_FN,
+	/*
+	 * The sock tracepoints fire for every socket type (Unix, UDP,
+	 * netlink...). With BTF the type check is nearly free: done first, it
+	 * spares the others a hash lookup that could only miss.
+	 */
+	IO_ANY_BTF,
+	/*
+	 * The same without BTF: the check takes three probe reads, dearer than
+	 * the lookup, so TCP sockets already known (the node's traffic) skip it
+	 * and only a miss pays.
+	 */
+	IO_ANY_RAW,
+};
+
 /* A send or receive of `bytes` by the current task (process context). */
-static __always_inline void on_io(struct sock *sk, __s64 bytes, bool tx)
+static __always_inline void on_io(struct sock *sk, __s64 bytes, bool tx, enum io_hook hook)
 {
 	__u64 key = (__u64)sk;
 	struct net_conn *c;
 
 	if (bytes <= 0 || !is_target())
 		return;
+	if (hook == IO_ANY_BTF && !is_tcp_btf(sk))
+		return;
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
-		/* Open before we attached, or evicted: learn it now. */
-		if (!is_tcp(sk))
+		/* Open before we attached, or evicted: learn it now (checked already with BTF). */
+		if (hook != IO_ANY_BTF && !is_tcp(sk))
 			return;
 		c = learn(sk, NET_DIR_UNKNOWN, true, bpf_get_current_pid_tgid() >> 32);
 	}
@@ -325,7 +360,7 @@ static __always_inline void on_accept_call(struct sock *sk)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(send_btf, struct sock *sk, int ret, int flags)
 {
-	on_io(sk, ret, true);
+	on_io(sk, ret, true, IO_ANY_BTF);
 	return 0;
 }
 
@@ -333,7 +368,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(recv_btf, struct sock *sk, int ret, int flags)
 {
 	if (!(flags & MSG_PEEK))
-		on_io(sk, ret, false);
+		on_io(sk, ret, false, IO_ANY_BTF);
 	return 0;
 }
 
@@ -363,7 +398,7 @@ int BPF_PROG(retrans_btf, struct sock *sk)
 SEC("tracepoint/sock/sock_send_length")
 int send_tp(struct trace_event_raw_sock_msg_length *ctx)
 {
-	on_io(ctx->sk, ctx->ret, true);
+	on_io(ctx->sk, ctx->ret, true, IO_ANY_RAW);
 	return 0;
 }
 
@@ -371,7 +406,7 @@ SEC("tracepoint/sock/sock_recv_length")
 int recv_tp(struct trace_event_raw_sock_msg_length *ctx)
 {
 	if (!(ctx->flags & MSG_PEEK))
-		on_io(ctx->sk, ctx->ret, false);
+		on_io(ctx->sk, ctx->ret, false, IO_ANY_RAW);
 	return 0;
 }
 
@@ -402,7 +437,7 @@ int retrans_tp(struct trace_event_raw_tcp_retransmit_skb *ctx)
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(send_fexit, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
-	on_io(sk, ret, true);
+	on_io(sk, ret, true, IO_TCP_FN);
 	return 0;
 }
 
@@ -411,7 +446,7 @@ int BPF_PROG(recv_fexit, struct sock *sk, struct msghdr *msg, size_t len, int fl
 	     int *addr_len, int ret)
 {
 	if (!(flags & MSG_PEEK))
-		on_io(sk, ret, false);
+		on_io(sk, ret, false, IO_TCP_FN);
 	return 0;
 }
 
@@ -467,7 +502,7 @@ static __always_inline void unstash(long ret, bool tx)
 	flags = v->flags;
 	bpf_map_delete_elem(&calls, &id);
 	if (!(flags & MSG_PEEK))
-		on_io(sk, ret, tx);
+		on_io(sk, ret, tx, IO_TCP_FN);
 }
 
 SEC("kprobe/tcp_sendmsg")

@@ -553,6 +553,8 @@ mod tests {
             operation: op.into(),
             current_avg_us: 0.0,
             baseline_avg_us: 0.0,
+            p99_us: None,
+            baseline_p99_us: None,
             multiplier: 0.0,
             cause,
             evidence: BTreeMap::new(),

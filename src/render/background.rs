@@ -44,15 +44,22 @@ pub fn table(b: &Background) -> String {
 pub fn anomalies(list: &[Anomaly]) -> String {
     let mut out = String::new();
     for a in list {
+        let head = match a.kind {
+            "latency_spike" => format!(
+                "{} avg latency {} us over the last {:.0} s is {:.1}x its baseline ({} us)",
+                a.operation,
+                micros(Some(a.current_avg_us)),
+                a.window_secs,
+                a.multiplier,
+                micros(Some(a.baseline_avg_us)),
+            ),
+            // tail_latency, write_stall: their own figures.
+            _ => a.headline(),
+        };
         let _ = writeln!(
             out,
-            "!! ANOMALY{}: {} avg latency {} us over the last {:.0} s is {:.1}x its baseline ({} us)",
+            "!! ANOMALY{}: {head}",
             if a.onset { "" } else { " (ongoing)" },
-            a.operation,
-            micros(Some(a.current_avg_us)),
-            a.window_secs,
-            a.multiplier,
-            micros(Some(a.baseline_avg_us)),
         );
         let ev: Vec<String> = a
             .evidence
@@ -267,6 +274,8 @@ mod tests {
             current_avg_us: 2341.5,
             baseline_avg_us: 12.3,
             multiplier: 190.4,
+            p99_us: None,
+            baseline_p99_us: None,
             cause: Cause::WriteStall,
             evidence: [("stalled_ms", 4200.0)].into_iter().collect(),
             next_step: Cause::WriteStall.next_step().into(),

@@ -131,6 +131,8 @@ pub fn anomaly(a: &Anomaly) -> s::Anomaly {
         operation: a.operation.clone(),
         current_avg_us: a.current_avg_us,
         baseline_avg_us: a.baseline_avg_us,
+        p99_us: a.p99_us,
+        baseline_p99_us: a.baseline_p99_us,
         multiplier: a.multiplier,
         cause: a.cause.name().into(),
         evidence: a
@@ -271,6 +273,8 @@ mod tests {
             operation: "WRITE".into(),
             current_avg_us: 2341.5,
             baseline_avg_us: 12.3,
+            p99_us: None,
+            baseline_p99_us: None,
             multiplier: 190.4,
             cause: Cause::WriteStall,
             evidence: [("stalled_ms", 4200.0)].into_iter().collect(),

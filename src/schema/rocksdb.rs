@@ -197,12 +197,18 @@ pub struct BackgroundJob {
 /// One alert of a report's `anomalies` array.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Anomaly {
-    /// "latency_spike".
+    /// "latency_spike", "tail_latency" or "write_stall".
     #[serde(rename = "type")]
     pub kind: String,
     pub operation: String,
     pub current_avg_us: f64,
     pub baseline_avg_us: f64,
+    /// The window's p99 and the baseline p99, in µs, when there were
+    /// enough calls to tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_p99_us: Option<f64>,
     /// current / baseline.
     pub multiplier: f64,
     /// write_stall, compaction, flush, fsync_latency, futex_contention,

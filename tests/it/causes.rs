@@ -257,3 +257,229 @@ fn futex_waits_are_counted_apart_from_wakes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Unix milliseconds of an RFC 3339 UTC timestamp as the reports write it
+/// (`2026-11-23T12:00:01.000Z`).
+fn unix_ms(ts: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| -> i64 {
+        ts[r]
+            .parse()
+            .unwrap_or_else(|e| panic!("timestamp {ts:?}: {e}"))
+    };
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let ms = if ts.len() > 20 { n(20..23) } else { 0 };
+    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000 + ms
+}
+
+#[test]
+fn report_timestamps_read_back() {
+    assert_eq!(unix_ms("1970-01-01T00:00:00.000Z"), 0);
+    assert_eq!(unix_ms("2026-11-23T12:00:01.250Z"), 1_795_435_201_250);
+    assert_eq!(unix_ms("2000-03-01T00:00:00Z"), 951_868_800_000);
+}
+
+/// The bundled workload with its stderr piped here: the ramp's
+/// `BURST start <unix ms>` line comes through `burst_start`.
+struct StressWorkload {
+    child: std::process::Child,
+    pid: u32,
+    stdin: std::process::ChildStdin,
+    stderr: std::sync::mpsc::Receiver<String>,
+    dir: PathBuf,
+}
+
+impl StressWorkload {
+    fn start(args: &[&str]) -> StressWorkload {
+        use std::io::BufRead;
+        let dir = std::env::temp_dir().join(format!("ckb-libbpf-ramp-{:x}", rand_u64()));
+        let mut cmd = std::process::Command::new(workload_bin());
+        cmd.arg("--db")
+            .arg(&dir)
+            .arg("--wait-stdin")
+            .args(args)
+            .stderr(std::process::Stdio::piped());
+        let (mut child, pid, stdin, _stdout) = spawn_ready(&mut cmd);
+        let err = child.stderr.take().unwrap();
+        let (tx, stderr) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        StressWorkload {
+            child,
+            pid,
+            stdin,
+            stderr,
+            dir,
+        }
+    }
+
+    fn go(&mut self) {
+        use std::io::Write;
+        self.stdin.write_all(b"go\n").unwrap();
+    }
+
+    /// The burst's start, unix ms (waits for it at most `secs`).
+    fn burst_start(&self, secs: u64) -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(l) => {
+                    if let Some(ms) = l.strip_prefix("BURST start ") {
+                        return ms.trim().parse().unwrap();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("the workload never started its burst");
+    }
+}
+
+impl Drop for StressWorkload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The interval reports of a capture, with their timestamps (unix ms).
+fn interval_reports(out: &[String]) -> Vec<(i64, RocksdbReport)> {
+    reports(out)
+        .into_iter()
+        .filter_map(|r| match r {
+            ckb_libbpf::schema::Report::Rocksdb(r) if !r.is_final => Some(r),
+            _ => None,
+        })
+        .map(|r| (unix_ms(&r.timestamp), r))
+        .collect()
+}
+
+const BACKGROUND_CAUSES: [&str; 3] = ["write_stall", "compaction", "flush"];
+
+/// F-7 in CI, on an incident that does not start as a clean step: quiet
+/// rounds, then a write burst whose rate rises linearly over 8 s between
+/// the rounds (`--burst-ramp`), so its first interval moves no average by
+/// the alert multiplier (checked below: the premise of the test). An alert
+/// naming RocksDB's background work must come within 15 s of the burst's
+/// start, by the reports' own timestamps, and none before it.
+#[test]
+fn a_ramping_write_burst_alerts_with_a_background_cause_within_15_s() {
+    require_bpf();
+    let mut wl = StressWorkload::start(&[
+        "--secs",
+        "60",
+        "--pause-ms",
+        "50",
+        "--small-memtables",
+        "--burst-at",
+        "14",
+        "--burst-ramp",
+        "8",
+        "--burst-mb",
+        "16",
+    ]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--baseline-secs", "8"]);
+    tool.wait_rocksdb_attached(wl.pid);
+    wl.go();
+    let burst = wl.burst_start(60);
+    let alert = tool.wait_stdout("an alert with a RocksDB background cause", |l| {
+        anomalies(l)
+            .iter()
+            .any(|a| BACKGROUND_CAUSES.contains(&a.cause.as_str()))
+    });
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    drop(wl);
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+
+    let at = unix_ms(&report(&alert).timestamp);
+    let first = anomalies(&alert)
+        .into_iter()
+        .find(|a| BACKGROUND_CAUSES.contains(&a.cause.as_str()))
+        .expect("the alert line names a background cause");
+    eprintln!(
+        "first alert {:.1} s after the burst start: {first:?}",
+        (at - burst) as f64 / 1e3
+    );
+    let reps = interval_reports(&out);
+    for (t, r) in &reps {
+        if *t < burst {
+            assert_eq!(
+                r.anomalies.as_deref(),
+                Some(&[][..]),
+                "an alert before the burst: {r:?}"
+            );
+        }
+    }
+    assert!(at >= burst, "{alert}");
+    assert!(
+        at - burst <= 15_000,
+        "{} ms after the burst start: {alert}",
+        at - burst
+    );
+    assert!(first.onset, "{first:?}");
+    assert!(
+        !first.next_step.is_empty() && !first.evidence.is_empty(),
+        "{first:?}"
+    );
+
+    // The premise: the burst's first interval was no clean step. Every
+    // operation's average in the first report covering the burst stays
+    // under 5x its average over the quiet reports after the learning.
+    let quiet: Vec<&RocksdbReport> = reps
+        .iter()
+        .filter(|(t, r)| *t < burst && r.elapsed_secs > 8.0)
+        .map(|(_, r)| r)
+        .collect();
+    assert!(quiet.len() >= 3, "{} quiet reports", quiet.len());
+    let (_, step) = reps
+        .iter()
+        .find(|(t, _)| *t >= burst + 500)
+        .expect("a report after the burst start");
+    for (op, s) in &step.operations {
+        let avg = |r: &RocksdbReport| r.operations.get(op).and_then(|o| o.avg_us);
+        let base: Vec<f64> = quiet.iter().filter_map(|r| avg(r)).collect();
+        if base.is_empty() {
+            continue;
+        }
+        let base = base.iter().sum::<f64>() / base.len() as f64;
+        let now = s.avg_us.unwrap_or(0.0);
+        assert!(
+            now < 5.0 * base,
+            "{op}: {now} us against {base} us: the burst started as a clean step, not a ramp"
+        );
+    }
+}
+
+/// The bundled workload's ordinary rounds raise no alert.
+#[test]
+fn a_steady_run_raises_no_alert() {
+    require_bpf();
+    let mut wl = Workload::start(&["--secs", "40", "--pause-ms", "20"]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--json", "--baseline-secs", "5"]);
+    tool.wait_rocksdb_attached(wl.pid);
+    let counts = wl.run();
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    wl.finish();
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+    let reps = interval_reports(&out);
+    assert!(reps.len() >= 35, "{} reports", reps.len());
+    for (_, r) in &reps {
+        assert_eq!(r.anomalies.as_deref(), Some(&[][..]), "{r:?}");
+    }
+    let fin = final_rocksdb(&out);
+    assert_eq!(fin.anomaly_alerts, Some(0), "{fin:?}");
+    assert!(counts.rounds > 100, "{counts:?}");
+}

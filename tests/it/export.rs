@@ -104,6 +104,8 @@ fn figures(step: u64, via_engine: bool) -> (MetricsView, u64) {
             operation: "GET".into(),
             current_avg_us: 50.0,
             baseline_avg_us: 5.0,
+            p99_us: None,
+            baseline_p99_us: None,
             multiplier: 10.0,
             cause: Cause::Compaction,
             evidence: BTreeMap::new(),
