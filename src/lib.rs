@@ -12,3 +12,4 @@ pub mod node;
 pub mod probe;
 pub mod render;
 pub mod schema;
+pub mod tui;

@@ -6,6 +6,7 @@
 pub mod background;
 pub mod check;
 pub mod net;
+pub mod overview;
 pub mod rocksdb;
 pub mod symbols;
 pub mod syscall;
