@@ -698,6 +698,7 @@ mod tests {
 #[cfg(test)]
 mod aggregator_tests {
     use super::*;
+    use std::time::Duration;
 
     fn conn(sk: u64, port: u16, tx: u64, rx: u64) -> Conn {
         Conn {

@@ -959,6 +959,7 @@ mod tests {
 #[cfg(test)]
 mod aggregator_tests {
     use super::*;
+    use std::time::Duration;
 
     fn ks(family: &str, name: &str, count: u64, max_ns: u64) -> KeyStats {
         let mut s = CallStats::default();

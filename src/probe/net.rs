@@ -493,6 +493,7 @@ impl NetEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn layouts_match_the_header() {

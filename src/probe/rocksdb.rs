@@ -441,6 +441,8 @@ pub fn path_is_shared_object(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::rocksdb::{ARG1_DB, RET_NONE};
+    use std::collections::BTreeSet;
 
     #[test]
     fn event_layout_matches_the_header() {
