@@ -179,18 +179,18 @@ impl Data {
             Msg::Job(j) => push(&mut self.jobs, j, LOG_LINES),
             Msg::Slow(text) => {
                 for l in text.lines().filter(|l| !l.trim().is_empty()) {
-                    // table_line: time first (HH:MM:SS.mmm), then the rest.
-                    let (time, rest) = l.split_once(' ').unwrap_or(("", l));
+                    let line = slow_line(l);
+                    let (time, rest) = line.split_once(' ').unwrap_or(("", &line));
                     push(
                         &mut self.log,
                         Entry {
                             time: time.get(..8).unwrap_or(time).to_string(),
                             kind: Kind::Slow,
-                            text: squeeze(rest),
+                            text: rest.to_string(),
                         },
                         LOG_LINES,
                     );
-                    push(&mut self.slow, l.to_string(), LOG_LINES);
+                    push(&mut self.slow, line, LOG_LINES);
                 }
             }
             Msg::Note(n) => {
@@ -241,9 +241,28 @@ impl Data {
     }
 }
 
-/// Collapses runs of spaces (table columns) for the one-line log.
-fn squeeze(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// A `render::slow::table_line` (wide columns for a full terminal)
+/// rearranged for a panel: time, op, latency first, then function,
+/// thread and bytes. Thread names may hold spaces: they are what is left
+/// between the TID and the fixed columns at the end.
+pub fn slow_line(l: &str) -> String {
+    let mut t: Vec<&str> = l.split_whitespace().collect();
+    let miss = t.last() == Some(&"miss");
+    if miss {
+        t.pop();
+    }
+    if t.len() < 7 {
+        return t.join(" ");
+    }
+    let n = t.len();
+    let (bytes, lat, func, op) = (t[n - 1], t[n - 2], t[n - 3], t[n - 4]);
+    format!(
+        "{} {op} {lat} µs {func} {} ({}) {bytes} B{}",
+        t[0],
+        t[2..n - 4].join(" "),
+        t[1],
+        if miss { " miss" } else { "" }
+    )
 }
 
 /// The screen: data, and what the operator chose.
@@ -387,6 +406,12 @@ mod tests {
         let e = d.log.back().unwrap();
         assert_eq!(e.kind, Kind::Slow);
         assert_eq!(e.time, "12:00:01");
-        assert_eq!(e.text, "4250 ChainService GET rocksdb_get 1200.5 17");
+        assert_eq!(e.text, "GET 1200.5 µs rocksdb_get ChainService (4250) 17 B");
+        assert_eq!(
+            slow_line(
+                "12:00:01.000    4250 a b c           GET         rocksdb_get    9.5       0 miss"
+            ),
+            "12:00:01.000 GET 9.5 µs rocksdb_get a b c (4250) 0 B miss"
+        );
     }
 }

@@ -78,10 +78,12 @@ pub fn draw(f: &mut Frame, app: &App) {
         Tab::Network => network_tab(f, body, app, d),
         Tab::Syscall => syscall_tab(f, body, app, d),
     }
-    f.render_widget(
-        Paragraph::new("Tab/1-4 tabs  ↑↓ select  p pause  h histograms  ? help  q quit").style(DIM),
-        foot,
-    );
+    let keys = if foot.width >= 64 {
+        "Tab/1-4 tabs  ↑↓ select  p pause  h histograms  ? help  q quit"
+    } else {
+        "Tab 1-4  ↑↓  p pause  h hist  ? help  q quit"
+    };
+    f.render_widget(Paragraph::new(keys).style(DIM), foot);
     if app.help {
         help(f, area);
     }
@@ -89,11 +91,14 @@ pub fn draw(f: &mut Frame, app: &App) {
 
 /// Title line (target, interval, alerts, state) and the node's own view.
 fn header(f: &mut Frame, area: Rect, app: &App, d: &Data) {
+    // Narrow terminals: the figures first, the tool's name is what goes.
+    let title = if area.width >= 100 {
+        " ckb-libbpf overview "
+    } else {
+        " overview "
+    };
     let mut top = vec![
-        Span::styled(
-            " ckb-libbpf overview ",
-            HEAD.add_modifier(Modifier::REVERSED),
-        ),
+        Span::styled(title, HEAD.add_modifier(Modifier::REVERSED)),
         Span::raw(format!(" {} · every {}s", app.target, app.interval_secs)),
     ];
     if let Some(s) = &d.snap {
@@ -109,7 +114,7 @@ fn header(f: &mut Frame, area: Rect, app: &App, d: &Data) {
         if let Some(a) = s.alerts {
             let active = s.anomalies.len();
             let text = if a.learning {
-                format!(" · alerts: learning baselines ({} raised)", a.raised)
+                format!(" · alerts: learning ({} raised)", a.raised)
             } else {
                 format!(" · alerts: {active} active, {} raised", a.raised)
             };
@@ -149,18 +154,13 @@ pub fn node_line(n: &NodeStatus, url: &str) -> Vec<Span<'static>> {
         NodeStatus::Unavailable(why) => vec![
             label,
             Span::styled(
-                format!("RPC unavailable at {url} ({why}); the tracing does not need it"),
+                format!("RPC unavailable at {url}: {why} (tracing does not need it)"),
                 DIM,
             ),
         ],
         NodeStatus::Up(i) => {
+            // Most telling first: a narrow header cuts from the right.
             let mut parts = Vec::new();
-            if let Some(v) = &i.version {
-                parts.push(format!("v{}", v.split_whitespace().next().unwrap_or(v)));
-            }
-            if let Some(c) = &i.chain {
-                parts.push(c.clone());
-            }
             if let Some(t) = i.tip {
                 parts.push(format!("tip #{}", thousands(t)));
             }
@@ -181,6 +181,12 @@ pub fn node_line(n: &NodeStatus, url: &str) -> Vec<Span<'static>> {
             }
             if let Some(m) = i.memory {
                 parts.push(format!("RSS {}", bytes(m as f64)));
+            }
+            if let Some(c) = &i.chain {
+                parts.push(c.clone());
+            }
+            if let Some(v) = &i.version {
+                parts.push(format!("v{}", v.split_whitespace().next().unwrap_or(v)));
             }
             vec![label, Span::raw(parts.join(" · "))]
         }
@@ -372,16 +378,41 @@ fn share(part: u64, whole: u64) -> String {
 
 fn log_panel(f: &mut Frame, area: Rect, title: &str, log: &std::collections::VecDeque<Entry>) {
     let room = area.height.saturating_sub(2) as usize;
-    let skip = log.len().saturating_sub(room);
+    let width = area.width.saturating_sub(2) as usize;
     let lines: Vec<Line> = if log.is_empty() {
         vec![dim("no events yet")]
     } else {
-        log.iter().skip(skip).map(entry_line).collect()
+        // Entries wrap: an alert's cause and next step must be readable whole.
+        newest_that_fit(log.iter(), room, |e| entry_lines(e, width))
     };
     panel(f, area, title, lines);
 }
 
-fn entry_line(e: &Entry) -> Line<'static> {
+/// The last items of a log, each rendered to one or more lines, as many
+/// as fit in `room` lines (newest at the bottom).
+fn newest_that_fit<'a, T: 'a>(
+    items: impl DoubleEndedIterator<Item = &'a T>,
+    room: usize,
+    render: impl Fn(&T) -> Vec<Line<'static>>,
+) -> Vec<Line<'static>> {
+    let mut out: Vec<Line> = Vec::new();
+    for it in items.rev() {
+        let mut l = render(it);
+        l.append(&mut out);
+        out = l;
+        if out.len() >= room {
+            break;
+        }
+    }
+    let skip = out.len().saturating_sub(room);
+    out.split_off(skip)
+}
+
+/// Width of "HH:MM:SS TAG   ": continuation lines start under the text.
+const ENTRY_INDENT: usize = 15;
+
+/// One event-log entry, wrapped to `width` columns.
+fn entry_lines(e: &Entry, width: usize) -> Vec<Line<'static>> {
     let color = match e.kind {
         Kind::Alert => Color::Red,
         Kind::Slow => Color::Yellow,
@@ -390,11 +421,67 @@ fn entry_line(e: &Entry) -> Line<'static> {
         Kind::Restart => Color::Cyan,
         Kind::Note => Color::DarkGray,
     };
-    Line::from(vec![
-        Span::styled(format!("{} ", e.time), DIM),
-        Span::styled(format!("{:<5} ", e.kind.tag()), Style::new().fg(color)),
-        Span::raw(e.text.clone()),
-    ])
+    let text_w = width.saturating_sub(ENTRY_INDENT).max(10);
+    let chunks = wrap(&e.text, text_w);
+    let style = if e.kind == Kind::Alert {
+        Style::new().fg(Color::Red)
+    } else {
+        Style::new()
+    };
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                Line::from(vec![
+                    Span::styled(format!("{} ", e.time), DIM),
+                    Span::styled(format!("{:<5} ", e.kind.tag()), Style::new().fg(color)),
+                    Span::styled(c, style),
+                ])
+            } else {
+                Line::from(vec![
+                    Span::raw(" ".repeat(ENTRY_INDENT)),
+                    Span::styled(c, style),
+                ])
+            }
+        })
+        .collect()
+}
+
+/// Splits `text` into pieces of at most `width` characters, at spaces
+/// where it can.
+pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        loop {
+            let cur_len = cur.chars().count();
+            let need = if cur.is_empty() { 0 } else { 1 } + word.chars().count();
+            if cur_len + need <= width {
+                if !cur.is_empty() {
+                    cur.push(' ');
+                }
+                cur.push_str(&word);
+                break;
+            }
+            if cur.is_empty() {
+                // A word longer than the line: cut it.
+                let head: String = word.chars().take(width).collect();
+                word = word.chars().skip(width).collect();
+                out.push(head);
+                if word.is_empty() {
+                    break;
+                }
+            } else {
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 // ---- RocksDB -----------------------------------------------------------
@@ -500,16 +587,28 @@ fn rocksdb_tab(f: &mut Frame, area: Rect, app: &App, d: &Data) {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
     background_panel(f, bg, d);
     let room = slow.height.saturating_sub(2) as usize;
+    let width = slow.width.saturating_sub(2) as usize;
     let lines: Vec<Line> = if d.slow.is_empty() {
         vec![dim("no operation over the slow threshold")]
     } else {
-        d.slow
-            .iter()
-            .skip(d.slow.len().saturating_sub(room))
-            .map(|l| Line::from(l.clone()))
-            .collect()
+        newest_that_fit(d.slow.iter(), room, |l| {
+            // "HH:MM:SS.mmm " then the rest, wrapped under it.
+            let (time, rest) = l.split_once(' ').unwrap_or(("", l));
+            wrap(rest, width.saturating_sub(13).max(10))
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let lead = if i == 0 {
+                        format!("{time} ")
+                    } else {
+                        " ".repeat(13)
+                    };
+                    Line::from(vec![Span::styled(lead, DIM), Span::raw(c)])
+                })
+                .collect()
+        })
     };
-    panel(f, slow, "Slow operations", lines);
+    panel(f, slow, "Slow operations (newest last)", lines);
 }
 
 /// Log2 latency rows as text bars (the same rows as `rocksdb --histogram`).
@@ -764,6 +863,9 @@ fn network_tab(f: &mut Frame, area: Rect, app: &App, d: &Data) {
     }
     if lines.is_empty() {
         lines.push(dim("no connection opened or closed yet"));
+    }
+    if n.peers.is_empty() {
+        lines.insert(0, dim("no TCP connection of the node seen yet"));
     }
     panel(f, bottom, "Connection events", lines);
 }

@@ -233,7 +233,9 @@ impl Client {
                 }
                 NodeStatus::Up(from_legacy(chain.as_ref(), peers.as_ref(), pool.as_ref()))
             }
-            Err(e) => NodeStatus::Unavailable(format!("{:#}", e)),
+            // The innermost cause ("Connection refused") says it all in
+            // one header line.
+            Err(e) => NodeStatus::Unavailable(e.root_cause().to_string()),
         }
     }
 }
@@ -457,7 +459,7 @@ pub mod tests {
             .unwrap()
             .status();
         assert!(
-            matches!(s, NodeStatus::Unavailable(ref w) if w.contains("connecting")),
+            matches!(s, NodeStatus::Unavailable(ref w) if w.contains("refused")),
             "{s:?}"
         );
         assert!(t.elapsed() < Duration::from_secs(2));

@@ -390,7 +390,8 @@ fn an_alert_shows_cause_and_next_step_in_red() {
         "{s}"
     );
     assert!(
-        s.contains("cause: RocksDB compaction; next: run `ckb-libbpf rocksdb --slow`"),
+        s.contains("cause: RocksDB compaction; next: run")
+            && s.contains("`ckb-libbpf rocksdb --slow` to see which"),
         "{s}"
     );
     golden("alert", &s);
@@ -414,4 +415,13 @@ fn help_and_pause() {
     let (s, _) = screen(&app, 100, 30);
     assert!(s.contains("PAUSED"), "{s}");
     assert!(s.contains("q  Ctrl-C       quit"), "{s}");
+}
+
+#[test]
+fn log_text_wraps_at_spaces_and_cuts_long_words() {
+    use super::draw::wrap;
+    assert_eq!(wrap("a bb ccc", 4), vec!["a bb", "ccc"]);
+    assert_eq!(wrap("abcdefghij x", 4), vec!["abcd", "efgh", "ij x"]);
+    assert_eq!(wrap("", 4), vec![""]);
+    assert_eq!(wrap("µµµµµ", 5), vec!["µµµµµ"]);
 }

@@ -10,6 +10,7 @@ mod budget;
 mod causes;
 mod check_symbols;
 mod net;
+mod overview;
 mod rocksdb;
 mod slow_events;
 mod soak;
