@@ -369,13 +369,14 @@ fn empty_data_says_what_it_waits_for() {
     let (s, _) = screen(&app, 100, 24);
     assert!(s.contains("waiting for the first interval"), "{s}");
     golden("empty", &s);
-    let mut d = Data::default();
-    d.node = NodeStatus::Unavailable("connecting to 127.0.0.1:8114: Connection refused".into());
     let mut app = app;
-    app.data = d;
+    app.data = Data {
+        node: NodeStatus::Unavailable("Connection refused (os error 111)".into()),
+        ..Data::default()
+    };
     let (s, _) = screen(&app, 100, 24);
     assert!(
-        s.contains("RPC unavailable at http://127.0.0.1:8114"),
+        s.contains("RPC unavailable at http://127.0.0.1:8114: Connection refused"),
         "{s}"
     );
 }

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -161,7 +161,7 @@ fn tabs_exact_gets_rpc_header_and_q_restores_the_terminal() {
     if !bpf_available() {
         return;
     }
-    let dir = PathBuf::from(std::env::temp_dir()).join(format!("ckb-libbpf-tui-{:x}", rand_u64()));
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-tui-{:x}", rand_u64()));
     std::fs::create_dir_all(&dir).unwrap();
     let rpc = fake_rpc();
     let mut wl = Workload::start(&["--rounds", "3"]);
