@@ -190,8 +190,9 @@ fn tabs_exact_gets_rpc_header_and_q_restores_the_terminal() {
     );
     t.keys(&[&line, "Enter"]);
 
-    // Attached (the note is in the event log), and the node's own summary.
-    let p = t.wait("attach note", |p| p.contains("RocksDB functions"));
+    // Attached: the first interval is on the screen (the attach note may
+    // have scrolled out of the event log behind longer notes).
+    let p = t.wait("first interval", |p| p.contains("alerts: learning"));
     let tool_pid = child_of(
         t.cmd(&["display", "-p", "-t", &t.session, "#{pane_pid}"])
             .trim()
