@@ -4,7 +4,7 @@
 CARGO       ?= cargo
 PREFIX      ?= /usr/local
 DEMO_SECS   ?= 10
-APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev python3-jwt python3-cryptography
+APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev python3-jwt python3-cryptography tmux
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 # Debian's prometheus package, unpacked (not installed: no service starts):
@@ -16,7 +16,7 @@ PROM_TOOLS  := target/tools/prometheus
 all: build
 
 # System packages: clang builds the BPF objects, libelf/zlib link libbpf,
-# libclang-dev runs bindgen for RocksDB; bpftool/bpftrace are used by tests.
+# libclang-dev runs bindgen for RocksDB; bpftool/bpftrace are used by tests, tmux by the overview test.
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -14,3 +14,4 @@ pub mod node;
 pub mod probe;
 pub mod render;
 pub mod schema;
+pub mod tui;

@@ -19,7 +19,8 @@ Examples:
   sudo ckb-libbpf rocksdb --slow --threshold 500
   sudo ckb-libbpf rocksdb --binary /usr/lib/x86_64-linux-gnu/librocksdb.so.7.8
   sudo ckb-libbpf net 60s --json               # P2P peers of the `ckb` process
-  sudo ckb-libbpf syscall 30s --top 10         # syscalls of `ckb` by thread role";
+  sudo ckb-libbpf syscall 30s --top 10         # syscalls of `ckb` by thread role
+  sudo ckb-libbpf overview                     # all of it in a terminal UI (q quits)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -80,6 +81,11 @@ enum Command {
     /// Check a signed report: signature, algorithm, issuer; print it.
     #[command(after_help = AFTER_HELP)]
     Verify(cmd::verify::VerifyArgs),
+    /// The node at a glance in a terminal: RocksDB, P2P and syscall tabs,
+    /// sparklines, an event log of alerts with their causes, slow
+    /// operations and restarts; the node's own RPC summary on top.
+    #[command(after_help = AFTER_HELP)]
+    Overview(cmd::overview::OverviewArgs),
 }
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
@@ -106,6 +112,7 @@ fn main() {
         Command::Identity(args) => cmd::identity::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Overview(args) => cmd::overview::run(args),
     };
     let code = match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ pub mod check;
 pub mod export;
 pub mod identity;
 pub mod net;
+pub mod overview;
 pub mod report;
 pub mod rocksdb;
 pub mod symbols;

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use crossbeam_channel::{after, bounded, never, Receiver};
+use crossbeam_channel::{after, bounded, never, select, Receiver};
 
 pub use follow::Ended;
 
@@ -107,6 +107,10 @@ pub struct Options {
     /// Measure the probes' cost per hit at start (the live overhead
     /// estimate); else the documented defaults, silently.
     pub calibrate: bool,
+    /// Ends the capture like SIGTERM when a message arrives or every
+    /// sender is gone: for views that own the terminal (`overview`),
+    /// where Ctrl-C and `q` are keys, not signals.
+    pub stop: Option<Receiver<()>>,
 }
 
 impl Default for Options {
@@ -129,6 +133,7 @@ impl Default for Options {
             analyze: None,
             totals: false,
             calibrate: true,
+            stop: None,
         }
     }
 }
@@ -218,11 +223,34 @@ pub fn signals() -> Result<Receiver<()>> {
     Ok(SIGNALS.get_or_init(|| rx).clone())
 }
 
+/// One channel for the capture loops to select on: signals and a view's
+/// stop requests. A thread forwards both; it ends with the capture (its
+/// receiver dropped) or when the view drops its sender, which then reads
+/// as a stop too (a disconnected channel is always ready).
+fn merged(sigs: Receiver<()>, stop: Receiver<()>) -> Receiver<()> {
+    let (tx, rx) = bounded(4);
+    std::thread::spawn(move || loop {
+        let view_gone = select! {
+            recv(sigs) -> _ => false,
+            recv(stop) -> m => m.is_err(),
+        };
+        let sent = tx.try_send(());
+        if view_gone || matches!(sent, Err(crossbeam_channel::TrySendError::Disconnected(_))) {
+            return;
+        }
+    });
+    rx
+}
+
 /// Runs a capture of `target` until its duration, a signal, the output
 /// closing, or (with `no_follow`) the target exiting; the view gets every
 /// interval and then the final snapshot. Returns how it ended.
 pub fn run(target: Target, opts: &Options, view: &mut dyn View) -> Result<Ended> {
     let sigs = signals()?;
+    let sigs = match &opts.stop {
+        Some(stop) => merged(sigs, stop.clone()),
+        None => sigs,
+    };
     let deadline = opts.duration.map(after).unwrap_or_else(never);
     let mut cap = session::Capture::new(opts, &target, view, sigs, deadline)?;
     let (sigs, deadline) = (cap.sigs.clone(), cap.deadline.clone());

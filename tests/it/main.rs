@@ -12,6 +12,7 @@ mod check_symbols;
 mod evidence;
 mod export;
 mod net;
+mod overview;
 mod rocksdb;
 mod rocksdb_cf;
 mod slow_events;
