@@ -1,69 +1,11 @@
-//! ckb-libbpf: eBPF deep observability for CKB full nodes.
+//! ckb-libbpf: eBPF deep observability for CKB full nodes. The command line
+//! is defined in `cli.rs` (shared with the man pages and completions); this
+//! file only runs it.
 
+use ckb_libbpf::cli::{Cli, Command};
 use ckb_libbpf::cmd;
 use ckb_libbpf::error::{exit_code, remedy};
-use clap::{Parser, Subcommand};
-
-const AFTER_HELP: &str = "\
-Exit codes:
-  0  capture finished, or ended by Ctrl-C / SIGTERM
-  1  runtime error, or the traced process exited (with --no-follow)
-  2  bad arguments: unknown PID, not an ELF file, no RocksDB symbols...
-  3  environment: not root / missing CAP_BPF+CAP_PERFMON, kernel lacks a BPF feature
-
-Examples:
-  sudo ckb-libbpf rocksdb 30s                  # the `ckb` process, 30 s
-  sudo ckb-libbpf rocksdb --pid 4242 --json    # JSON Lines until Ctrl-C
-  sudo ckb-libbpf rocksdb --slow --threshold 500
-  sudo ckb-libbpf rocksdb --binary /usr/lib/x86_64-linux-gnu/librocksdb.so.7.8
-  sudo ckb-libbpf net 60s --json               # P2P peers of the `ckb` process
-  sudo ckb-libbpf syscall 30s --top 10         # syscalls of `ckb` by thread role";
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "ckb-libbpf",
-    version,
-    about = "eBPF deep observability for CKB full nodes",
-    long_about = "ckb-libbpf traces a live CKB node with eBPF (uprobes, tracepoints) and \
-                  reports in the node's own terms: RocksDB operation latency, throughput \
-                  and hit ratio, aggregated in the kernel.",
-    after_help = AFTER_HELP
-)]
-struct Cli {
-    /// Show libbpf's own diagnostics.
-    #[arg(long, global = true)]
-    verbose: bool,
-    #[command(subcommand)]
-    cmd: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// RocksDB C API operations of a live node: count, QPS, latency
-    /// percentiles, bytes, hit ratio.
-    #[command(after_help = AFTER_HELP)]
-    Rocksdb(cmd::rocksdb::RocksdbArgs),
-    /// P2P TCP traffic of a live node: bytes and rates per peer, connection
-    /// age, retransmits, connect/accept/close log, disconnect-rate alerts.
-    #[command(after_help = AFTER_HELP)]
-    Net(cmd::net::NetArgs),
-    /// Will it work here? Kernel, privileges, BPF features probed for real,
-    /// backends per layer; with --binary its symbols, with --pid a live test.
-    #[command(after_help = AFTER_HELP)]
-    Check(cmd::check::CheckArgs),
-    /// Tiered report of what a CKB binary (or librocksdb.so) offers to probe.
-    #[command(after_help = AFTER_HELP)]
-    Symbols(cmd::symbols::SymbolsArgs),
-    /// RocksDB background work alone: compactions, flushes, write stalls
-    /// (C++ internals). Hidden: `rocksdb` shows the same figures.
-    #[command(hide = true, after_help = AFTER_HELP)]
-    Background(cmd::background::BackgroundArgs),
-    /// Syscall profile per syscall, category and thread role (compaction,
-    /// flush, chain...): latency percentiles, errors, bytes, futex wait
-    /// ratio, epoll wakeups, fsync latency.
-    #[command(after_help = AFTER_HELP)]
-    Syscall(cmd::syscall::SyscallArgs),
-}
+use clap::Parser;
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
     if level != libbpf_rs::PrintLevel::Debug {
@@ -85,6 +27,7 @@ fn main() {
         Command::Check(args) => cmd::check::run(args),
         Command::Background(args) => cmd::background::run(args),
         Command::Syscall(args) => cmd::syscall::run(args),
+        Command::GenerateAssets { dir } => ckb_libbpf::cli::generate_assets(&dir),
     };
     let code = match result {
         Ok(code) => code,
@@ -97,25 +40,4 @@ fn main() {
         }
     };
     std::process::exit(code as i32);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ckb_libbpf::error::Exit;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn exit_code_enum_matches_the_help() {
-        assert_eq!(Exit::Ok as i32, 0);
-        assert_eq!(Exit::Runtime as i32, 1);
-        assert_eq!(Exit::Usage as i32, 2);
-        assert_eq!(Exit::Environment as i32, 3);
-        assert!(AFTER_HELP.contains("3  environment"));
-    }
 }
