@@ -86,6 +86,11 @@ impl Workload {
             std::process::id(),
             rand_u64()
         ));
+        Workload::start_at(bin, dir, args)
+    }
+
+    /// Runs `bin` with its database in `dir` (removed by `finish`).
+    pub fn start_at(bin: &std::path::Path, dir: PathBuf, args: &[&str]) -> Workload {
         let (child, pid, stdin, stdout) = spawn_ready(
             Command::new(bin)
                 .arg("--db")
