@@ -113,27 +113,53 @@ fn completions_name_every_subcommand_and_every_rocksdb_flag() {
             assert!(text.contains(&needle), "{shell} lacks rocksdb {f}");
         }
     }
-    // bash: the rocksdb subcommand's case offers every one of its flags.
-    let bash = read(&comp.join("ckb-libbpf"));
-    let mut lines = bash.lines().skip_while(|l| {
-        let l = l.trim();
-        !(l.ends_with("__rocksdb)") && !l.contains("help"))
-    });
-    assert!(
-        lines.next().is_some(),
-        "a rocksdb case in the bash completion"
-    );
-    let opts = lines
-        .find(|l| l.trim_start().starts_with("opts="))
-        .expect("opts line");
+    // bash, for real: what TAB offers after `ckb-libbpf rocksdb --`.
+    let offered = bash_complete(&comp.join("ckb-libbpf"), &["rocksdb", "--"]);
     for f in rocksdb_flags {
-        assert!(
-            opts.split(|c: char| c == '"' || c.is_whitespace())
-                .any(|w| w == f),
-            "bash rocksdb opts lack {f}: {opts}"
-        );
+        assert!(offered.contains(f), "bash offers {offered:?}, not {f}");
+    }
+    assert_eq!(
+        bash_complete(&comp.join("ckb-libbpf"), &["rocksdb", "--over"]),
+        vec!["--overhead-budget".to_string()]
+    );
+    let subs_offered = bash_complete(&comp.join("ckb-libbpf"), &[""]);
+    for (name, _) in &subs {
+        assert!(subs_offered.contains(name), "{subs_offered:?} lacks {name}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Sources the bash completion and calls its function as bash does on TAB
+/// after `ckb-libbpf WORDS...` (the last word being completed).
+fn bash_complete(script: &Path, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let cur = words.last().copied().unwrap_or("");
+    let prev = if words.len() > 1 {
+        words[words.len() - 2]
+    } else {
+        "ckb-libbpf"
+    };
+    let prog = format!(
+        "source '{}'; COMP_WORDS=(ckb-libbpf {}); COMP_CWORD={}; \
+         _ckb__libbpf ckb-libbpf '{cur}' '{prev}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" "),
+        words.len()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &prog])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[test]
