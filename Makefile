@@ -3,8 +3,16 @@
 
 CARGO       ?= cargo
 PREFIX      ?= /usr/local
+# Install layout (make install / uninstall; make deb uses PREFIX=/usr).
+# sbin: a tool for administrators (root or capabilities).
+BINDIR      ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+ASSETS      := target/assets
 DEMO_SECS   ?= 10
-APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev python3-jwt python3-cryptography tmux
+APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev python3-jwt python3-cryptography tmux e2fsprogs util-linux libcap2-bin
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 # Debian's prometheus package, unpacked (not installed: no service starts):
@@ -12,6 +20,7 @@ TOOL        := target/release/ckb-libbpf
 PROM_TOOLS  := target/tools/prometheus
 
 .PHONY: all deps build workload demo demo-stress demo-check demo-normal env-check test vmlinux install lint clean e2e-ckb fuzz soak bench
+.PHONY: all deps build workload demo demo-stress test vmlinux assets install install-files uninstall deb deb-test container-test lint clean e2e-ckb fuzz soak bench
 
 all: build
 
@@ -72,8 +81,42 @@ test: deps
 vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > src/bpf/vmlinux.h
 
-install: build
-	install -D -m 0755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/ckb-libbpf
+# Man pages (section 8, one per subcommand) and bash/zsh/fish completions,
+# generated from the clap definitions in src/cli.rs.
+assets: build
+	rm -rf $(ASSETS)
+	$(TOOL) generate-assets $(ASSETS)
+
+install: build assets install-files
+
+# Copies what `build` and `assets` made; no cargo (`sudo make install-files`
+# after a build as a normal user).
+install-files:
+	install -D -m 0755 $(TOOL) $(DESTDIR)$(BINDIR)/ckb-libbpf
+	install -d $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(ASSETS)/man8/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -D -m 0644 $(ASSETS)/completions/ckb-libbpf $(DESTDIR)$(BASHCOMPDIR)/ckb-libbpf
+	install -D -m 0644 $(ASSETS)/completions/_ckb-libbpf $(DESTDIR)$(ZSHCOMPDIR)/_ckb-libbpf
+	install -D -m 0644 $(ASSETS)/completions/ckb-libbpf.fish $(DESTDIR)$(FISHCOMPDIR)/ckb-libbpf.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ckb-libbpf
+	rm -f $(DESTDIR)$(MANDIR)/man8/ckb-libbpf.8 $(DESTDIR)$(MANDIR)/man8/ckb-libbpf-*.8
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/ckb-libbpf $(DESTDIR)$(ZSHCOMPDIR)/_ckb-libbpf $(DESTDIR)$(FISHCOMPDIR)/ckb-libbpf.fish
+
+# target/ckb-libbpf_VERSION_ARCH.deb with dpkg-deb: /usr/sbin/ckb-libbpf, man
+# pages, completions, an example systemd unit for `export`.
+deb: build assets
+	packaging/deb.sh
+
+# The .deb in a fresh Debian container: install, man, completion, unit, purge.
+deb-test: deb
+	packaging/deb-test.sh
+
+# The Dockerfile built from local base images and run against the bundled
+# workload on the host (exact counts). Root, docker running.
+container-test: workload
+	packaging/container-test.sh
 
 # shellcheck reads .shellcheckrc (the scripts source scripts/lib.sh).
 lint:

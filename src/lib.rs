@@ -2,6 +2,7 @@
 //! Exposed so the fuzz harness and tests can reach the ELF and model code.
 
 pub mod analyze;
+pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod collect;

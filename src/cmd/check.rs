@@ -319,7 +319,7 @@ fn binary_lines(path: &std::path::Path) -> Vec<Line> {
             "probe cost",
             Status::Warn,
             format!(
-                "single-stepped (~20 µs a hit), left out by default: {}",
+                "single-stepped (~10 µs a hit), left out by default: {}",
                 steps.join(", ")
             ),
             Some("opt in with `rocksdb --ops NAME` where the call rate is low"),

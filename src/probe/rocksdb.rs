@@ -83,7 +83,7 @@ impl Plan {
                 function: p.def.name.to_string(),
                 op: p.def.op.name().to_string(),
                 reason: format!(
-                    "its first instruction `{}` is single-stepped, ~20 µs per call instead of ~1 µs; opt in with --ops {}",
+                    "its first instruction `{}` is single-stepped, ~10 µs per call instead of ~1.5 µs; opt in with --ops {}",
                     p.cost.insn(),
                     p.def.name
                 ),

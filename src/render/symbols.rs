@@ -78,7 +78,7 @@ pub fn text(r: &SymbolReport, tier: Option<u8>) -> String {
         if !steps.is_empty() {
             let _ = writeln!(
                 o,
-                "  single-stepped probes cost ~20 µs a hit instead of ~1 µs; `rocksdb` leaves them out unless named in --ops: {}",
+                "  single-stepped probes cost ~10 µs a hit instead of ~1.5 µs; `rocksdb` leaves them out unless named in --ops: {}",
                 steps.join(", ")
             );
         }

@@ -9,55 +9,221 @@ use ckb_libbpf::schema::Anomaly;
 
 use crate::common::*;
 
-/// A blkio (cgroup v1) group holding the workload, whose write IOPS on one
-/// device the test limits: every fdatasync then waits for the throttle,
-/// a disk gone slow, for this process only. Undone on drop, even when the
-/// test fails.
-struct Throttle {
+/// A disk the test owns and slows down: ext4 on a loop device over a file
+/// in the temp dir, so it works wherever that dir lives (overlayfs in a
+/// container, tmpfs /tmp). Its writes are limited for the workload alone by
+/// a block-I/O cgroup: v1 `blkio.throttle.write_iops_device` or v2 `io.max`,
+/// whichever hierarchy holds the controller. Every fdatasync then waits for
+/// the throttle: a disk gone slow. (A device-mapper `delay` target would
+/// need no cgroup, but kernels without CONFIG_BLK_DEV_DM exist, this test
+/// machine's among them; loop devices and block throttling are nearly
+/// universal.) Everything is undone on drop, even when the test fails.
+struct SlowDisk {
+    /// The temp dir holding the image file and the mount point.
     dir: PathBuf,
+    loop_dev: String,
+    /// The loop device's `major:minor`, as the cgroup files name it.
     dev: String,
-    pid: u32,
+    mounted: bool,
+    group: Option<IoGroup>,
 }
 
-const BLKIO: &str = "/sys/fs/cgroup/blkio";
+/// A cgroup of one block-I/O hierarchy, created for the test.
+enum IoGroup {
+    V1(PathBuf),
+    V2(PathBuf),
+}
 
-impl Throttle {
-    /// None when this kernel or mount has no blkio throttling.
-    fn new(pid: u32, on: &std::path::Path) -> Option<Throttle> {
-        let root = PathBuf::from(BLKIO);
-        if !root.join("blkio.throttle.write_iops_device").exists() {
-            return None;
+impl IoGroup {
+    /// Creates a group in whichever mounted hierarchy throttles block I/O.
+    fn create() -> Result<IoGroup, String> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+        let name = format!("ckb-libbpf-slow-disk-{:x}", rand_u64());
+        let mut seen = Vec::new();
+        for line in mountinfo.lines() {
+            // "... mount_point opts ... - fstype source super_opts"
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mnt = PathBuf::from(pre.split(' ').nth(4).unwrap_or(""));
+            let mut post = post.split(' ');
+            let fstype = post.next().unwrap_or("");
+            let super_opts = post.nth(1).unwrap_or("");
+            if fstype == "cgroup" && super_opts.split(',').any(|o| o == "blkio") {
+                if mnt.join("blkio.throttle.write_iops_device").exists() {
+                    let dir = mnt.join(&name);
+                    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    return Ok(IoGroup::V1(dir));
+                }
+                seen.push(format!("{} (no throttling)", mnt.display()));
+            } else if fstype == "cgroup2" {
+                let controllers =
+                    std::fs::read_to_string(mnt.join("cgroup.controllers")).unwrap_or_default();
+                if !controllers.split_whitespace().any(|c| c == "io") {
+                    seen.push(format!("{} (no io controller)", mnt.display()));
+                    continue;
+                }
+                // Children get io.max only once the parent delegates "io".
+                let _ = std::fs::write(mnt.join("cgroup.subtree_control"), "+io");
+                let dir = mnt.join(&name);
+                std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                if !dir.join("io.max").exists() {
+                    let _ = std::fs::remove_dir(&dir);
+                    return Err(format!(
+                        "{}: io controller not delegated to children",
+                        mnt.display()
+                    ));
+                }
+                return Ok(IoGroup::V2(dir));
+            }
         }
-        let st_dev = std::fs::metadata(on).ok()?.dev();
-        let dev = format!("{}:{}", libc::major(st_dev), libc::minor(st_dev));
-        let dir = root.join(format!("ckb-libbpf-causes-{}", rand_u64()));
-        std::fs::create_dir(&dir).ok()?;
-        let t = Throttle { dir, dev, pid };
-        std::fs::write(t.dir.join("cgroup.procs"), pid.to_string()).ok()?;
-        Some(t)
+        Err(format!(
+            "no cgroup hierarchy throttles block I/O (seen: {seen:?}); the kernel needs \
+             CONFIG_BLK_DEV_THROTTLING and a mounted blkio (v1) or io (v2) controller"
+        ))
     }
 
-    /// Limits writes to `iops` per second (0: no limit).
-    fn limit(&self, iops: u32) {
-        std::fs::write(
-            self.dir.join("blkio.throttle.write_iops_device"),
-            format!("{} {iops}", self.dev),
-        )
-        .unwrap_or_else(|e| panic!("throttling {}: {e}", self.dev));
+    fn dir(&self) -> &std::path::Path {
+        match self {
+            IoGroup::V1(d) | IoGroup::V2(d) => d,
+        }
+    }
+
+    /// Writes per second allowed on `dev` (None: no limit).
+    fn limit(&self, dev: &str, iops: Option<u32>) -> std::io::Result<()> {
+        match self {
+            IoGroup::V1(d) => std::fs::write(
+                d.join("blkio.throttle.write_iops_device"),
+                format!("{dev} {}", iops.unwrap_or(0)),
+            ),
+            IoGroup::V2(d) => std::fs::write(
+                d.join("io.max"),
+                match iops {
+                    Some(n) => format!("{dev} wiops={n}"),
+                    None => format!("{dev} wiops=max"),
+                },
+            ),
+        }
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir().join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
     }
 }
 
-impl Drop for Throttle {
+fn run_cmd(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e} (util-linux / e2fsprogs installed?)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl SlowDisk {
+    /// A fresh, mounted, not yet limited disk. Err says what is missing
+    /// (loop devices, mkfs.ext4, a block-I/O cgroup).
+    fn new() -> Result<SlowDisk, String> {
+        let dir = std::env::temp_dir().join(format!("ckb-libbpf-slow-disk-{:x}", rand_u64()));
+        std::fs::create_dir_all(dir.join("mnt")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut disk = SlowDisk {
+            dir,
+            loop_dev: String::new(),
+            dev: String::new(),
+            mounted: false,
+            group: None,
+        };
+        let img = disk.dir.join("disk.img");
+        // Sparse: only what RocksDB writes takes space.
+        std::fs::File::create(&img)
+            .and_then(|f| f.set_len(512 << 20))
+            .map_err(|e| format!("{}: {e}", img.display()))?;
+        let img_s = img.to_string_lossy().into_owned();
+        disk.loop_dev = run_cmd("losetup", &["--find", "--show", &img_s]).map_err(|e| {
+            format!("{e} (a container needs --privileged or --device for loop devices)")
+        })?;
+        let rdev = std::fs::metadata(&disk.loop_dev)
+            .map_err(|e| format!("{}: {e}", disk.loop_dev))?
+            .rdev();
+        disk.dev = format!("{}:{}", libc::major(rdev), libc::minor(rdev));
+        run_cmd(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-E",
+                "nodiscard",
+                "-L",
+                "ckb-slow",
+                &disk.loop_dev,
+            ],
+        )?;
+        let mnt = disk.mnt().to_string_lossy().into_owned();
+        run_cmd("mount", &[&disk.loop_dev, &mnt])?;
+        disk.mounted = true;
+        disk.group = Some(IoGroup::create()?);
+        Ok(disk)
+    }
+
+    fn mnt(&self) -> PathBuf {
+        self.dir.join("mnt")
+    }
+
+    /// Puts `pid` (the workload) in the throttled group.
+    fn hold(&self, pid: u32) {
+        let g = self.group.as_ref().expect("created in new");
+        std::fs::write(g.dir().join("cgroup.procs"), pid.to_string())
+            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", g.dir().display()));
+    }
+
+    /// Limits the held processes' writes to `iops` per second (None: none).
+    fn limit(&self, iops: Option<u32>) {
+        let g = self.group.as_ref().expect("created in new");
+        g.limit(&self.dev, iops)
+            .unwrap_or_else(|e| panic!("throttling {} ({}): {e}", self.dev, self.loop_dev));
+    }
+}
+
+impl Drop for SlowDisk {
     fn drop(&mut self) {
-        let _ = std::fs::write(
-            self.dir.join("blkio.throttle.write_iops_device"),
-            format!("{} 0", self.dev),
-        );
-        let _ = std::fs::write(
-            PathBuf::from(BLKIO).join("cgroup.procs"),
-            self.pid.to_string(),
-        );
-        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(g) = self.group.take() {
+            let _ = g.limit(&self.dev, None);
+            // Whatever still runs in the group writes to the disk and would
+            // keep it busy: only the workload is ever put there.
+            for _ in 0..50 {
+                let pids = g.pids();
+                if pids.is_empty() {
+                    break;
+                }
+                for p in pids {
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = std::fs::remove_dir(g.dir());
+        }
+        if self.mounted {
+            let mnt = self.mnt().to_string_lossy().into_owned();
+            if run_cmd("umount", &[&mnt]).is_err() {
+                // Detach now, free when the last user goes.
+                let _ = run_cmd("umount", &["-l", &mnt]);
+            }
+        }
+        if !self.loop_dev.is_empty() {
+            // Frees it now, or (busy) once its last user closes it.
+            let _ = run_cmd("losetup", &["-d", &self.loop_dev]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -78,13 +244,14 @@ fn anomalies(line: &str) -> Vec<Anomaly> {
 #[test]
 fn a_slow_disk_names_the_fsync_cause_with_its_evidence() {
     require_bpf();
+    let disk = SlowDisk::new().unwrap_or_else(|why| panic!("cannot make a slow disk: {why}"));
     // Every PUT of the rounds waits for its WAL's fdatasync.
-    let mut wl = Workload::start(&["--secs", "600", "--sync-writes"]);
-    let Some(throttle) = Throttle::new(wl.pid, wl.db_dir()) else {
-        wl.child.kill().ok();
-        wl.finish();
-        panic!("this test slows the disk down with blkio throttling, and {BLKIO} has none");
-    };
+    let mut wl = Workload::start_at(
+        &workload_bin(),
+        disk.mnt().join("db"),
+        &["--secs", "600", "--sync-writes"],
+    );
+    disk.hold(wl.pid);
     let pid = wl.pid.to_string();
     let mut tool = Tool::start(&[
         "rocksdb",
@@ -107,16 +274,16 @@ fn a_slow_disk_names_the_fsync_cause_with_its_evidence() {
         r.elapsed_secs > 4.0 && r.operations.get("PUT").is_some_and(|p| p.count > 0)
     });
     // The disk slows down: 10 writes per second for this process.
-    throttle.limit(10);
+    disk.limit(Some(10));
     let line = tool.wait_stdout("an alert naming fsync", |l| {
         anomalies(l).iter().any(|a| a.cause == "fsync_latency")
     });
-    throttle.limit(0);
+    disk.limit(None);
     tool.signal(libc::SIGINT);
     let (status, out, err) = tool.wait();
     wl.child.kill().ok();
     wl.finish();
-    drop(throttle);
+    drop(disk);
     assert_eq!(status.code(), Some(0), "{err:#?}");
 
     let all = anomalies(&line);

@@ -140,6 +140,11 @@ impl Workload {
             std::process::id(),
             rand_u64()
         ));
+        Workload::start_at(bin, dir, args)
+    }
+
+    /// Runs `bin` with its database in `dir` (removed by `finish`).
+    pub fn start_at(bin: &std::path::Path, dir: PathBuf, args: &[&str]) -> Workload {
         let (child, pid, stdin, stdout) = spawn_ready(
             Command::new(bin)
                 .arg("--db")
@@ -168,11 +173,6 @@ impl Workload {
     /// with --secs that a test ends itself: kill `child`, then `finish`).
     pub fn go(&mut self) {
         self.stdin.write_all(b"go\n").unwrap();
-    }
-
-    /// The workload's database directory.
-    pub fn db_dir(&self) -> &std::path::Path {
-        &self.dir
     }
 
     /// Lets the workload exit.

@@ -5,6 +5,7 @@
 mod common;
 
 mod agent;
+mod assets;
 mod background;
 mod budget;
 mod causes;
@@ -13,6 +14,7 @@ mod evidence;
 mod export;
 mod net;
 mod overview;
+mod privilege;
 mod rocksdb;
 mod rocksdb_cf;
 mod slow_events;
