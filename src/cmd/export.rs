@@ -40,6 +40,10 @@ pub struct ExportArgs {
     /// summed as peer="other". Without it, totals only.
     #[arg(long, value_name = "N")]
     pub peers: Option<usize>,
+    /// RocksDB operation classes or functions to trace, as `rocksdb --ops`
+    /// (single-stepped functions only when named).
+    #[arg(long, value_name = "LIST")]
+    pub ops: Option<String>,
     /// Seconds between metric updates.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = super::positive_secs)]
     pub interval: f64,
@@ -112,6 +116,7 @@ impl View for Publisher {
 
 pub fn run(args: ExportArgs) -> Result<Exit> {
     let layers = layers(&args.layers)?;
+    let filter = crate::model::rocksdb::OpsFilter::parse(args.ops.as_deref())?;
     let addr = export::parse_listen(&args.listen)?;
     crate::probe::require_privileges()?;
     crate::probe::require_kernel_features()?;
@@ -133,6 +138,7 @@ pub fn run(args: ExportArgs) -> Result<Exit> {
         layers,
         interval: Duration::from_secs_f64(args.interval),
         no_follow: args.no_follow,
+        filter,
         analyze: layers.rocksdb.then(|| AnalyzeConfig {
             learning_secs: args.baseline_secs,
             ..AnalyzeConfig::default()

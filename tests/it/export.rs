@@ -978,6 +978,25 @@ pub struct ExportProcess {
 }
 
 impl ExportProcess {
+    /// Waits until the RocksDB layer's programs are attached (the page says
+    /// so), so calls made from now on are counted.
+    pub fn wait_rocksdb_attached(&self) {
+        let t = Instant::now();
+        let series = "ckb_libbpf_attached_programs{layer=\"rocksdb\"}";
+        loop {
+            let r = get(self.addr, "/metrics", None);
+            if sample(&r.body, series).is_some_and(|n| n > 0.0) {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the RocksDB layer never attached:\n{}",
+                r.body
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn spawn(args: &[&str]) -> ExportProcess {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
@@ -1043,11 +1062,13 @@ pub fn calls_per_class(counts: &common::Counts) -> BTreeMap<String, u64> {
 /// returns data.
 pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
     common::require_bpf();
-    let mut wl = common::Workload::start(&["--rounds", "3"]);
+    // Synced writes: the fsync panels have data too.
+    let mut wl = common::Workload::start(&["--rounds", "3", "--sync-writes"]);
     let pid = wl.pid.to_string();
     let mut args = vec!["--pid", pid.as_str(), "--interval", "0.5"];
     args.extend_from_slice(extra_args);
     let ex = ExportProcess::spawn(&args);
+    ex.wait_rocksdb_attached();
     let prom = Prometheus::start(&[("ckb-libbpf", ex.addr, "/metrics")]);
     let counts = wl.run();
     let want = calls_per_class(&counts);
@@ -1076,11 +1097,24 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
         let n = n as f64;
         prom.wait_for(metric, Duration::from_secs(10), |r| value_of(r) == Some(n));
     }
+    // Rates need two scrapes in their window: ask again until every panel
+    // answers, for at most 20 s.
+    let t = Instant::now();
     let mut empty = Vec::new();
-    for (title, q) in dashboard_queries() {
-        if !is_ckb_query(&q) && prom.query(&q).is_empty() {
-            empty.push(format!("{title}: {q}"));
+    loop {
+        empty.clear();
+        for (title, q) in dashboard_queries() {
+            // The RocksDB workload opens no TCP connection: per-peer series
+            // are the net tests' (tests/it/net.rs); the totals panels are here.
+            let peers = q.contains("net_peer_");
+            if !is_ckb_query(&q) && !peers && prom.query(&q).is_empty() {
+                empty.push(format!("{title}: {q}"));
+            }
         }
+        if empty.is_empty() || t.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(ex.stop(), Some(0), "SIGTERM ends export with 0");
     wl.finish();
@@ -1097,6 +1131,8 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
 fn export_serves_exact_counts_through_a_real_prometheus() {
     export_e2e_counts_equal_the_workload(&[
         "--layers",
+        "all",
+        "--ops",
         "all",
         "--peers",
         "8",
@@ -1122,6 +1158,7 @@ fn export_counters_stay_monotonic_across_a_node_restart() {
     let mut first = common::Workload::start_bin(&bin, &["--rounds", "1"]);
     let pid = first.pid.to_string();
     let ex = ExportProcess::spawn(&["--pid", &pid, "--interval", "0.2", "--layers", "rocksdb"]);
+    ex.wait_rocksdb_attached();
     let gets = |c: &common::Counts| calls_per_class(c)["GET"];
     let series = "ckb_libbpf_rocksdb_op_duration_seconds_count{op=\"GET\"}";
     let mut last = 0.0;
@@ -1148,6 +1185,21 @@ fn export_counters_stay_monotonic_across_a_node_restart() {
     let g1 = gets(&c1) as f64;
     scrape_until(g1, "first process");
     let mut second = common::Workload::start_bin(&bin, &["--rounds", "1"]);
+    // The restarted node is traced again before it makes a call.
+    let t = Instant::now();
+    loop {
+        let body = get(ex.addr, "/metrics", None).body;
+        let restarts = sample(&body, "ckb_libbpf_target_restarts_total");
+        let up = sample(&body, "ckb_libbpf_attached_programs{layer=\"rocksdb\"}");
+        if restarts == Some(1.0) && up.is_some_and(|n| n > 0.0) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the restart was not followed:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let c2 = second.run();
     second.finish();
     let body = scrape_until(g1 + gets(&c2) as f64, "after the restart");
