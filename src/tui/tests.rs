@@ -428,22 +428,3 @@ fn log_text_wraps_at_spaces_and_cuts_long_words() {
     assert_eq!(wrap("", 4), vec![""]);
     assert_eq!(wrap("µµµµµ", 5), vec!["µµµµµ"]);
 }
-
-/// The cost of one frame of each tab (layout, widgets, buffer diff into a
-/// TestBackend; not the terminal's own write). `cargo test --release --lib
-/// redraw_cost -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn redraw_cost() {
-    let mut t = Terminal::new(TestBackend::new(150, 45)).unwrap();
-    for which in Tab::ALL {
-        let app = tab(busy(true), which);
-        let n = 2000;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            t.draw(|f| draw(f, &app)).unwrap();
-        }
-        let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
-        println!("{:<9} {us:.0} µs per frame at 150x45", which.title());
-    }
-}

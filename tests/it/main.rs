@@ -14,7 +14,6 @@ mod evidence;
 mod export;
 mod net;
 mod overview;
-mod privilege;
 mod rocksdb;
 mod rocksdb_cf;
 mod slow_events;
