@@ -149,20 +149,14 @@ fn by_cf_table_names_databases_and_families() {
     );
 }
 
-/// The same attribution through Debian's librocksdb.so (RocksDB 7.8, built
-/// with frame pointers and virtual accessors: the name resolution must
-/// follow the vtable calls there).
-#[test]
-fn by_cf_through_the_system_librocksdb() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
-
-    require_bpf();
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-cf-dyn-{}", rand_u64()));
+/// Builds tests/c/rocksdb_dyn_cf.c against the system librocksdb into a
+/// fresh temp dir; returns (dir, program).
+fn build_dyn_cf(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-cf-{tag}-{}", rand_u64()));
     std::fs::create_dir_all(&dir).unwrap();
     let prog = dir.join("rocksdb_dyn_cf");
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/rocksdb_dyn_cf.c");
-    let st = Command::new("cc")
+    let st = std::process::Command::new("cc")
         .args(["-O1", "-o"])
         .arg(&prog)
         .arg(src)
@@ -173,6 +167,19 @@ fn by_cf_through_the_system_librocksdb() {
         st.success(),
         "building tests/c/rocksdb_dyn_cf.c needs librocksdb-dev (make deps)"
     );
+    (dir, prog)
+}
+
+/// The same attribution through Debian's librocksdb.so (RocksDB 7.8, built
+/// with frame pointers and virtual accessors: the name resolution must
+/// follow the vtable calls there).
+#[test]
+fn by_cf_through_the_system_librocksdb() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    require_bpf();
+    let (dir, prog) = build_dyn_cf("dyn");
     let db = dir.join("db");
     let mut child = Command::new(&prog)
         .arg(&db)
@@ -224,21 +231,7 @@ fn handles_of_a_live_librocksdb_process_are_named() {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
 
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-cf-names-{}", rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prog = dir.join("rocksdb_dyn_cf");
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/rocksdb_dyn_cf.c");
-    let st = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&prog)
-        .arg(src)
-        .arg("-lrocksdb")
-        .status()
-        .expect("cc");
-    assert!(
-        st.success(),
-        "building tests/c/rocksdb_dyn_cf.c needs librocksdb-dev (make deps)"
-    );
+    let (dir, prog) = build_dyn_cf("names");
     let db = dir.join("db");
     let mut child = Command::new(&prog)
         .arg(&db)
