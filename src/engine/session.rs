@@ -349,6 +349,8 @@ impl<'v> Capture<'v> {
             slow_ns: self.opts.slow_ns,
             empty: self.opts.empty_programs,
             slots: plan.slots().len() as u32,
+            layout: plan.layout,
+            stand_ins: !plan.covered.is_empty(),
         };
         let forced = Backend::forced(self.opts.uprobe_backend);
         let loaded = uprobe::load_attach(storage, forced, |obj, b| {
@@ -887,6 +889,21 @@ fn describe_plan(plan: &Plan, proc: Option<&Proc>, backend: Backend, again: bool
     }
     for l in plan.left_out() {
         note(format!("left out {} ({}): {}", l.function, l.op, l.reason));
+    }
+    for c in &plan.covered {
+        let by: Vec<&str> = plan
+            .attach
+            .iter()
+            .filter(|p| p.def.stands_in == Some(c.def.name) && p.file.elf_path == c.file.elf_path)
+            .map(|p| p.def.name)
+            .collect();
+        note(format!(
+            "{} ({}) is single-stepped (`{}`): its calls are counted at {} instead",
+            c.def.name,
+            c.def.op.name(),
+            c.cost.insn(),
+            by.join(" and ")
+        ));
     }
     if !plan.absent.is_empty() {
         note(format!(

@@ -36,7 +36,7 @@ unsafe impl plain::Plain for types::rdb_stats {}
 unsafe impl plain::Plain for RdbEvent {}
 
 /// Most rows of `stats` per key: RDB_FUNC_SLOTS in include/ckb_libbpf.h.
-const FUNC_SLOTS: u32 = 48;
+const FUNC_SLOTS: u32 = 64;
 
 /// `struct rdb_spec`: `slot` is the function's row within a key's rows.
 fn cookie(id: usize, slot: usize, d: &FuncDef) -> u64 {
@@ -60,8 +60,63 @@ pub struct Plan {
     pub attach: Vec<Planned>,
     /// Present but left out by default: single-stepped first instruction.
     pub expensive: Vec<Planned>,
+    /// Single-stepped C functions whose calls C++ stand-ins in `attach`
+    /// count instead (see `FUNCS`).
+    pub covered: Vec<Planned>,
     /// Not in the target (dead-code eliminated or another RocksDB version).
     pub absent: Vec<&'static str>,
+    /// Object layouts learnt from the code (0: unknown; see node::layout).
+    pub layout: Layout,
+}
+
+/// Offsets the BPF programs read RocksDB objects at; 0 = not learnt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// `DBIter *` inside an ArenaWrappedDBIter (the DBIter stand-ins).
+    pub dbiter_off: u32,
+    /// Data size inside a write batch (WRITE bytes).
+    pub wb_size_off: u32,
+}
+
+impl Layout {
+    /// What `syms` (one file) tells; 0 where it tells nothing.
+    fn of(syms: &HashMap<String, FuncSym>) -> Layout {
+        use crate::model::rocksdb::{ARENA_ITER_NEXT, WRITEBATCH_DATA};
+        use crate::node::layout::{arena_dbiter_offset, writebatch_size_offset};
+        let dbiter_next = FUNCS
+            .iter()
+            .find(|f| f.name == "rocksdb::DBIter::Next")
+            .and_then(|f| syms.get(f.symbol));
+        Layout {
+            dbiter_off: syms
+                .get(ARENA_ITER_NEXT)
+                .zip(dbiter_next)
+                .and_then(|(a, n)| arena_dbiter_offset(&a.head, a.vaddr, n.vaddr))
+                .unwrap_or(0),
+            wb_size_off: syms
+                .get(WRITEBATCH_DATA)
+                .and_then(|w| writebatch_size_offset(&w.head))
+                .unwrap_or(0),
+        }
+    }
+
+    /// One layout for the programs of several files: a field the files
+    /// disagree on (two RocksDB builds) is not learnt.
+    fn merge(self, o: Layout) -> Layout {
+        let one = |a: u32, b: u32| {
+            if a == 0 || a == b {
+                b
+            } else if b == 0 {
+                a
+            } else {
+                0
+            }
+        };
+        Layout {
+            dbiter_off: one(self.dbiter_off, o.dbiter_off),
+            wb_size_off: one(self.wb_size_off, o.wb_size_off),
+        }
+    }
 }
 
 impl Plan {
@@ -94,10 +149,17 @@ impl Plan {
     /// Decides what to attach from the functions found in each file.
     pub fn new(found: &[(ProbeFile, HashMap<String, FuncSym>)], filter: &OpsFilter) -> Plan {
         let mut plan = Plan::default();
+        let mut layouts = found.iter().map(|(_, syms)| Layout::of(syms));
+        let first = layouts.next().unwrap_or_default();
+        plan.layout = layouts.fold(first, Layout::merge);
         for (id, def) in FUNCS.iter().enumerate() {
+            if def.is_stand_in() {
+                plan.stand_in(id, def, found, filter);
+                continue;
+            }
             let mut present = false;
             for (file, syms) in found {
-                let Some(sym) = syms.get(def.name) else {
+                let Some(sym) = syms.get(def.symbol) else {
                     continue;
                 };
                 present = true;
@@ -121,7 +183,59 @@ impl Plan {
                 plan.absent.push(def.name);
             }
         }
+        // A C function is covered once a stand-in counts its calls.
+        let covered: Vec<(&str, String)> = plan
+            .attach
+            .iter()
+            .filter_map(|p| Some((p.def.stands_in?, p.file.elf_path.display().to_string())))
+            .collect();
+        let (cov, left): (Vec<Planned>, Vec<Planned>) = std::mem::take(&mut plan.expensive)
+            .into_iter()
+            .partition(|p| covered.contains(&(p.def.name, p.file.elf_path.display().to_string())));
+        plan.covered = cov;
+        plan.expensive = left;
         plan
+    }
+
+    /// Plans stand-in `def` in every file where the C function it stands in
+    /// for was left out as single-stepped (never beside that function: a call
+    /// would count twice), when its own first instruction is emulated and
+    /// the layout it needs was learnt.
+    fn stand_in(
+        &mut self,
+        id: usize,
+        def: &FuncDef,
+        found: &[(ProbeFile, HashMap<String, FuncSym>)],
+        filter: &OpsFilter,
+    ) {
+        let Some(c) = def.stands_in else { return };
+        if filter.wants(def).is_none() {
+            return;
+        }
+        let needs_dbiter = def.symbol.starts_with("_ZN7rocksdb6DBIter");
+        if needs_dbiter && self.layout.dbiter_off == 0 {
+            return;
+        }
+        for (file, syms) in found {
+            let left_out = self
+                .expensive
+                .iter()
+                .any(|p| p.def.name == c && p.file.elf_path == file.elf_path);
+            let Some(sym) = syms.get(def.symbol).filter(|_| left_out) else {
+                continue;
+            };
+            let cost = classify(&sym.head);
+            if cost.is_single_step() {
+                continue;
+            }
+            self.attach.push(Planned {
+                id,
+                def: *def,
+                file: file.clone(),
+                sym: sym.clone(),
+                cost,
+            });
+        }
     }
 }
 
@@ -169,6 +283,10 @@ pub struct Config {
     pub empty: bool,
     /// Rows per (process, db, cf): `Plan::slots().len()`.
     pub slots: u32,
+    /// Object layouts (`Plan::layout`).
+    pub layout: Layout,
+    /// C++ iterator stand-ins are planned (`Plan::covered` is not empty).
+    pub stand_ins: bool,
 }
 
 /// Slots of the per-thread map: pid_max rounded up to a power of two (every
@@ -201,6 +319,9 @@ pub fn load<'obj>(
     rodata.slow_enabled = cfg.slow_ns.is_some();
     rodata.slow_ns = cfg.slow_ns.unwrap_or(0);
     rodata.empty_programs = cfg.empty;
+    rodata.dbiter_off = cfg.layout.dbiter_off;
+    rodata.wb_size_off = cfg.layout.wb_size_off;
+    rodata.stand_ins = cfg.stand_ins;
     // One CKB process opens a few databases: the chain (20 families
     // counting "default"), the indexer's, the tx-pool's; each family is
     // used through one handle. Every process of a file may mean more at a
