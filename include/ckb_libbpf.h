@@ -142,7 +142,10 @@ enum drop_reason {
 	DROP_RINGBUF = 0,	/* ring buffer full: slow event lost */
 	DROP_STATS_FULL,	/* aggregation map full: call not counted */
 	DROP_STARTS_FULL,	/* per-thread entry slot taken by another thread: call not timed */
-	DROP_MAX,
+	DROP_NESTED,		/* not a loss: a stand-in call nested in a counted one (a
+				 * transaction iterator's inner DBIter), a probe hit
+				 * that is no operation */
+	DROP_MAX,		/* = DROP_REASONS in src/model/report.rs */
 };
 
 /* ------------------------------------------------------------------ */

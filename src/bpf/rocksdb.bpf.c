@@ -289,8 +289,10 @@ static __always_inline int enter(struct pt_regs *ctx)
 		 * created on (remember_rep), unknown for iterators created
 		 * before the probes.
 		 */
-		if (t->ts && bpf_ktime_get_ns() - t->ts < STALE_NS)
+		if (t->ts && bpf_ktime_get_ns() - t->ts < STALE_NS) {
+			count_drop(drops, DROP_NESTED);
 			return 0;
+		}
 		handle_origin(t, PT_REGS_PARM1(ctx));
 	} else if (c.spec.arg1 == RDB_ARG1_HANDLE) {
 		handle_origin(t, PT_REGS_PARM1(ctx));

@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::diff::Cumulative;
 use super::overhead::{DutyCycle, HitClass, Hits, PerHit};
-use super::{Drops, Gap, Gaps, LeftOut, OpStats, Report, Row};
+use super::{Drops, Gap, Gaps, LeftOut, OpStats, Report, Row, DROP_REASONS};
 use crate::error::{Exit, Failure};
 
 /// Operation classes, in `enum rdb_op` order.
@@ -71,6 +71,9 @@ impl Op {
         matches!(self, Op::Get | Op::Put | Op::Delete | Op::Write)
     }
 }
+
+/// `enum drop_reason`'s DROP_NESTED (include/ckb_libbpf.h).
+const DROP_NESTED: usize = 3;
 
 // Values of enum rdb_ret / enum rdb_arg1 (include/ckb_libbpf.h).
 pub const RET_NONE: u8 = 0;
@@ -320,7 +323,7 @@ pub struct KeyNames {
 pub struct Sample {
     pub rows: Vec<KeyStats>,
     /// Cumulative drops per `enum drop_reason`.
-    pub drops: [u64; 3],
+    pub drops: [u64; DROP_REASONS],
     /// Names of the keys of `rows`, per (tgid, db, cf).
     pub names: HashMap<(u32, u64, u64), KeyNames>,
 }
@@ -456,6 +459,8 @@ pub struct Aggregator {
     start: Instant,
     last: Instant,
     drops: Drops,
+    /// Nested stand-in calls (DROP_NESTED) up to the last interval.
+    nested_seen: u64,
     /// Slow events dropped between the ring buffer and the output.
     pub user_lost: u64,
     /// Slow events printed.
@@ -481,6 +486,7 @@ impl Aggregator {
             start: now,
             last: now,
             drops: Drops::default(),
+            nested_seen: 0,
             user_lost: 0,
             slow_events: 0,
             left_out: Vec::new(),
@@ -500,9 +506,12 @@ impl Aggregator {
         self.duty = DutyCycle::new(per_hit, budget_pct, self.start);
     }
 
-    /// Traced calls per cost class in `per_key`.
-    fn hits(&self, per_key: &[(Key, OpStats)]) -> Hits {
+    /// Probe hits per cost class: the traced calls in `per_key`, and
+    /// `nested` stand-in calls that were no operation (emulated by
+    /// construction: a stand-in is only planned where it is).
+    fn hits(&self, per_key: &[(Key, OpStats)], nested: u64) -> Hits {
         let mut h = Hits::default();
+        h.add(HitClass::Emulated, nested);
         for (k, st) in per_key {
             let class = self
                 .classes
@@ -652,7 +661,9 @@ impl Aggregator {
             .map(|k| (Key::Live(k.tgid, k.db, k.cf, k.func), &k.stats));
         let per_key = self.counters.interval(read);
         self.drops.set(s.drops);
-        let hits = self.hits(&per_key);
+        let nested = self.drops.total(DROP_NESTED);
+        let hits = self.hits(&per_key, nested - self.nested_seen);
+        self.nested_seen = nested;
         let mut r = self.report(per_key, secs, false);
         r.gaps = self.gaps.take_new();
         r.overhead = Some(self.duty.interval(hits, now));
@@ -668,7 +679,7 @@ impl Aggregator {
             .into_iter()
             .collect();
         let secs = self.start.elapsed().as_secs_f64();
-        let hits = self.hits(&per_key);
+        let hits = self.hits(&per_key, self.drops.total(DROP_NESTED));
         let mut r = self.report(per_key, secs, true);
         r.overhead = Some(self.duty.whole(hits));
         r
@@ -724,7 +735,7 @@ mod tests {
                 ks("rocksdb_get_pinned_cf", 0xa, 10, 5000),
                 ks("rocksdb_get_pinned_cf", 0xb, 5, 7000),
             ],
-            drops: [0; 3],
+            drops: [0; DROP_REASONS],
             ..Default::default()
         };
         let r1 = agg.interval(&s1, t0 + Duration::from_secs(1));
@@ -739,7 +750,7 @@ mod tests {
                 ks("rocksdb_get_pinned_cf", 0xb, 5, 0),
                 ks("rocksdb_put", 0xa, 3, 9000),
             ],
-            drops: [2, 0, 0],
+            drops: [2, 0, 0, 0],
             ..Default::default()
         };
         let r2 = agg.interval(&s2, t0 + Duration::from_secs(2));
@@ -774,13 +785,13 @@ mod tests {
         let t0 = agg.start;
         let s1 = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 10, 5000)],
-            drops: [1, 0, 0],
+            drops: [1, 0, 0, 0],
             ..Default::default()
         };
         agg.interval(&s1, t0 + Duration::from_secs(1));
         let last = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 12, 6000)],
-            drops: [2, 0, 0],
+            drops: [2, 0, 0, 0],
             ..Default::default()
         };
         agg.end(&[last]);
@@ -794,7 +805,7 @@ mod tests {
         });
         let s2 = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 3, 1000)],
-            drops: [1, 0, 0],
+            drops: [1, 0, 0, 0],
             ..Default::default()
         };
         let r = agg.interval(&s2, t0 + Duration::from_secs(5));
@@ -856,7 +867,7 @@ mod tests {
                 // No name read for this database at all.
                 on("rocksdb_get", 0xb, 0, 5),
             ],
-            drops: [0; 3],
+            drops: [0; DROP_REASONS],
             names,
         };
         let r = agg.interval(&s1, t0 + Duration::from_secs(1));
@@ -901,7 +912,7 @@ mod tests {
         k.tgid = 2;
         let s2 = Sample {
             rows: vec![k],
-            drops: [0; 3],
+            drops: [0; DROP_REASONS],
             names,
         };
         agg.interval(&s2, t0 + Duration::from_secs(2));

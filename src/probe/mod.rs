@@ -13,6 +13,7 @@ pub mod uprobe;
 use anyhow::Result;
 
 use crate::error::{Exit, Failure};
+use crate::model::DROP_REASONS;
 
 /// Linux capability numbers we need besides root.
 const CAP_SYS_ADMIN: u32 = 21;
@@ -211,9 +212,9 @@ pub fn interval_max(max_ns: &[u64; 2], max_epoch: &[u64; 2], epoch: u64) -> Opti
 
 /// A layer's `drops` map (per-CPU array indexed by `enum drop_reason`),
 /// summed over CPUs.
-pub fn read_drops(drops: &libbpf_rs::MapHandle) -> Result<[u64; 3]> {
+pub fn read_drops(drops: &libbpf_rs::MapHandle) -> Result<[u64; DROP_REASONS]> {
     use libbpf_rs::{MapCore, MapFlags};
-    let mut out = [0u64; 3];
+    let mut out = [0u64; DROP_REASONS];
     for (i, d) in out.iter_mut().enumerate() {
         if let Some(per_cpu) = drops.lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)? {
             *d = per_cpu
