@@ -574,7 +574,12 @@ impl Sessions for Capture<'_> {
             for o in objs.into_iter().flatten() {
                 mem.add(MapMemory::of(o));
             }
-            note(map_memory_note(mem));
+            let stats = [
+                rdbl.as_ref()
+                    .map_or(0, |l| rdb::per_cpu_stats_bytes(&l.skel)),
+                scl.as_ref().map_or(0, |l| sc::per_cpu_stats_bytes(&l.skel)),
+            ];
+            note(map_memory_note(mem, &stats));
         }
 
         let links = |n: Option<usize>| n.unwrap_or(0) as u64;
@@ -629,6 +634,9 @@ impl Sessions for Capture<'_> {
             }
         }
 
+        // Handle names while the processes live (see rdb::Namer); stops
+        // with the session.
+        let _namer = readers.rdb.as_ref().map(rdb::Namer::spawn).transpose()?;
         let mut epoch = 0u64;
         let poller = Poller::spawn(self.opts.interval, move || {
             let r = readers.read(epoch);
@@ -858,16 +866,25 @@ fn text(b: &[u8]) -> &str {
 }
 
 /// Kernel memory of the loaded maps here, and on a big host: per-CPU maps
-/// grow with the CPU count.
-fn map_memory_note(m: MapMemory) -> String {
+/// grow with the CPU count, except the layers' aggregation maps (`stats`
+/// bytes per CPU here, each), which one copy for all CPUs replaces above
+/// its budget.
+fn map_memory_note(m: MapMemory, stats: &[u64]) -> String {
     let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let fixed = m.per_cpu - stats.iter().sum::<u64>();
+    let big = m.shared
+        + fixed * 96
+        + stats
+            .iter()
+            .map(|&s| crate::probe::stats_on(s, 96))
+            .sum::<u64>();
     format!(
         "BPF maps hold {:.1} MiB of kernel memory here ({:.1} MiB + {:.2} MiB per CPU x {cpus} CPUs); {:.0} MiB on a 96-CPU host",
         mib(m.on(cpus)),
         mib(m.shared),
         mib(m.per_cpu),
-        mib(m.on(96))
+        mib(big)
     )
 }
 

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -21,7 +22,9 @@ use crate::node::elf::{Elf, FuncSym};
 use crate::node::insn::{classify, ProbeCost};
 use crate::node::rdbnames::{Accessors, Names};
 use crate::node::ProbeFile;
-use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
+use crate::probe::{
+    bpf_failure, bump_epoch, interval_max, map_handle, per_cpu_bytes, read_drops, shared_stats,
+};
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
@@ -289,6 +292,21 @@ pub struct Config {
     pub stand_ins: bool,
 }
 
+/// Kernel memory each CPU's copy of `stats` holds (0 when the shared copy
+/// is used): what a bigger host would hold once per CPU up to the budget.
+pub fn per_cpu_stats_bytes(skel: &RocksdbSkel<'_>) -> u64 {
+    let shared = skel
+        .maps
+        .rodata_data
+        .as_ref()
+        .is_some_and(|r| r.shared_stats);
+    if shared {
+        0
+    } else {
+        per_cpu_bytes(&skel.maps.stats)
+    }
+}
+
 /// Slots of the per-thread map: pid_max rounded up to a power of two (every
 /// tid has a slot of its own), at most 64 K (272 bytes each: 17 MiB of
 /// kernel memory at most, 8.5 MiB with the usual pid_max of 32 K).
@@ -331,9 +349,17 @@ pub fn load<'obj>(
     let slots = cfg.slots.clamp(1, FUNC_SLOTS);
     rodata.max_keys = max_keys;
     rodata.nslots = slots;
+    let rows = max_keys * slots;
+    let shared = shared_stats(rows as u64 * std::mem::size_of::<types::rdb_stats>() as u64)?;
+    rodata.shared_stats = shared;
+    let (per_cpu_rows, shared_rows) = if shared { (1, rows) } else { (rows, 1) };
     open.maps
         .stats
-        .set_max_entries(max_keys * slots)
+        .set_max_entries(per_cpu_rows)
+        .map_err(|e| bpf_failure("sizing the RocksDB stats map".into(), e))?;
+    open.maps
+        .stats_shared
+        .set_max_entries(shared_rows)
         .map_err(|e| bpf_failure("sizing the RocksDB stats map".into(), e))?;
     let threads = thread_slots();
     rodata.thread_mask = threads - 1;
@@ -407,14 +433,22 @@ pub struct Maps {
     pub keys: MapHandle,
     pub key_owners: MapHandle,
     pub stats: MapHandle,
+    /// `stats` is the shared copy (one value per row, not one per CPU).
+    shared: bool,
     pub drops: MapHandle,
     pub ctl: MapHandle,
-    /// Handle names, resolved from the processes' memory and cached.
-    names: Mutex<Names>,
+    /// Handle names, resolved from the processes' memory and cached
+    /// (shared with the `Namer` thread).
+    names: Arc<Mutex<Names>>,
 }
 
 impl Maps {
     pub fn new(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Maps> {
+        let shared = skel
+            .maps
+            .rodata_data
+            .as_ref()
+            .is_some_and(|r| r.shared_stats);
         let mut files: Vec<&ProbeFile> = plan.attach.iter().map(|p| &p.file).collect();
         files.sort_by(|a, b| a.elf_path.cmp(&b.elf_path));
         files.dedup_by(|a, b| a.elf_path == b.elf_path);
@@ -426,11 +460,70 @@ impl Maps {
             slots: plan.slots(),
             keys: map_handle(&skel.maps.keys)?,
             key_owners: map_handle(&skel.maps.key_owners)?,
-            stats: map_handle(&skel.maps.stats)?,
+            stats: if shared {
+                map_handle(&skel.maps.stats_shared)?
+            } else {
+                map_handle(&skel.maps.stats)?
+            },
+            shared,
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
-            names: Mutex::new(Names::new(accessors)),
+            names: Arc::new(Mutex::new(Names::new(accessors))),
         })
+    }
+}
+
+/// Names the handles of new (process, db, cf) keys every second, whatever
+/// the report interval: a name is read from the process's memory, which is
+/// gone once it exits (a `ckb import` traced with `--interval 3600` would
+/// end with every handle unresolved). Stops when dropped.
+pub struct Namer {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Namer {
+    pub fn spawn(maps: &Maps) -> Result<Namer> {
+        let keys =
+            MapHandle::try_from(&maps.keys).context("duplicating the RocksDB keys map handle")?;
+        let names = Arc::clone(&maps.names);
+        let (stop, rx) = crossbeam_channel::bounded::<()>(0);
+        let handle = std::thread::Builder::new()
+            .name("rdb-namer".into())
+            .spawn(move || {
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(Duration::from_secs(1))
+                {
+                    let Ok(mut resolver) = names.lock() else {
+                        return;
+                    };
+                    for key in keys.keys() {
+                        let mut k = types::rdb_key::default();
+                        if plain::copy_from_bytes(&mut k, &key).is_err() {
+                            continue;
+                        }
+                        // Cached once resolved; a few retries otherwise.
+                        let _ = resolver.db(k.tgid, k.db);
+                        if k.cf != 0 {
+                            let _ = resolver.cf(k.tgid, k.db, k.cf);
+                        }
+                    }
+                }
+            })
+            .context("spawning the RocksDB namer thread")?;
+        Ok(Namer {
+            stop: Some(stop),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Namer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -479,10 +572,13 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
         }
         for (slot, &func) in maps.slots.iter().enumerate() {
             let row = index * nslots + slot as u32;
-            let Some(per_cpu) = maps
-                .stats
-                .lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)?
-            else {
+            let key = row.to_ne_bytes();
+            let per_cpu = if maps.shared {
+                maps.stats.lookup(&key, MapFlags::ANY)?.map(|v| vec![v])
+            } else {
+                maps.stats.lookup_percpu(&key, MapFlags::ANY)?
+            };
+            let Some(per_cpu) = per_cpu else {
                 continue;
             };
             let mut sum = OpStats::default();
@@ -534,13 +630,16 @@ fn recycle(maps: &Maps, key: &[u8], index: u32) -> Result<()> {
         .context("freeing a RocksDB stats slot")?;
     let zero = vec![0u8; std::mem::size_of::<types::rdb_stats>()];
     let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")?;
-    let zeros = vec![zero; cpus];
+    let zeros = vec![zero.clone(); cpus];
     let nslots = maps.slots.len() as u32;
     for slot in 0..nslots {
-        let row = index * nslots + slot;
-        maps.stats
-            .update_percpu(&row.to_ne_bytes(), &zeros, MapFlags::ANY)
-            .context("zeroing a RocksDB stats slot")?;
+        let row = (index * nslots + slot).to_ne_bytes();
+        if maps.shared {
+            maps.stats.update(&row, &zero, MapFlags::ANY)
+        } else {
+            maps.stats.update_percpu(&row, &zeros, MapFlags::ANY)
+        }
+        .context("zeroing a RocksDB stats slot")?;
     }
     maps.key_owners
         .delete(&index.to_ne_bytes())

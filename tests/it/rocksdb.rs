@@ -553,3 +553,66 @@ fn high_and_colliding_thread_ids_are_counted_exactly() {
     assert_eq!(fin.uncounted_calls, 0, "no call left untimed");
     assert_eq!(fin.lost_events, 0);
 }
+
+/// On a host where a copy of the RocksDB `stats` per CPU would take too
+/// much kernel memory, one copy shared by all CPUs is used (atomic adds).
+/// Forced here (2 CPUs) with CKB_LIBBPF_STATS=shared: the counts stay
+/// exact, and the per-CPU memory drops to almost nothing.
+#[test]
+fn shared_stats_are_exact_and_bound_the_memory() {
+    require_bpf();
+    let mut wl = Workload::start(&["--rounds", "3"]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start_env(
+        &[("CKB_LIBBPF_STATS", "shared")],
+        &[
+            "rocksdb",
+            "--pid",
+            &pid,
+            "--interval",
+            "0.2",
+            "--json",
+            "--ops",
+            "all",
+        ],
+    );
+    tool.wait_attached();
+    // A value it does not know: a usage error, before anything attaches.
+    let bad = Tool::start_env(
+        &[("CKB_LIBBPF_STATS", "sometimes")],
+        &["rocksdb", "--pid", &pid],
+    );
+    let (status, _, berr) = bad.wait();
+    assert_eq!(status.code(), Some(2), "{berr:#?}");
+    assert!(
+        berr.iter()
+            .any(|l| l.contains("CKB_LIBBPF_STATS=sometimes")),
+        "{berr:#?}"
+    );
+    let counts = wl.run();
+    tool.signal(libc::SIGINT);
+    let (status, out, err) = tool.wait();
+    wl.finish();
+    assert_eq!(status.code(), Some(0), "{err:#?}");
+    let fin = final_rocksdb(&out);
+    for (class, members) in CLASSES {
+        let got = fin.operations.get(*class).map(|r| r.count);
+        assert_eq!(got, Some(counts.sum(members)), "{class}");
+    }
+    assert_eq!(fin.operations["PUT"].bytes, Some(counts.put_bytes));
+    assert_eq!(fin.operations["GET"].bytes, Some(counts.get_bytes));
+    assert_eq!(fin.operations["GET"].misses, Some(counts.get_misses));
+    assert_eq!(fin.operations["WRITE"].bytes, Some(counts.write_bytes));
+    // "BPF maps hold X MiB of kernel memory here (S MiB + P MiB per CPU x N CPUs)"
+    let note = err
+        .iter()
+        .find(|l| l.contains("BPF maps hold"))
+        .expect("the map memory note");
+    let per_cpu: f64 = note
+        .split(" MiB per CPU")
+        .next()
+        .and_then(|h| h.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{note}"));
+    assert!(per_cpu < 0.5, "per-CPU maps stay small: {note}");
+}
