@@ -618,7 +618,10 @@ section_ckb() {
 		--argjson o "$(median ${t[ours]})" --argjson blocks "$blocks" \
 		--arg raw "bare${t[bare]} | floor${t[floor]} | ours${t[ours]}" '{
 		metric: $metric, blocks: $blocks, median_s: {bare: $b, floor: $f, ours: $o},
-		floor_slowdown: ($f/$b), ours_slowdown: ($o/$b), ours_vs_floor: (($o/$b)/($f/$b)), raw_s: $raw}')"
+		floor_slowdown: ($f/$b), ours_slowdown: ($o/$b), ours_vs_floor: (($o/$b)/($f/$b)),
+		# the same runs read the other way: what ours adds over bare per
+		# unit the floor adds (an independent measurement used this one)
+		added_vs_floor_added: (if $f > $b then (($o - $b)/($f - $b)) else null end), raw_s: $raw}')"
 }
 
 # ---------------------------------------------------------------- 4 (chain)
@@ -835,10 +838,10 @@ section_chain() {
 		tool: ($tool | map_values({calls_per_s: (.calls_per_s | median), calls_per_block: (.calls_per_block | median), lost,
 			prog_pct_of_node_cpu: (.prog_pct_of_node_cpu | map_values(spread))})),
 		# ratios of the mean CPU per block over all windows of each setup
-		totals: ($c | map_values(add / length)) as $m | {}
+		totals: (($c | map_values(add / length)) as $m | {}
 			+ (if $m.floor and $m.bare then {floor_vs_bare: ($m.floor / $m.bare)} else {} end)
 			+ (if $m.defaults and $m.floor then {defaults_vs_floor: ($m.defaults / $m.floor)} else {} end)
-			+ (if $m.defaults and $m.nocauses then {defaults_vs_nocauses: ($m.defaults / $m.nocauses)} else {} end),
+			+ (if $m.defaults and $m.nocauses then {defaults_vs_nocauses: ($m.defaults / $m.nocauses)} else {} end)),
 		raw: {cpu_ms_per_block: $cpb, blocks_per_min: $bpm, tool: $tool}}')"
 	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw)')"
 	kill -TERM "$miner" "$node" 2>/dev/null || true

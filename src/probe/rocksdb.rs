@@ -559,17 +559,18 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
         if k.tgid != 0 && !Path::new(&format!("/proc/{}", k.tgid)).exists() {
             // Read for the last time below, then its rows are handed back.
             gone.push((key.clone(), index, k.tgid));
-        } else {
-            names.insert(
-                (k.tgid, k.db, k.cf),
-                KeyNames {
-                    db: resolver.db(k.tgid, k.db),
-                    cf: (k.cf != 0)
-                        .then(|| resolver.cf(k.tgid, k.db, k.cf))
-                        .flatten(),
-                },
-            );
         }
+        // A process that is gone keeps the names learnt while it lived
+        // (the Namer's, or an earlier interval's).
+        names.insert(
+            (k.tgid, k.db, k.cf),
+            KeyNames {
+                db: resolver.db(k.tgid, k.db),
+                cf: (k.cf != 0)
+                    .then(|| resolver.cf(k.tgid, k.db, k.cf))
+                    .flatten(),
+            },
+        );
         for (slot, &func) in maps.slots.iter().enumerate() {
             let row = index * nslots + slot as u32;
             let key = row.to_ne_bytes();

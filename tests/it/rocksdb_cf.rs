@@ -280,3 +280,37 @@ fn handles_of_a_live_librocksdb_process_are_named() {
     );
     assert_eq!(got, want);
 }
+
+/// Names are read from the process's memory, which is gone once it exits:
+/// they are learnt while it runs (every second, whatever the interval), so
+/// a short-lived process traced with one long interval (a `ckb import`
+/// under `--interval 3600`) still ends with every row named.
+#[test]
+fn names_outlive_the_process_with_one_long_interval() {
+    require_bpf();
+    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-cf-db2-{}", rand_u64()));
+    let db2s = db2.display().to_string();
+    let mut wl = Workload::start(&["--rounds", "3", "--cf-db2", &db2s]);
+    let pid = wl.pid.to_string();
+    let mut tool = Tool::start(&[
+        "rocksdb",
+        "--pid",
+        &pid,
+        "--interval",
+        "3600",
+        "--json",
+        "--ops",
+        "all",
+    ]);
+    tool.wait_attached();
+    let counts = wl.run();
+    // Long enough for a name pass after the calls.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    wl.finish();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    tool.signal(libc::SIGINT);
+    let (_status, out, err) = tool.wait();
+    let _ = std::fs::remove_dir_all(&db2);
+    let fin = final_rocksdb(&out);
+    assert_eq!(split(&fin), truth(&counts), "stderr: {err:#?}");
+}
