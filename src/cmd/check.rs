@@ -239,7 +239,55 @@ fn layer_lines(probed: &[features::Probed]) -> Vec<Line> {
         }
     }));
     lines.push(net_fallback_line(probed));
+    if cookies.ok {
+        lines.push(map_memory_line());
+    }
     lines
+}
+
+/// The kernel memory the default capture's RocksDB and background maps take
+/// on this host (loaded, never attached; sized for 30 functions and this
+/// pid_max), and on a 96-CPU host, where the aggregation maps turn shared.
+fn map_memory_line() -> Line {
+    use crate::probe::{background as bg, rocksdb as rdb, uprobe::Backend, MapMemory};
+    use libbpf_rs::skel::Skel;
+    use std::mem::MaybeUninit;
+    let measured = (|| -> Result<(MapMemory, u64)> {
+        let mut o1 = MaybeUninit::uninit();
+        let cfg = rdb::Config {
+            tgid: 1,
+            slots: 30,
+            ..rdb::Config::default()
+        };
+        let r = rdb::load(&mut o1, &cfg, Backend::Single)?;
+        let mut m = MapMemory::of(r.object());
+        let stats = rdb::per_cpu_stats_bytes(&r);
+        let mut o2 = MaybeUninit::uninit();
+        let cfg = bg::Config {
+            tgid: 1,
+            events: false,
+        };
+        let b = bg::load(&mut o2, &cfg, Backend::Single)?;
+        m.add(MapMemory::of(b.object()));
+        Ok((m, stats))
+    })();
+    match measured {
+        Ok((m, stats)) => line(
+            "map memory",
+            Status::Ok,
+            format!(
+                "rocksdb + background layers: {}",
+                crate::engine::map_memory_text(m, &[stats])
+            ),
+            None,
+        ),
+        Err(e) => line(
+            "map memory",
+            Status::Warn,
+            format!("could not load the RocksDB layer's maps: {e:#}"),
+            Some("see the bpf() and probe lines above"),
+        ),
+    }
 }
 
 /// Whether the net layer's kprobe and fentry programs pass the verifier,

@@ -15,6 +15,7 @@
 
 pub mod follow;
 mod session;
+pub use session::map_memory_text;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

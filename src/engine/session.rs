@@ -579,7 +579,7 @@ impl Sessions for Capture<'_> {
                     .map_or(0, |l| rdb::per_cpu_stats_bytes(&l.skel)),
                 scl.as_ref().map_or(0, |l| sc::per_cpu_stats_bytes(&l.skel)),
             ];
-            note(map_memory_note(mem, &stats));
+            note(format!("BPF maps hold {}", map_memory_text(mem, &stats)));
         }
 
         let links = |n: Option<usize>| n.unwrap_or(0) as u64;
@@ -869,7 +869,7 @@ fn text(b: &[u8]) -> &str {
 /// grow with the CPU count, except the layers' aggregation maps (`stats`
 /// bytes per CPU here, each), which one copy for all CPUs replaces above
 /// its budget.
-fn map_memory_note(m: MapMemory, stats: &[u64]) -> String {
+pub fn map_memory_text(m: MapMemory, stats: &[u64]) -> String {
     let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let fixed = m.per_cpu - stats.iter().sum::<u64>();
@@ -880,7 +880,7 @@ fn map_memory_note(m: MapMemory, stats: &[u64]) -> String {
             .map(|&s| crate::probe::stats_on(s, 96))
             .sum::<u64>();
     format!(
-        "BPF maps hold {:.1} MiB of kernel memory here ({:.1} MiB + {:.2} MiB per CPU x {cpus} CPUs); {:.0} MiB on a 96-CPU host",
+        "{:.1} MiB of kernel memory here ({:.1} MiB + {:.2} MiB per CPU x {cpus} CPUs); {:.0} MiB on a 96-CPU host",
         mib(m.on(cpus)),
         mib(m.shared),
         mib(m.per_cpu),
