@@ -40,6 +40,10 @@ pub struct ExportArgs {
     /// summed as peer="other". Without it, totals only.
     #[arg(long, value_name = "N")]
     pub peers: Option<usize>,
+    /// Per column family series: at most N (database, column family)
+    /// pairs get their own; later ones are summed as cf="other". 0: none.
+    #[arg(long, value_name = "N", default_value_t = export::DEFAULT_CF_PAIRS)]
+    pub cf_pairs: usize,
     /// RocksDB operation classes or functions to trace, as `rocksdb --ops`
     /// (single-stepped functions only when named).
     #[arg(long, value_name = "LIST")]
@@ -129,7 +133,13 @@ pub fn run(args: ExportArgs) -> Result<Exit> {
         (None, None) => Selector::Name(args.name.clone()),
     };
     let target = Target::resolve(&sel)?;
-    let exporter = Exporter::start(addr, export::Options { peers: args.peers })?;
+    let exporter = Exporter::start(
+        addr,
+        export::Options {
+            peers: args.peers,
+            cf_pairs: args.cf_pairs,
+        },
+    )?;
     note(format!(
         "serving Prometheus metrics on http://{}/metrics",
         exporter.local_addr()
