@@ -91,7 +91,7 @@ fn figures(step: u64, via_engine: bool) -> (MetricsView, u64) {
         .map(|(i, (op, s))| CfRow {
             db: "/var/lib/ckb/data/db".into(),
             cf: Some(families[i % families.len()].into()),
-            row: row(*op, s),
+            row: row(op, s),
         })
         .collect();
     let mut rocksdb = RocksdbView::from_ops(OPS.iter().copied().zip(stats.iter()));
@@ -262,7 +262,7 @@ fn figures(step: u64, via_engine: bool) -> (MetricsView, u64) {
     // The same figures as the capture engine hands them: whole-capture
     // totals in the layer reports, read by export::view::Builder.
     let report = Report {
-        rows: OPS.iter().zip(&stats).map(|(op, s)| row(*op, s)).collect(),
+        rows: OPS.iter().zip(&stats).map(|(op, s)| row(op, s)).collect(),
         by_cf,
         lost_events: step,
         elapsed_secs: step as f64,
