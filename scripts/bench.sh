@@ -37,7 +37,8 @@
 #      CHAIN_PORT (38114: RPC; +1 P2P, +2 the miner's notify listener),
 #      CHAIN_TOOL_ARGS (extra `rocksdb` options of the "defaults" windows),
 #      EXPORT_SECS (10, one window), EXPORT_REPS (REPS), EXPORT_SCRAPES (1000),
-#      EXPORT_PORT (39190 and +1: the two exporters).
+#      EXPORT_SCRAPE_RATE (20000 workload calls/s during them), EXPORT_PORT
+#      (39190 and +1: the two exporters).
 # Writes $OUT/results.json (one object per measurement) and $OUT/results.md.
 # shellcheck disable=SC2317 # the *_run/chain_window callbacks run through alternate()
 cd "$(dirname "$0")/.."
@@ -842,9 +843,10 @@ section_chain() {
 # taken over their own windows (schedstat, every thread, ns), their RSS at
 # the end of each.
 # Then EXPORT_SCRAPES scrapes back to back of the scraped exporter while a
-# workload runs: curl's time_total, p50 / p99 / max, and the page size.
+# workload runs paced at EXPORT_SCRAPE_RATE calls/s (a node's pace, not a
+# saturated core): curl's time_total, p50 / p99 / max, and the page size.
 section_export() {
-	local secs=${EXPORT_SECS:-10} n=${EXPORT_REPS:-$reps} scrapes=${EXPORT_SCRAPES:-1000}
+	local secs=${EXPORT_SECS:-10} n=${EXPORT_REPS:-$reps} scrapes=${EXPORT_SCRAPES:-1000} rate=${EXPORT_SCRAPE_RATE:-20000}
 	local p0=${EXPORT_PORT:-39190} s
 	need_cmds curl
 	ports_free "$p0" $((p0 + 1))
@@ -902,8 +904,8 @@ section_export() {
 	}
 	alternate "$n" export_window bare quiet scraped
 	# Scrape latency: back to back, while a workload keeps the exporter busy.
-	log "== export: $scrapes scrapes of /metrics back to back during a workload run"
-	"$scratch/wl-scraped" --db "$scratch/db" --cf-db2 "$scratch/db2" --secs 0 >/dev/null &
+	log "== export: $scrapes scrapes of /metrics back to back while the workload makes $rate calls/s"
+	"$scratch/wl-scraped" --db "$scratch/db" --cf-db2 "$scratch/db2" --secs 0 --rate "$rate" >/dev/null &
 	local wlp=$!
 	sleep 2 # past the workload's start and one exporter interval
 	local i
@@ -936,7 +938,7 @@ section_export() {
 		printf "{\"n\": %d, \"p50_ms\": %s, \"p99_ms\": %s, \"max_ms\": %s}", NR, a[int((NR + 1) / 2)], a[int(NR * 0.99 + 0.5)], a[NR]}')
 	record export "$(jq -cn --argjson secs "$secs" --argjson reps "$n" --argjson w "$j" --argjson lat "$lat" --argjson lat1 "$lat1" \
 		--argjson page "$(awk '{s += $2} END {printf "%d", s / NR}' "$scratch/scrape.txt")" --argjson series "$series" \
-		--argjson hq "$hwm_q" --argjson hs "$hwm_s" '
+		--argjson hq "$hwm_q" --argjson hs "$hwm_s" --argjson rate "$rate" '
 		def median: sort | .[((length - 1) / 2 | floor)];
 		def spread: sort | {min: .[0], median: .[((length - 1) / 2 | floor)], max: .[-1]};
 		def per(a; b): [range(0; a | length) as $i | a[$i] / b[$i]] | spread;
@@ -953,7 +955,7 @@ section_export() {
 		 exporter_cpu_pct: {quiet: ($w.quiet.exporter_cpu_pct | spread), scraped: ($w.scraped.exporter_cpu_pct | spread)},
 		 exporter_rss_kb: {quiet: ($w.quiet.exporter_rss_kb | spread), scraped: ($w.scraped.exporter_rss_kb | spread)},
 		 exporter_rss_peak_kb: {quiet: $hq, scraped: $hs},
-		 scrape_back_to_back: $lat, scrape_every_1s: $lat1, page_bytes: $page, page_samples: $series,
+		 scrape_back_to_back: ($lat + {workload_calls_per_s: $rate}), scrape_every_1s: $lat1, page_bytes: $page, page_samples: $series,
 		 raw: $w}')"
 	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw)')"
 }
