@@ -78,6 +78,8 @@ pub struct Counts {
     /// Value bytes of every get that found its key.
     pub get_bytes: u64,
     pub get_misses: u64,
+    /// Data size of every batch written (`rocksdb_writebatch_data`).
+    pub write_bytes: u64,
     /// RocksDB's own statistics (`--stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rocksdb: Option<RocksStats>,
