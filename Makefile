@@ -147,7 +147,8 @@ soak: build workload
 # budget, `ckb import` when scripts/e2e-ckb.sh's data exists, node CPU per
 # block of a running dev chain, bare / floor / defaults, when a CKB binary
 # is found (CKB_BIN or `ckb` on PATH; skipped loudly if not; CHAIN_SECS x
-# CHAIN_REPS, ~15 min). Root; about an hour. Not part of `make test`.
+# CHAIN_REPS, ~15 min), and what `export` costs, scraped or not. Root;
+# about an hour. Not part of `make test`.
 # BENCH="hit prog" runs some sections only (BENCH=chain: the chain alone);
 # results in target/bench/.
 bench: build workload

@@ -86,5 +86,23 @@ def pass(ok): if ok then "yes" else "**no**" end;
     (if .per_alternation.above_floor_share_of_bare then "| (defaults − floor) / bare: programs + background + cause layers | \(.per_alternation.above_floor_share_of_bare | pct) |" else empty end),
     (if .per_alternation.causes_share_of_bare then "| (defaults − `--causes none`) / bare: the cause layers alone | \(.per_alternation.causes_share_of_bare | pct) |" else empty end),
     "", "raw CPU ms/block: \(.raw.cpu_ms_per_block | tojson); blocks/min: \(.raw.blocks_per_min | tojson)\n"
-  end)
+  end),
+(map(select(.section == "export"))[] |
+  def sp: "\(r3(.min)) / **\(r3(.median))** / \(r3(.max))";
+  def sp2: "\(r(.min)) / **\(r(.median))** / \(r(.max))";
+  "### `ckb-libbpf export` (`--layers \(.layers) --interval \(.interval_s)`; \(.reps) × \(.window_s) s windows of each setup, rotating; bundled workload with `--cf-db2` at full speed)\n",
+  "| setup | workload calls/s (median) | workload CPU µs per call (median) | exporter CPU, % of a core (min / median / max) | exporter RSS (median; peak) |", "|---|---|---|---|---|",
+  "| bare | \(.ops_per_s.bare) | \(r3(.cpu_us_per_call.bare)) | | |",
+  "| exporter attached, not scraped | \(.ops_per_s.quiet) | \(r3(.cpu_us_per_call.quiet)) | \(.exporter_cpu_pct.quiet | sp2) | \(r1(.exporter_rss_kb.quiet.median / 1024)) MB; \(r1(.exporter_rss_peak_kb.quiet / 1024)) MB |",
+  "| exporter attached, scraped every 1 s | \(.ops_per_s.scraped) | \(r3(.cpu_us_per_call.scraped)) | \(.exporter_cpu_pct.scraped | sp2) | \(r1(.exporter_rss_kb.scraped.median / 1024)) MB; \(r1(.exporter_rss_peak_kb.scraped / 1024)) MB |",
+  "", "Per alternation, min / **median** / max over \(.reps):", "",
+  "| ratio | ops/s | CPU per call |", "|---|---|---|",
+  "| not scraped / bare | \(.per_alternation.quiet_vs_bare_ops | sp) | \(.per_alternation.quiet_vs_bare_cpu_per_call | sp) |",
+  "| scraped / bare | \(.per_alternation.scraped_vs_bare_ops | sp) | \(.per_alternation.scraped_vs_bare_cpu_per_call | sp) |",
+  "| **scraped / not scraped** | \(.per_alternation.scraped_vs_quiet_ops | sp) | \(.per_alternation.scraped_vs_quiet_cpu_per_call | sp) |",
+  "", "Scrape latency (curl time_total, OpenMetrics; page \(.page_bytes) bytes, \(.page_samples) samples):", "",
+  "| scrapes | n | p50 | p99 | max |", "|---|---|---|---|---|",
+  "| back to back, workload at \(.scrape_back_to_back.workload_calls_per_s // "full speed") calls/s | \(.scrape_back_to_back.n) | \(r3(.scrape_back_to_back.p50_ms)) ms | \(r3(.scrape_back_to_back.p99_ms)) ms | \(r3(.scrape_back_to_back.max_ms)) ms |",
+  "| every 1 s during the scraped windows (workload at full speed) | \(.scrape_every_1s.n) | \(r3(.scrape_every_1s.p50_ms)) ms | \(r3(.scrape_every_1s.p99_ms)) ms | \(r3(.scrape_every_1s.max_ms)) ms |",
+  "", "raw: \(.raw | tojson)\n")
 ' "$f"

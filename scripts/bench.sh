@@ -21,6 +21,10 @@
 #               floor (`--empty-programs`: same functions, same links) /
 #               defaults (`ckb-libbpf rocksdb --pid NODE`); needs a CKB binary
 #               (CKB_BIN or `ckb` on PATH; skipped, loudly, otherwise)
+#   export      `ckb-libbpf export`: the workload's ops/s bare / exporter
+#               attached, not scraped / attached and scraped every 1 s
+#               (alternating windows), the exporter's CPU and RSS, and the
+#               latency of EXPORT_SCRAPES scrapes of /metrics (curl)
 # Usage: scripts/bench.sh [SECTION...]
 # Env: OUT (default target/bench), REPS (alternations, 7), ROUNDS (workload
 #      rounds per run, 200), METRIC (cpu; wall for elapsed time), TOOL_SECS
@@ -31,7 +35,10 @@
 #      CHAIN_SETUPS ("bare floor defaults"; also "nocauses": --causes none),
 #      CHAIN_DELAY_MS (500, the miner's Dummy delay: one block per ~0.5 s),
 #      CHAIN_PORT (38114: RPC; +1 P2P, +2 the miner's notify listener),
-#      CHAIN_TOOL_ARGS (extra `rocksdb` options of the "defaults" windows).
+#      CHAIN_TOOL_ARGS (extra `rocksdb` options of the "defaults" windows),
+#      EXPORT_SECS (10, one window), EXPORT_REPS (REPS), EXPORT_SCRAPES (1000),
+#      EXPORT_SCRAPE_RATE (20000 workload calls/s during them), EXPORT_PORT
+#      (39190 and +1: the two exporters).
 # Writes $OUT/results.json (one object per measurement) and $OUT/results.md.
 # shellcheck disable=SC2317 # the *_run/chain_window callbacks run through alternate()
 cd "$(dirname "$0")/.."
@@ -43,11 +50,11 @@ rounds=${ROUNDS:-200}
 tool_secs=${TOOL_SECS:-10}
 tool=$TOOL
 wl=$WORKLOAD
-sections=${*:-hit prog tool funcs causes net budget ckb chain}
+sections=${*:-hit prog tool funcs causes net budget ckb chain export}
 for s in $sections; do
 	case $s in
-	hit | prog | tool | funcs | causes | net | budget | ckb | chain) ;;
-	*) die 2 "no section '$s' (sections: hit prog tool funcs causes net budget ckb chain)" ;;
+	hit | prog | tool | funcs | causes | net | budget | ckb | chain | export) ;;
+	*) die 2 "no section '$s' (sections: hit prog tool funcs causes net budget ckb chain export)" ;;
 	esac
 done
 need_built
@@ -848,6 +855,141 @@ section_chain() {
 	wait "$miner" "$node" 2>/dev/null || true
 	rmdir "$cgdir" 2>/dev/null || true
 	rm -rf "$d" "$c"
+}
+
+# ---------------------------------------------------------------- export
+# What `ckb-libbpf export` costs, and whether being scraped changes that.
+# Three private copies of the workload: bare; "quiet", traced by an
+# exporter that nobody scrapes; "scraped", traced by an exporter that is
+# scraped every second during its windows (as Prometheus would, with its
+# Accept header). Both exporters (`export --binary COPY --layers
+# rocksdb,background --interval 1`: the net layer needs one process to
+# follow, and the workload opens no socket) stay attached for the whole
+# section, so windows rotate over bare / quiet / scraped without attach or
+# detach in between. A window is one workload run of EXPORT_SECS at full
+# speed with a second database (`--cf-db2`: the page has per-family series
+# too); its measure is the workload's own calls over its own elapsed time
+# (ops/s), plus its CPU per call (perf task-clock, which the other jobs of
+# a shared machine do not inflate). Ratios are taken per alternation; their
+# min / median / max is the spread. The exporters' CPU (utime + stime) is
+# taken over their own windows (schedstat, every thread, ns), their RSS at
+# the end of each.
+# Then EXPORT_SCRAPES scrapes back to back of the scraped exporter while a
+# workload runs paced at EXPORT_SCRAPE_RATE calls/s (a node's pace, not a
+# saturated core): curl's time_total, p50 / p99 / max, and the page size.
+section_export() {
+	local secs=${EXPORT_SECS:-10} n=${EXPORT_REPS:-$reps} scrapes=${EXPORT_SCRAPES:-1000} rate=${EXPORT_SCRAPE_RATE:-20000}
+	local p0=${EXPORT_PORT:-39190} s
+	need_cmds curl
+	ports_free "$p0" $((p0 + 1))
+	local accept='application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5'
+	local -A epid=() eport=([quiet]=$p0 [scraped]=$((p0 + 1)))
+	for s in bare quiet scraped; do cp "$wl" "$scratch/wl-$s"; done
+	for s in quiet scraped; do
+		"$tool" export --binary "$scratch/wl-$s" --layers rocksdb,background --interval 1 \
+			--listen "127.0.0.1:${eport[$s]}" >"$scratch/export-$s.out" 2>"$scratch/export-$s.err" &
+		bg=$!
+		epid[$s]=$bg
+		wait_for attached "$scratch/export-$s.err" "$bg"
+		wait_port "${eport[$s]}" "$bg"
+		sleep 1 # the background layer attaches after the RocksDB functions
+		keep
+	done
+	log "== export: $n alternations of ${secs} s windows, bare / quiet (exporter, not scraped) / scraped (exporter, scraped every 1 s)"
+	local -A ops=() cpc=() ecpu=() erss=()
+	: >"$scratch/scrape-1s.txt"
+	export_window() { # SETUP I
+		local s=$1 c0=0 c1 t0 t1 line calls el cpu sc=""
+		if [ "$s" = scraped ]; then
+			# The scraper stops when its flag file goes: no process left behind.
+			: >"$scratch/scrape.on"
+			while [ -e "$scratch/scrape.on" ]; do
+				curl -s -o /dev/null -H "Accept: $accept" -w '%{time_total}\n' \
+					"http://127.0.0.1:${eport[scraped]}/metrics" >>"$scratch/scrape-1s.txt"
+				sleep 1
+			done &
+			sc=$!
+		fi
+		[ "$s" = bare ] || c0=$(task_cpu_ns "${epid[$s]}")
+		t0=$(date +%s.%N)
+		line=$(perf stat -x, -e task-clock -o "$scratch/perf.out" \
+			"$scratch/wl-$s" --db "$scratch/db" --cf-db2 "$scratch/db2" --secs "$secs")
+		t1=$(date +%s.%N)
+		if [ -n "$sc" ]; then
+			rm -f "$scratch/scrape.on"
+			wait "$sc"
+		fi
+		rm -rf "$scratch/db" "$scratch/db2"
+		calls=$(jq '[.calls[]] | add' <<<"$line")
+		el=$(jq .elapsed_us <<<"$line")
+		cpu=$(awk -F, '/task-clock/ {printf "%d\n", $1 * 1000}' "$scratch/perf.out")
+		ops[$s]+=" $(awk -v c="$calls" -v e="$el" 'BEGIN {printf "%.0f", c * 1e6 / e}')"
+		cpc[$s]+=" $(awk -v c="$calls" -v u="$cpu" 'BEGIN {printf "%.4f", u / c}')"
+		local msg="  $2 $s: ${ops[$s]##* } calls/s, ${cpc[$s]##* } µs CPU per call"
+		if [ "$s" != bare ]; then
+			c1=$(task_cpu_ns "${epid[$s]}")
+			ecpu[$s]+=" $(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9 * 100 / (t1 - t0)}')"
+			erss[$s]+=" $(awk '/^VmRSS:/ {print $2}' "/proc/${epid[$s]}/status")"
+			msg+=", exporter ${ecpu[$s]##* } % of a core, RSS ${erss[$s]##* } kB"
+		fi
+		log "$msg"
+	}
+	alternate "$n" export_window bare quiet scraped
+	# Scrape latency: back to back, while a workload keeps the exporter busy.
+	log "== export: $scrapes scrapes of /metrics back to back while the workload makes $rate calls/s"
+	"$scratch/wl-scraped" --db "$scratch/db" --cf-db2 "$scratch/db2" --secs 0 --rate "$rate" >/dev/null &
+	local wlp=$!
+	sleep 2 # past the workload's start and one exporter interval
+	local i
+	: >"$scratch/scrape.txt"
+	for i in $(seq "$scrapes"); do
+		curl -s -o /dev/null -H "Accept: $accept" -w '%{time_total} %{size_download}\n' \
+			"http://127.0.0.1:${eport[scraped]}/metrics" >>"$scratch/scrape.txt"
+	done
+	kill "$wlp"
+	wait "$wlp" 2>/dev/null || true
+	rm -rf "$scratch/db" "$scratch/db2"
+	local hwm_q hwm_s
+	hwm_q=$(awk '/^VmHWM:/ {print $2}' "/proc/${epid[quiet]}/status")
+	hwm_s=$(awk '/^VmHWM:/ {print $2}' "/proc/${epid[scraped]}/status")
+	local series
+	series=$(curl -s "http://127.0.0.1:${eport[scraped]}/metrics" | grep -vc '^#')
+	stop_all
+	# Per alternation, as JSON arrays in alternation order.
+	local j="{}"
+	for s in bare quiet scraped; do
+		j=$(jq -c --arg s "$s" --arg o "${ops[$s]}" --arg c "${cpc[$s]}" --arg e "${ecpu[$s]:-}" --arg r "${erss[$s]:-}" '
+			def nums: split(" ") | map(select(. != "") | tonumber);
+			. + {($s): {ops_per_s: ($o | nums), cpu_us_per_call: ($c | nums), exporter_cpu_pct: ($e | nums), exporter_rss_kb: ($r | nums)}}' <<<"$j")
+	done
+	local lat
+	lat=$(awk '{print $1 * 1000}' "$scratch/scrape.txt" | sort -g | awk '{a[NR] = $1} END {
+		printf "{\"n\": %d, \"p50_ms\": %s, \"p99_ms\": %s, \"max_ms\": %s}", NR, a[int((NR + 1) / 2)], a[int(NR * 0.99 + 0.5)], a[NR]}')
+	local lat1
+	lat1=$(awk '{print $1 * 1000}' "$scratch/scrape-1s.txt" | sort -g | awk '{a[NR] = $1} END {
+		printf "{\"n\": %d, \"p50_ms\": %s, \"p99_ms\": %s, \"max_ms\": %s}", NR, a[int((NR + 1) / 2)], a[int(NR * 0.99 + 0.5)], a[NR]}')
+	record export "$(jq -cn --argjson secs "$secs" --argjson reps "$n" --argjson w "$j" --argjson lat "$lat" --argjson lat1 "$lat1" \
+		--argjson page "$(awk '{s += $2} END {printf "%d", s / NR}' "$scratch/scrape.txt")" --argjson series "$series" \
+		--argjson hq "$hwm_q" --argjson hs "$hwm_s" --argjson rate "$rate" '
+		def median: sort | .[((length - 1) / 2 | floor)];
+		def spread: sort | {min: .[0], median: .[((length - 1) / 2 | floor)], max: .[-1]};
+		def per(a; b): [range(0; a | length) as $i | a[$i] / b[$i]] | spread;
+		{window_s: $secs, reps: $reps, layers: "rocksdb,background", interval_s: 1,
+		 ops_per_s: ($w | map_values(.ops_per_s | median)),
+		 cpu_us_per_call: ($w | map_values(.cpu_us_per_call | median)),
+		 per_alternation: {
+			quiet_vs_bare_ops: per($w.quiet.ops_per_s; $w.bare.ops_per_s),
+			scraped_vs_bare_ops: per($w.scraped.ops_per_s; $w.bare.ops_per_s),
+			scraped_vs_quiet_ops: per($w.scraped.ops_per_s; $w.quiet.ops_per_s),
+			quiet_vs_bare_cpu_per_call: per($w.quiet.cpu_us_per_call; $w.bare.cpu_us_per_call),
+			scraped_vs_bare_cpu_per_call: per($w.scraped.cpu_us_per_call; $w.bare.cpu_us_per_call),
+			scraped_vs_quiet_cpu_per_call: per($w.scraped.cpu_us_per_call; $w.quiet.cpu_us_per_call)},
+		 exporter_cpu_pct: {quiet: ($w.quiet.exporter_cpu_pct | spread), scraped: ($w.scraped.exporter_cpu_pct | spread)},
+		 exporter_rss_kb: {quiet: ($w.quiet.exporter_rss_kb | spread), scraped: ($w.scraped.exporter_rss_kb | spread)},
+		 exporter_rss_peak_kb: {quiet: $hq, scraped: $hs},
+		 scrape_back_to_back: ($lat + {workload_calls_per_s: $rate}), scrape_every_1s: $lat1, page_bytes: $page, page_samples: $series,
+		 raw: $w}')"
+	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw)')"
 }
 
 for s in $sections; do "section_$s"; done

@@ -60,8 +60,9 @@ pub enum Command {
     #[command(after_help = AFTER_HELP)]
     Check(cmd::check::CheckArgs),
     /// Prometheus metrics of a live node on 127.0.0.1:9190 (/metrics):
-    /// RocksDB latency histograms, bytes, misses, background work and
-    /// stalls, alerts, TCP totals, syscalls, the tool's own health.
+    /// RocksDB latency histograms, per database and column family, bytes,
+    /// misses, background work and stalls, alerts, TCP totals, syscalls,
+    /// the tool's own health.
     #[command(after_help = AFTER_HELP)]
     Export(cmd::export::ExportArgs),
     /// Tiered report of what a CKB binary (or librocksdb.so) offers to probe.
@@ -180,7 +181,7 @@ mod tests {
             "syscall --pid 1 --top 5",
             "background --pid 1 --jobs",
             "check --json",
-            "export --pid 1 --listen 127.0.0.1:0 --layers all --peers 10",
+            "export --pid 1 --listen 127.0.0.1:0 --layers all --peers 10 --cf-pairs 8",
             "symbols /bin/true --tier 2",
         ] {
             let args = std::iter::once("ckb-libbpf").chain(line.split_whitespace());

@@ -22,7 +22,8 @@ pub struct ExportArgs {
     #[arg(long, value_name = "PID", conflicts_with_all = ["binary", "name"])]
     pub pid: Option<u32>,
     /// Trace every process running this executable or using this
-    /// librocksdb.so (RocksDB layers only).
+    /// librocksdb.so (RocksDB layers only: the default layers become
+    /// rocksdb,background).
     #[arg(long, value_name = "PATH", conflicts_with = "name")]
     pub binary: Option<PathBuf>,
     /// Find the process by name.
@@ -34,12 +35,18 @@ pub struct ExportArgs {
     pub listen: String,
     /// Layers, comma-separated: rocksdb, background, net, syscall, all.
     /// syscall traces every syscall of the node (~0.4 µs each): on request.
-    #[arg(long, value_name = "LIST", default_value = "rocksdb,background,net")]
-    pub layers: String,
+    /// Default: rocksdb,background,net (with --binary: rocksdb,background;
+    /// net and syscall follow one process).
+    #[arg(long, value_name = "LIST")]
+    pub layers: Option<String>,
     /// Per-peer series (peer = remote IP), at most N peers; the rest are
     /// summed as peer="other". Without it, totals only.
     #[arg(long, value_name = "N")]
     pub peers: Option<usize>,
+    /// Per column family series: at most N (database, column family)
+    /// pairs get their own; later ones are summed as cf="other". 0: none.
+    #[arg(long, value_name = "N", default_value_t = export::DEFAULT_CF_PAIRS)]
+    pub cf_pairs: usize,
     /// RocksDB operation classes or functions to trace, as `rocksdb --ops`
     /// (single-stepped functions only when named).
     #[arg(long, value_name = "LIST")]
@@ -54,6 +61,16 @@ pub struct ExportArgs {
     /// for it to start again.
     #[arg(long)]
     pub no_follow: bool,
+}
+
+/// The layers without `--layers`: every process of a file (`--binary`) has
+/// no one process for net and syscall to follow.
+fn default_layers(args: &ExportArgs) -> &'static str {
+    if args.binary.is_some() && args.pid.is_none() {
+        "rocksdb,background"
+    } else {
+        "rocksdb,background,net"
+    }
 }
 
 /// Parses `--layers`.
@@ -115,7 +132,7 @@ impl View for Publisher {
 }
 
 pub fn run(args: ExportArgs) -> Result<Exit> {
-    let layers = layers(&args.layers)?;
+    let layers = layers(args.layers.as_deref().unwrap_or(default_layers(&args)))?;
     let filter = crate::model::rocksdb::OpsFilter::parse(args.ops.as_deref())?;
     let addr = export::parse_listen(&args.listen)?;
     crate::probe::require_privileges()?;
@@ -129,7 +146,13 @@ pub fn run(args: ExportArgs) -> Result<Exit> {
         (None, None) => Selector::Name(args.name.clone()),
     };
     let target = Target::resolve(&sel)?;
-    let exporter = Exporter::start(addr, export::Options { peers: args.peers })?;
+    let exporter = Exporter::start(
+        addr,
+        export::Options {
+            peers: args.peers,
+            cf_pairs: args.cf_pairs,
+        },
+    )?;
     note(format!(
         "serving Prometheus metrics on http://{}/metrics",
         exporter.local_addr()
@@ -167,5 +190,26 @@ mod tests {
         assert!(l.rocksdb && l.background.on() && l.net.on() && l.syscall.on());
         assert!(layers("disk").is_err());
         assert!(layers(",").is_err());
+    }
+
+    #[test]
+    fn binary_defaults_to_the_rocksdb_layers() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: ExportArgs,
+        }
+        let parse = |argv: &[&str]| {
+            let c = Cli::try_parse_from(std::iter::once("x").chain(argv.iter().copied()))
+                .expect("parses");
+            layers(c.a.layers.as_deref().unwrap_or(default_layers(&c.a))).expect("layers")
+        };
+        let l = parse(&["--binary", "/bin/true"]);
+        assert!(l.rocksdb && l.background.on() && !l.net.on() && !l.syscall.on());
+        let l = parse(&[]);
+        assert!(l.rocksdb && l.net.on() && !l.syscall.on());
+        let l = parse(&["--binary", "/bin/true", "--layers", "rocksdb"]);
+        assert!(l.rocksdb && !l.background.on());
     }
 }

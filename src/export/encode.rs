@@ -1,6 +1,7 @@
 //! The metric contract as code: names, labels, units and bucket bounds, and
 //! the two exposition formats (Prometheus text 0.0.4 and OpenMetrics 1.0).
-//! Names are an API (README "Prometheus metrics"): change them deliberately.
+//! Names are an API (README "`ckb-libbpf export`: Prometheus metrics"):
+//! change them deliberately.
 //!
 //! Hand-written rather than through a metrics crate: those keep live metric
 //! objects updated per event, while we render a finished snapshot once per
@@ -8,10 +9,10 @@
 //! and the 0.0.4 format (what `promtool check metrics` reads) is not what
 //! they emit.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 
-use super::view::{Latency, MetricsView};
+use super::view::{CfView, Latency, MetricsView};
 use crate::model::hist::{slot_bounds, slot_of};
 
 /// The exposition format of one response.
@@ -71,11 +72,29 @@ impl Format {
 }
 
 /// What the exporter shows beyond the default contract.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Per-peer series (peer = remote IP address), at most this many peers;
     /// the rest are summed into `peer="other"`. None: totals only.
     pub peers: Option<usize>,
+    /// Per (database, column family) series, at most this many pairs; the
+    /// rest are summed into `cf="other"`. 0: none.
+    pub cf_pairs: usize,
+}
+
+/// The default cap on (database, column family) pairs, sized for CKB: its
+/// chain database has up to 20 families ("0".."19") plus `default` and `*`
+/// (batches and transactions span families): 22 pairs; its other databases
+/// (up to two more) a few each. 64 leaves room and stays a bounded page.
+pub const DEFAULT_CF_PAIRS: usize = 64;
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            peers: None,
+            cf_pairs: DEFAULT_CF_PAIRS,
+        }
+    }
 }
 
 /// The latency bucket edges, in ns: every power of two from 2^10 ns
@@ -136,6 +155,10 @@ pub struct State {
     /// Peers with their own series, in order of arrival: a peer keeps its
     /// series for the life of the exporter, so "other" stays monotonic too.
     peers: BTreeSet<String>,
+    /// (database, column family) pairs with their own series, kept for the
+    /// life of the exporter like `peers`; and the pairs summed as "other".
+    cf_pairs: BTreeSet<(String, String)>,
+    cf_folded: BTreeSet<(String, String)>,
 }
 
 impl State {
@@ -341,6 +364,9 @@ pub fn render(view: &MetricsView, fmt: Format, opts: &Options, state: &mut State
                 .filter_map(|o| Some((l1("op", &o.op), o.misses?)))
                 .collect(),
         );
+        if opts.cf_pairs > 0 {
+            cf_series(&mut e, &r.cfs, opts.cf_pairs);
+        }
     }
 
     if let Some(b) = &view.background {
@@ -622,6 +648,98 @@ pub fn render(view: &MetricsView, fmt: Format, opts: &Options, state: &mut State
     e.out
 }
 
+/// Per (database, column family, class) series, at most `cap` (database,
+/// family) pairs: the first pairs seen (the busiest first when several
+/// arrive at once) keep their series; the calls of later pairs are summed
+/// under `cf="other"` of their database, or `db="other"` too when that
+/// database has no pair of its own. At most `cap` named pairs plus one
+/// "other" per database: bounded.
+fn cf_series(e: &mut Enc, cfs: &[CfView], cap: usize) {
+    let mut fresh: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for c in cfs {
+        if !e.state.cf_pairs.contains(&(c.db.clone(), c.cf.clone())) {
+            *fresh.entry((c.db.as_str(), c.cf.as_str())).or_default() += c.count;
+        }
+    }
+    let mut fresh: Vec<((&str, &str), u64)> = fresh.into_iter().collect();
+    // Stable: equally busy pairs in name order.
+    fresh.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    for ((db, cf), _) in fresh {
+        let pair = (db.to_string(), cf.to_string());
+        if e.state.cf_pairs.len() < cap {
+            e.state.cf_pairs.insert(pair);
+        } else {
+            e.state.cf_folded.insert(pair);
+        }
+    }
+    let own_dbs: BTreeSet<&str> = e.state.cf_pairs.iter().map(|(d, _)| d.as_str()).collect();
+    #[derive(Default)]
+    struct Cell {
+        count: u64,
+        sum_ns: u64,
+        bytes: Option<u64>,
+        misses: Option<u64>,
+    }
+    let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
+    for c in cfs {
+        let (db, cf) = if e.state.cf_pairs.contains(&(c.db.clone(), c.cf.clone())) {
+            (c.db.clone(), c.cf.clone())
+        } else if own_dbs.contains(c.db.as_str()) {
+            (c.db.clone(), "other".to_string())
+        } else {
+            ("other".to_string(), "other".to_string())
+        };
+        let cell = cells.entry((db, cf, c.op.clone())).or_default();
+        cell.count += c.count;
+        cell.sum_ns += c.sum_ns;
+        cell.bytes = add(cell.bytes, c.bytes);
+        cell.misses = add(cell.misses, c.misses);
+    }
+    let labels = |(db, cf, op): &(String, String, String)| -> Labels {
+        vec![("db", db.clone()), ("cf", cf.clone()), ("op", op.clone())]
+    };
+    let p = "ckb_libbpf";
+    e.counter(
+        &format!("{p}_rocksdb_cf_calls"),
+        "RocksDB calls per database (the directory the node opened), column family and operation class (capped: pairs beyond the cap are summed under cf other).",
+        cells.iter().map(|(k, c)| (labels(k), c.count)).collect(),
+    );
+    e.counter_secs(
+        &format!("{p}_rocksdb_cf_duration_seconds"),
+        "Exact total latency of RocksDB calls per database, column family and operation class (capped).",
+        cells
+            .iter()
+            .map(|(k, c)| (labels(k), c.sum_ns as f64))
+            .collect(),
+    );
+    e.counter(
+        &format!("{p}_rocksdb_cf_bytes"),
+        "Bytes moved by RocksDB calls per database, column family and operation class (GET, PUT, DELETE; capped).",
+        cells
+            .iter()
+            .filter_map(|(k, c)| Some((labels(k), c.bytes?)))
+            .collect(),
+    );
+    e.counter(
+        &format!("{p}_rocksdb_cf_misses"),
+        "RocksDB reads that found no value, per database and column family (capped).",
+        cells
+            .iter()
+            .filter_map(|(k, c)| Some((labels(k), c.misses?)))
+            .collect(),
+    );
+    let folded = e.state.cf_folded.len() as f64;
+    e.gauge(
+        &format!("{p}_rocksdb_cf_folded_pairs"),
+        "(database, column family) pairs beyond the cap, whose calls are summed under cf other (0 unless the cap is too small).",
+        vec![(vec![], folded)],
+    );
+}
+
 /// Per-peer series, at most `cap` peers; the first peers seen (the busiest
 /// first when several arrive at once) keep their series, the rest are summed
 /// into `peer="other"`.
@@ -739,6 +857,7 @@ mod tests {
                     latency: l,
                     ..Default::default()
                 }],
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -778,6 +897,7 @@ mod tests {
                     latency: l,
                     ..Default::default()
                 }],
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -935,6 +1055,7 @@ ckb_libbpf_monotonic_holds_total 0
                     latency: lat(get),
                     ..Default::default()
                 }],
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -969,7 +1090,10 @@ ckb_libbpf_monotonic_holds_total 0
             }),
             ..Default::default()
         };
-        let o = Options { peers: Some(2) };
+        let o = Options {
+            peers: Some(2),
+            ..Options::default()
+        };
         let mut st = State::default();
         let none = render(
             &mk(vec![peer("10.0.0.1", 1)]),
@@ -1017,6 +1141,104 @@ ckb_libbpf_monotonic_holds_total 0
                 ("{peer=\"other\"}", "109")
             ]
         );
+    }
+
+    #[test]
+    fn cf_pairs_are_capped_and_keep_their_series() {
+        let cell = |db: &str, cf: &str, op: &str, n: u64| CfView {
+            db: db.into(),
+            cf: cf.into(),
+            op: op.into(),
+            count: n,
+            sum_ns: 1000 * n,
+            bytes: (op == "GET").then_some(10 * n),
+            misses: (op == "GET").then_some(n / 2),
+        };
+        let mk = |cfs: Vec<CfView>| MetricsView {
+            rocksdb: Some(RocksdbView {
+                cfs,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let o = Options {
+            cf_pairs: 2,
+            ..Options::default()
+        };
+        let mut st = State::default();
+        let t = render(
+            &mk(vec![
+                cell("/d/a", "x", "GET", 4),
+                cell("/d/a", "x", "PUT", 1),
+                cell("/d/a", "y", "GET", 9),
+                cell("/d/b", "z", "GET", 2),
+            ]),
+            Format::Text,
+            &o,
+            &mut st,
+        );
+        // The two busiest pairs keep their series; /d/b has none: db other.
+        assert_eq!(
+            samples(&t, "ckb_libbpf_rocksdb_cf_calls_total"),
+            vec![
+                ("{db=\"/d/a\",cf=\"x\",op=\"GET\"}", "4"),
+                ("{db=\"/d/a\",cf=\"x\",op=\"PUT\"}", "1"),
+                ("{db=\"/d/a\",cf=\"y\",op=\"GET\"}", "9"),
+                ("{db=\"other\",cf=\"other\",op=\"GET\"}", "2"),
+            ]
+        );
+        assert_eq!(
+            samples(&t, "ckb_libbpf_rocksdb_cf_duration_seconds_total")[0],
+            ("{db=\"/d/a\",cf=\"x\",op=\"GET\"}", "0.000004")
+        );
+        // Bytes and misses only where the class has them.
+        assert_eq!(samples(&t, "ckb_libbpf_rocksdb_cf_bytes_total").len(), 3);
+        assert_eq!(
+            samples(&t, "ckb_libbpf_rocksdb_cf_misses_total")[1],
+            ("{db=\"/d/a\",cf=\"y\",op=\"GET\"}", "4")
+        );
+        assert_eq!(
+            samples(&t, "ckb_libbpf_rocksdb_cf_folded_pairs"),
+            vec![("", "1")]
+        );
+        // A newcomer of a named database, however busy, goes to that
+        // database's "other"; the named pairs keep theirs.
+        let t = render(
+            &mk(vec![
+                cell("/d/a", "x", "GET", 5),
+                cell("/d/a", "y", "GET", 9),
+                cell("/d/a", "w", "GET", 99),
+                cell("/d/b", "z", "GET", 3),
+            ]),
+            Format::Text,
+            &o,
+            &mut st,
+        );
+        assert_eq!(
+            samples(&t, "ckb_libbpf_rocksdb_cf_calls_total"),
+            vec![
+                ("{db=\"/d/a\",cf=\"other\",op=\"GET\"}", "99"),
+                ("{db=\"/d/a\",cf=\"x\",op=\"GET\"}", "5"),
+                ("{db=\"/d/a\",cf=\"y\",op=\"GET\"}", "9"),
+                ("{db=\"other\",cf=\"other\",op=\"GET\"}", "3"),
+            ]
+        );
+        assert_eq!(
+            samples(&t, "ckb_libbpf_rocksdb_cf_folded_pairs"),
+            vec![("", "2")]
+        );
+        // 0: no per-family series at all.
+        let none = Options {
+            cf_pairs: 0,
+            ..Options::default()
+        };
+        let t = render(
+            &mk(vec![cell("/d/a", "x", "GET", 1)]),
+            Format::Text,
+            &none,
+            &mut State::default(),
+        );
+        assert!(!t.contains("_rocksdb_cf_"), "{t}");
     }
 
     #[test]

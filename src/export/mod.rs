@@ -10,7 +10,7 @@
 //!
 //! Wiring (`cmd/export.rs`, an `engine::View`): run the engine with
 //! `Options { totals: true, top: 0, .. }`; once,
-//! `let ex = Exporter::start(parse_listen(&args.listen)?, Options { peers })?`
+//! `let ex = Exporter::start(parse_listen(&args.listen)?, Options { peers, cf_pairs })?`
 //! and a `view::Builder`; in `View::snapshot`,
 //! `if let Some(v) = builder.view(s) { ex.publish(&v) }`; in `View::target`,
 //! `builder.target(e)`; after attach, `builder.attached(layer, n)`. Like
@@ -20,6 +20,6 @@ pub mod encode;
 pub mod serve;
 pub mod view;
 
-pub use encode::{render, Format, Options, State};
+pub use encode::{render, Format, Options, State, DEFAULT_CF_PAIRS};
 pub use serve::{parse_listen, Exporter, DEFAULT_LISTEN};
 pub use view::{Builder, MetricsView};

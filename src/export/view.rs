@@ -15,7 +15,7 @@ use crate::analyze::{Anomaly, Cause};
 use crate::engine::Snapshot;
 use crate::model::net::{NetReport, Totals};
 use crate::model::overhead::{Hits, PerHit};
-use crate::model::rocksdb::Op;
+use crate::model::rocksdb::{is_unresolved, CfRow, Op};
 use crate::model::syscall::{Category, SyscallReport};
 use crate::model::{Background, BgKind, BgStats, Histogram, OpStats, Report, TargetEvent};
 
@@ -51,9 +51,50 @@ pub struct OpView {
     pub misses: Option<u64>,
 }
 
+/// One (database, column family, operation class) cell of the per-family
+/// split: exact calls, summed latency, bytes and misses. Names as the
+/// capture resolved them; an unresolved handle is `unresolved`, never its
+/// pointer (a pointer changes with every restart: an unbounded label).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CfView {
+    pub db: String,
+    pub cf: String,
+    pub op: String,
+    pub count: u64,
+    pub sum_ns: u64,
+    pub bytes: Option<u64>,
+    pub misses: Option<u64>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RocksdbView {
     pub ops: Vec<OpView>,
+    /// Per (database, column family, class); the encoder caps the pairs.
+    pub cfs: Vec<CfView>,
+}
+
+/// The label of a database or family name: `unresolved` for a handle the
+/// capture could not name (shown there as its pointer).
+fn name_label(name: &str) -> String {
+    if is_unresolved(name) {
+        "unresolved".to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+impl CfView {
+    fn from_row(c: &CfRow) -> CfView {
+        CfView {
+            db: name_label(&c.db),
+            cf: name_label(c.cf.as_deref().unwrap_or("default")),
+            op: c.row.name.clone(),
+            count: c.row.count,
+            sum_ns: c.row.total_ns,
+            bytes: c.row.bytes,
+            misses: c.row.misses,
+        }
+    }
 }
 
 /// One kind of background job (compaction, flush, write_stall, and the
@@ -202,6 +243,7 @@ impl RocksdbView {
                     }
                 })
                 .collect(),
+            cfs: Vec::new(),
         }
     }
 }
@@ -209,7 +251,8 @@ impl RocksdbView {
 impl RocksdbView {
     /// From the whole-capture RocksDB report (the engine's
     /// `Totals::rocksdb`): its rows carry exact counts, summed latency,
-    /// bytes and misses where they mean something, and the histogram.
+    /// bytes and misses where they mean something, and the histogram; its
+    /// `by_cf` rows the same per (database, column family, class).
     pub fn from_report(r: &Report) -> RocksdbView {
         RocksdbView {
             ops: r
@@ -226,6 +269,7 @@ impl RocksdbView {
                     misses: row.misses,
                 })
                 .collect(),
+            cfs: r.by_cf.iter().map(CfView::from_row).collect(),
         }
     }
 }
@@ -544,6 +588,50 @@ mod tests {
         assert_eq!(f(0), (Some(30), Some(1)));
         assert_eq!(f(1), (Some(30), None));
         assert_eq!(f(2), (None, None));
+    }
+
+    #[test]
+    fn cf_rows_keep_names_and_hide_pointers() {
+        let s = OpStats {
+            count: 2,
+            total_ns: 3_000,
+            bytes: 40,
+            ..Default::default()
+        };
+        let cf = |db: &str, cf: Option<&str>, op: Op| CfRow {
+            db: db.into(),
+            cf: cf.map(Into::into),
+            row: s.row(op.name(), 1.0, op.is_read(), op.has_bytes()),
+        };
+        let r = Report {
+            by_cf: vec![
+                cf("/data/db", Some("COLUMN_BLOCK_HEADER"), Op::Put),
+                cf("/data/db", Some("cf@0x5581"), Op::Get),
+                cf("db@0x55aa", Some("default"), Op::IterNext),
+                cf("/data/db", None, Op::Get),
+            ],
+            ..Default::default()
+        };
+        let v = RocksdbView::from_report(&r);
+        let names: Vec<[&str; 3]> = v
+            .cfs
+            .iter()
+            .map(|c| [c.db.as_str(), c.cf.as_str(), c.op.as_str()])
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ["/data/db", "COLUMN_BLOCK_HEADER", "PUT"],
+                ["/data/db", "unresolved", "GET"],
+                ["unresolved", "default", "ITER_NEXT"],
+                ["/data/db", "default", "GET"],
+            ]
+        );
+        for c in &v.cfs {
+            assert_eq!((c.count, c.sum_ns), (2, 3_000), "{c:?}");
+            // Bytes where the class carries a size (not ITER_NEXT).
+            assert_eq!(c.bytes, (c.op != "ITER_NEXT").then_some(40), "{c:?}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use ckb_libbpf::export::{render, Exporter, Format, MetricsView, Options, State};
 use ckb_libbpf::model::background::row as bgrow;
 use ckb_libbpf::model::net::{Endpoint, NetReport, PeerRow, Totals};
 use ckb_libbpf::model::overhead::{Hits, Overhead, PerHit};
+use ckb_libbpf::model::rocksdb::CfRow;
 use ckb_libbpf::model::syscall::{build, syscall_nr, CallStats, Span};
 use ckb_libbpf::model::{Background, BgKind, BgStats, OpStats, Report};
 use serde::Deserialize;
@@ -78,7 +79,27 @@ fn figures(step: u64, via_engine: bool) -> (MetricsView, u64) {
         })
         .collect();
     let get_count = stats[0].count;
-    let rocksdb = RocksdbView::from_ops(OPS.iter().copied().zip(stats.iter()));
+    let row =
+        |op: &str, s: &OpStats| s.row(op, 1.0, op == "GET", matches!(op, "GET" | "PUT" | "DELETE"));
+    // The split per (database, column family): every class on one of
+    // CKB's chain families, and one on a handle the capture could not name.
+    let families = ["COLUMN_BLOCK_HEADER", "COLUMN_CELL", "cf@0x55d0c0ffee00"];
+    let by_cf: Vec<CfRow> = OPS
+        .iter()
+        .zip(&stats)
+        .enumerate()
+        .map(|(i, (op, s))| CfRow {
+            db: "/var/lib/ckb/data/db".into(),
+            cf: Some(families[i % families.len()].into()),
+            row: row(op, s),
+        })
+        .collect();
+    let mut rocksdb = RocksdbView::from_ops(OPS.iter().copied().zip(stats.iter()));
+    rocksdb.cfs = RocksdbView::from_report(&Report {
+        by_cf: by_cf.clone(),
+        ..Default::default()
+    })
+    .cfs;
 
     let mut bg = BTreeMap::new();
     let mut running = BTreeMap::new();
@@ -241,18 +262,8 @@ fn figures(step: u64, via_engine: bool) -> (MetricsView, u64) {
     // The same figures as the capture engine hands them: whole-capture
     // totals in the layer reports, read by export::view::Builder.
     let report = Report {
-        rows: OPS
-            .iter()
-            .zip(&stats)
-            .map(|(op, s)| {
-                s.row(
-                    op,
-                    1.0,
-                    *op == "GET",
-                    matches!(*op, "GET" | "PUT" | "DELETE"),
-                )
-            })
-            .collect(),
+        rows: OPS.iter().zip(&stats).map(|(op, s)| row(op, s)).collect(),
+        by_cf,
         lost_events: step,
         elapsed_secs: step as f64,
         overhead: Some(Overhead {
@@ -299,7 +310,10 @@ fn figures(step: u64, via_engine: bool) -> (MetricsView, u64) {
 }
 
 fn all_options() -> Options {
-    Options { peers: Some(50) }
+    Options {
+        peers: Some(50),
+        ..Options::default()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -354,6 +368,9 @@ fn promtool_finds_nothing_to_lint() {
     let text = render(&view, Format::Text, &all_options(), &mut State::default());
     for family in [
         "ckb_libbpf_rocksdb_op_duration_seconds",
+        "ckb_libbpf_rocksdb_cf_calls_total",
+        "ckb_libbpf_rocksdb_cf_duration_seconds_total",
+        "ckb_libbpf_rocksdb_cf_folded_pairs",
         "ckb_libbpf_rocksdb_write_stall_seconds_total",
         "ckb_libbpf_anomalies_total",
         "ckb_libbpf_net_peer_sent_bytes_total",
@@ -383,9 +400,13 @@ fn promtool_finds_nothing_to_lint() {
 fn exposition_has_no_unbounded_labels() {
     let (view, _) = full_view(2);
     let text = render(&view, Format::Text, &all_options(), &mut State::default());
-    for bad in ["pid=", "tid=", "port=", ":8115", ":40000"] {
+    for bad in ["pid=", "tid=", "port=", ":8115", ":40000", "@0x"] {
         assert!(!text.contains(bad), "{bad} in the exposition");
     }
+    // A handle the capture could not name is "unresolved", not its pointer.
+    assert!(text.contains(
+        "ckb_libbpf_rocksdb_cf_calls_total{db=\"/var/lib/ckb/data/db\",cf=\"unresolved\",op=\"DELETE\"}"
+    ));
     // Two connections to one peer are one series.
     assert!(text.contains("ckb_libbpf_net_peer_sent_bytes_total{peer=\"10.0.0.1\"} 3000\n"));
 }
@@ -881,6 +902,8 @@ fn substitute(expr: &str) -> String {
         .replace("$ckb_job", "ckb")
         .replace("${op}", ".*")
         .replace("$op", ".*")
+        .replace("${db}", ".*")
+        .replace("$db", ".*")
 }
 
 /// A query about CKB's own metrics (not ours): data only with a node.
@@ -1056,14 +1079,42 @@ pub fn calls_per_class(counts: &common::Counts) -> BTreeMap<String, u64> {
     out
 }
 
+/// The workload's calls per (database, column family, class), from its
+/// `by_cf` ground truth (`--cf-db2`); classes from the tool's function table.
+pub fn calls_per_cf(counts: &common::Counts) -> BTreeMap<(String, String, String), u64> {
+    let mut out = BTreeMap::new();
+    for r in counts.by_cf.as_ref().expect("--cf-db2 prints by_cf") {
+        let def = ckb_libbpf::model::rocksdb::FUNCS
+            .iter()
+            .find(|d| d.name == r.func)
+            .unwrap_or_else(|| panic!("{} is not in the function table", r.func));
+        let k = (r.db.clone(), r.cf.clone(), def.op.name().to_string());
+        *out.entry(k).or_default() += r.count;
+    }
+    out
+}
+
+/// A vector of `(db, cf, op)`-labelled samples as a map.
+fn per_cf(r: &[Sample]) -> BTreeMap<(String, String, String), f64> {
+    r.iter()
+        .map(|s| {
+            let l = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+            ((l("db"), l("cf"), l("op")), s.value)
+        })
+        .collect()
+}
+
 /// The end-to-end check: run it from a `#[test]` once `export` is wired
 /// (root, under the BPF test lock). Every figure Prometheus stored equals
-/// the workload's own count; every ckb-libbpf panel of the dashboard
-/// returns data.
+/// the workload's own count, per class and per (database, column family,
+/// class); every ckb-libbpf panel of the dashboard returns data.
 pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
     common::require_bpf();
-    // Synced writes: the fsync panels have data too.
-    let mut wl = common::Workload::start(&["--rounds", "3", "--sync-writes"]);
+    // Synced writes: the fsync panels have data too. A second database
+    // with families of its own: the per-family series.
+    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-export-db2-{}", common::rand_u64()));
+    let db2s = db2.display().to_string();
+    let mut wl = common::Workload::start(&["--rounds", "3", "--sync-writes", "--cf-db2", &db2s]);
     let pid = wl.pid.to_string();
     let mut args = vec!["--pid", pid.as_str(), "--interval", "0.5"];
     args.extend_from_slice(extra_args);
@@ -1097,6 +1148,59 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
         let n = n as f64;
         prom.wait_for(metric, Duration::from_secs(10), |r| value_of(r) == Some(n));
     }
+    // Per (database, column family, class): exactly the workload's calls,
+    // every pair under its name (two databases, well under the cap).
+    let want: BTreeMap<(String, String, String), f64> = calls_per_cf(&counts)
+        .into_iter()
+        .map(|(k, n)| (k, n as f64))
+        .collect();
+    let dbs: std::collections::BTreeSet<&str> = want.keys().map(|k| k.0.as_str()).collect();
+    assert_eq!(dbs.len(), 2, "{want:#?}");
+    assert!(want.keys().any(|k| k.0 == db2s && k.1 == "alpha"));
+    let got = prom.wait_for(
+        "ckb_libbpf_rocksdb_cf_calls_total{job=\"ckb-libbpf\"}",
+        Duration::from_secs(20),
+        |r| per_cf(r) == want,
+    );
+    assert_eq!(per_cf(&got), want);
+    assert_eq!(
+        value_of(&prom.query("ckb_libbpf_rocksdb_cf_folded_pairs")),
+        Some(0.0)
+    );
+    // The split adds up to the per-class figures: bytes and misses
+    // exactly, latency to the float's precision.
+    for (metric, n) in [
+        (
+            "sum(ckb_libbpf_rocksdb_cf_bytes_total{op=\"PUT\"})",
+            counts.put_bytes,
+        ),
+        (
+            "sum(ckb_libbpf_rocksdb_cf_bytes_total{op=\"GET\"})",
+            counts.get_bytes,
+        ),
+        (
+            "sum(ckb_libbpf_rocksdb_cf_misses_total{op=\"GET\"})",
+            counts.get_misses,
+        ),
+    ] {
+        assert_eq!(value_of(&prom.query(metric)), Some(n as f64), "{metric}");
+    }
+    let by_cf = prom.query("sum by (op) (ckb_libbpf_rocksdb_cf_duration_seconds_total)");
+    let per_op = prom.query("sum by (op) (ckb_libbpf_rocksdb_op_duration_seconds_sum)");
+    assert!(!by_cf.is_empty());
+    for o in &per_op {
+        // A class without calls has no family row.
+        let f = by_cf
+            .iter()
+            .find(|s| s.labels["op"] == o.labels["op"])
+            .map_or(0.0, |s| s.value);
+        assert!(
+            (f - o.value).abs() <= 1e-9 * o.value,
+            "{}: {f} s per family, {} s per class",
+            o.labels["op"],
+            o.value
+        );
+    }
     // Rates need two scrapes in their window: ask again until every panel
     // answers, for at most 20 s.
     let t = Instant::now();
@@ -1118,6 +1222,7 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
     }
     assert_eq!(ex.stop(), Some(0), "SIGTERM ends export with 0");
     wl.finish();
+    let _ = std::fs::remove_dir_all(&db2);
     assert!(
         empty.is_empty(),
         "panels without data:\n{}",
