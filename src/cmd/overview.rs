@@ -155,6 +155,12 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
         ..Options::default()
     };
 
+    // The signal handler before the screen: a SIGTERM from here on ends
+    // the capture and gives the terminal back, never kills us in raw mode.
+    engine::signals()?;
+    // Testing aid (README): a panic in the draw loop once data is on the
+    // screen, to show the terminal comes back from one.
+    let panic_fault = crate::probe::fault("overview-panic");
     let mut screen = term::Screen::enter()?;
     let t = tx.clone();
     let captured = term::capture_stderr(move |l| {
@@ -231,7 +237,12 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
                 break;
             }
             app.clamp(draw::row_counts(app.view()));
-            screen.terminal.draw(|f| draw::draw(f, &app))?;
+            screen.terminal.draw(|f| {
+                if panic_fault && app.data.intervals > 0 {
+                    panic!("CKB_LIBBPF_FAULT=overview-panic: a panic while drawing");
+                }
+                draw::draw(f, &app)
+            })?;
         }
         Ok(())
     })();
@@ -239,15 +250,14 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
     // and detach take a moment, and errors must reach a normal screen.
     drop(screen);
     drop(stop_tx);
+    // Also unblocks the stderr reader, which forwards into this channel.
     drop(rx);
     let result = match engine.join() {
         Ok(r) => r,
         Err(_) => Err(anyhow::anyhow!("the capture thread panicked")),
     };
-    if let Ok(lines) = captured.lock() {
-        for l in lines.iter() {
-            eprintln!("{l}");
-        }
+    for l in captured.lines() {
+        eprintln!("{l}");
     }
     drawn?;
     result
