@@ -19,6 +19,7 @@ use crate::error::{Exit, Failure};
 use crate::model::net::EventLine;
 use crate::model::rocksdb::OpsFilter;
 use crate::model::{BgJob, TargetEvent};
+use crate::node::procfs::CpuMeter;
 use crate::node::{Selector, Target};
 use crate::tui::{app::Msg, draw, rpc, term, App};
 
@@ -71,6 +72,7 @@ enum Ev {
 /// A closed channel (the screen is gone) ends the capture.
 struct Forward {
     tx: Sender<Ev>,
+    cpu: CpuMeter,
 }
 
 impl Forward {
@@ -81,6 +83,10 @@ impl Forward {
 
 impl View for Forward {
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), Stop> {
+        let pid = s.rocksdb.as_ref().and_then(|r| r.pid);
+        if let Some(c) = pid.filter(|_| !s.is_final).and_then(|p| self.cpu.sample(p)) {
+            self.send(Msg::NodeCpu(c))?;
+        }
         self.send(Msg::Snapshot(Box::new(s.clone())))
     }
     fn target(&mut self, e: &TargetEvent) -> Result<(), Stop> {
@@ -171,7 +177,10 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
     let engine = std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
-            let mut view = Forward { tx: t.clone() };
+            let mut view = Forward {
+                tx: t.clone(),
+                cpu: CpuMeter::default(),
+            };
             let r = engine::run(target, &opts, &mut view).and_then(|e| {
                 let why = match e.stop {
                     Stop::Signal => "stopped by a signal",

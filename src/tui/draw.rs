@@ -127,6 +127,10 @@ fn header(f: &mut Frame, area: Rect, app: &App, d: &Data) {
             };
             top.push(Span::styled(text, style));
         }
+        // After the alerts: a narrow title cuts from the right.
+        if let Some(c) = d.node_cpu {
+            top.push(Span::raw(format!(" · node CPU {c:.1}%")));
+        }
     } else {
         top.push(Span::styled(" · waiting for the first interval", DIM));
     }
@@ -178,9 +182,9 @@ pub fn node_line(n: &NodeStatus, url: &str) -> Vec<Span<'static>> {
             if let (Some(p), Some(q)) = (i.pending, i.proposed) {
                 parts.push(format!("tx pool {p} pending/{q} proposed"));
             }
-            if let Some(c) = i.cpu_pct {
-                parts.push(format!("CPU {c:.1}%"));
-            }
+            // Not `i.cpu_pct`: CKB 0.210 reports ~0 whatever the load (a
+            // fresh sysinfo sample); the title line has the node's CPU as
+            // /proc says.
             if let Some(m) = i.memory {
                 parts.push(format!("RSS {}", bytes(m as f64)));
             }

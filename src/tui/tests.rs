@@ -324,6 +324,7 @@ fn busy(alert: bool) -> App {
         "attached 38 RocksDB functions",
     );
     d.node = NodeStatus::Up(want_overview());
+    d.node_cpu = Some(87.5);
     app
 }
 
@@ -371,6 +372,8 @@ fn overview_tab() {
     assert!(s.contains("127.0.0.2:8115"), "{s}");
     assert!(s.contains("fdatasync"), "{s}");
     assert!(s.contains("tip #123,456"), "{s}");
+    // The node's CPU as /proc says, not the RPC's (12.5 in the fixture).
+    assert!(s.contains("node CPU 87.5%") && !s.contains("12.5%"), "{s}");
     golden("overview", &s);
 }
 

@@ -294,7 +294,9 @@ fn tabs_exact_gets_per_cf_split_rpc_header_and_q_restores_the_terminal() {
             && p.contains("tip #12,345")
             && p.contains("peers 11 (8 out/3 in)")
             && p.contains("tx pool 5 pending/2 proposed")
-            && p.contains("CPU 7.2%")
+            // The node's CPU from /proc/PID/stat, not the RPC's 7.25.
+            && p.contains("node CPU ")
+            && !p.contains("7.2%")
     });
 
     let counts = wl.run();
