@@ -7,7 +7,8 @@
 # Node A (RPC modules + Terminal, for get_overview) mines with the Dummy
 # miner; node B peers with it, so A has one inbound peer. The tool runs
 # `overview --pid A --causes all --rpc A` in a 200x60 tmux pane; the script
-# captures the pane ($OUT/pane-*.txt, one per tab at the end) and checks
+# captures the pane ($OUT/pane-*.txt; each tab at 200x60 and 120x36 at the
+# end) and checks
 # (exit 1 if any check fails):
 #   1. the RocksDB tab shows live counts: the GET and PUT totals grow while
 #      the miner runs, and the split names CKB's column families in A's
@@ -156,11 +157,15 @@ version=$(ckb_rpc 18414 local_node_info | jq -r .result.version | cut -d' ' -f1)
 screen_version=$(echo "$node_line" | grep -oE 'v[0-9]+\.[0-9]+\.[0-9]+[^ ]*' | tail -1)
 check "version (local_node_info)" "$screen_version" "v$version"
 
-# Every tab as the operator sees it (README's transcript).
-for k in 1 2 3 4; do
-	tmux send-keys -t "$session" "$k"
-	sleep 1.5
-	pane >"$out/pane-tab$k.txt"
+# Every tab as the operator sees it, in this pane and in a 120x36 terminal
+# (the tool redraws on resize; README's transcript).
+for size in 200x60 120x36; do
+	tmux resize-window -t "$session" -x "${size%x*}" -y "${size#*x}"
+	for k in 1 2 3 4; do
+		tmux send-keys -t "$session" "$k"
+		sleep 1.5
+		pane >"$out/pane-$size-tab$k.txt"
+	done
 done
 
 # 3. q: exit 0 and the terminal back.

@@ -312,12 +312,13 @@ fn rocksdb_lines(d: &Data) -> Vec<Line<'static>> {
     // Where the time goes, in CKB's terms (the RocksDB tab has the rest).
     let split = cf_split(s);
     if let Some((c, _)) = split.rows.first() {
+        // Share first: a narrow panel cuts the database path, not the figure.
         v.push(Line::from(format!(
-            "most time: {} {} of {} ({})",
+            "most time: {} {} {} in {}",
+            share(c.row.total_ns, split.total_ns),
             c.cf.as_deref().unwrap_or("-"),
             c.row.name,
             tail(&c.db, 24),
-            share(c.row.total_ns, split.total_ns)
         )));
     }
     for a in &s.anomalies {
@@ -1082,14 +1083,15 @@ fn syscall_tab(f: &mut Frame, area: Rect, app: &App, d: &Data) {
             top_role,
         ])
     });
+    // AVG and P99 fit a futex wait of seconds ("3,323,230").
     let widths = [
         Constraint::Length(16),
         Constraint::Length(9),
         Constraint::Length(10),
         Constraint::Length(9),
         Constraint::Length(6),
-        Constraint::Length(8),
-        Constraint::Length(8),
+        Constraint::Length(10),
+        Constraint::Length(10),
         Constraint::Length(6),
         Constraint::Min(12),
     ];
