@@ -19,6 +19,7 @@ use crate::error::{Exit, Failure};
 use crate::model::net::EventLine;
 use crate::model::rocksdb::OpsFilter;
 use crate::model::{BgJob, TargetEvent};
+use crate::node::procfs::CpuMeter;
 use crate::node::{Selector, Target};
 use crate::tui::{app::Msg, draw, rpc, term, App};
 
@@ -71,6 +72,7 @@ enum Ev {
 /// A closed channel (the screen is gone) ends the capture.
 struct Forward {
     tx: Sender<Ev>,
+    cpu: CpuMeter,
 }
 
 impl Forward {
@@ -81,6 +83,10 @@ impl Forward {
 
 impl View for Forward {
     fn snapshot(&mut self, s: &Snapshot) -> Result<(), Stop> {
+        let pid = s.rocksdb.as_ref().and_then(|r| r.pid);
+        if let Some(c) = pid.filter(|_| !s.is_final).and_then(|p| self.cpu.sample(p)) {
+            self.send(Msg::NodeCpu(c))?;
+        }
         self.send(Msg::Snapshot(Box::new(s.clone())))
     }
     fn target(&mut self, e: &TargetEvent) -> Result<(), Stop> {
@@ -155,6 +161,12 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
         ..Options::default()
     };
 
+    // The signal handler before the screen: a SIGTERM from here on ends
+    // the capture and gives the terminal back, never kills us in raw mode.
+    engine::signals()?;
+    // Testing aid (README): a panic in the draw loop once data is on the
+    // screen, to show the terminal comes back from one.
+    let panic_fault = crate::probe::fault("overview-panic");
     let mut screen = term::Screen::enter()?;
     let t = tx.clone();
     let captured = term::capture_stderr(move |l| {
@@ -165,7 +177,10 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
     let engine = std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
-            let mut view = Forward { tx: t.clone() };
+            let mut view = Forward {
+                tx: t.clone(),
+                cpu: CpuMeter::default(),
+            };
             let r = engine::run(target, &opts, &mut view).and_then(|e| {
                 let why = match e.stop {
                     Stop::Signal => "stopped by a signal",
@@ -231,7 +246,12 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
                 break;
             }
             app.clamp(draw::row_counts(app.view()));
-            screen.terminal.draw(|f| draw::draw(f, &app))?;
+            screen.terminal.draw(|f| {
+                if panic_fault && app.data.intervals > 0 {
+                    panic!("CKB_LIBBPF_FAULT=overview-panic: a panic while drawing");
+                }
+                draw::draw(f, &app)
+            })?;
         }
         Ok(())
     })();
@@ -239,15 +259,14 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
     // and detach take a moment, and errors must reach a normal screen.
     drop(screen);
     drop(stop_tx);
+    // Also unblocks the stderr reader, which forwards into this channel.
     drop(rx);
     let result = match engine.join() {
         Ok(r) => r,
         Err(_) => Err(anyhow::anyhow!("the capture thread panicked")),
     };
-    if let Ok(lines) = captured.lock() {
-        for l in lines.iter() {
-            eprintln!("{l}");
-        }
+    for l in captured.lines() {
+        eprintln!("{l}");
     }
     drawn?;
     result

@@ -451,6 +451,13 @@ fn unresolved(db: u64, cf: u64) -> Label {
     )
 }
 
+/// Whether a database or family name of a `CfRow` is a handle no name was
+/// confirmed for (`db@0x..`, `cf@0x..`: its address), for views that mark
+/// those rows.
+pub fn is_unresolved(name: &str) -> bool {
+    name.starts_with("db@0x") || name.starts_with("cf@0x")
+}
+
 /// Turns cumulative samples into interval and whole-capture reports. A
 /// capture may span several processes (restarts of the target): each one is
 /// a session with maps of its own, whose counters start from zero; ended

@@ -55,6 +55,42 @@ impl Proc {
     }
 }
 
+/// User + system CPU ticks of a `/proc/PID/stat` line (fields 14 and 15,
+/// counted after the parenthesised comm, which may hold spaces and ')').
+pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let mut f = stat[stat.rfind(')')? + 2..].split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A process's CPU use between two samples, in % of one core, from
+/// `/proc/PID/stat` (the node's own RPC figure is not usable: CKB 0.210's
+/// `get_overview` samples a fresh `sysinfo` and says ~0 whatever the load).
+#[derive(Debug, Default)]
+pub struct CpuMeter {
+    last: Option<(u32, std::time::Instant, u64)>,
+}
+
+impl CpuMeter {
+    /// The use since the previous sample of the same PID; None on the first
+    /// one (or a new PID, after a restart) and when the process is gone.
+    pub fn sample(&mut self, pid: u32) -> Option<f64> {
+        let now = std::time::Instant::now();
+        let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| stat_cpu_ticks(&s));
+        let prev = self.last.take();
+        let ticks = ticks?;
+        self.last = Some((pid, now, ticks));
+        let (_, at, t) = prev.filter(|(p, ..)| *p == pid)?;
+        let secs = now.duration_since(at).as_secs_f64();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        (secs > 0.0 && hz > 0).then(|| ticks.saturating_sub(t) as f64 / hz as f64 / secs * 100.0)
+    }
+}
+
 pub fn all_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -236,6 +272,18 @@ pub fn parse_config(text: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_after_a_comm_with_spaces_and_parens() {
+        let stat = "4242 (ckb (x) y) S 1 4242 4242 0 -1 4194560 1 0 0 0 150 27 0 0 20 0 9 0 100 0";
+        assert_eq!(stat_cpu_ticks(stat), Some(177));
+        assert_eq!(stat_cpu_ticks("4242 (ckb) S 1"), None);
+        // Our own process: it exists and has used some CPU.
+        let mut m = CpuMeter::default();
+        assert_eq!(m.sample(std::process::id()), None, "first sample");
+        assert!(m.sample(std::process::id()).is_some_and(|p| p >= 0.0));
+        assert_eq!(m.sample(u32::MAX), None, "no such process");
+    }
 
     #[test]
     fn config_parsing() {

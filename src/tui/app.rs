@@ -32,6 +32,8 @@ pub enum Msg {
     /// A line the capture wrote to stderr (notes, warnings).
     Note(String),
     Rpc(NodeStatus),
+    /// The node's CPU use over the last interval, % of one core (/proc).
+    NodeCpu(f64),
     /// The capture ended: why, and the exit code the tool will return.
     Ended(String, i32),
 }
@@ -114,6 +116,8 @@ pub struct Data {
     pub jobs: VecDeque<BgJob>,
     pub conns: VecDeque<EventLine>,
     pub node: NodeStatus,
+    /// The node's CPU use over the last interval, % of one core.
+    pub node_cpu: Option<f64>,
     /// Why the capture ended, once it has.
     pub ended: Option<String>,
     /// Waiting for the node to start again (it exited).
@@ -153,6 +157,7 @@ impl Data {
                 let text = format!("node pid {pid} exited; waiting for {exe} to start again");
                 self.log(&time, Kind::Restart, text.clone());
                 self.waiting = Some(text);
+                self.node_cpu = None;
             }
             Msg::Target(TargetEvent::Restarted(g)) => {
                 self.log(&g.resumed_at, Kind::Restart, crate::render::gap_line(&g));
@@ -199,6 +204,7 @@ impl Data {
                 self.log(&now, Kind::Note, n);
             }
             Msg::Rpc(s) => self.node = s,
+            Msg::NodeCpu(c) => self.node_cpu = Some(c),
             Msg::Ended(why, _) => self.ended = Some(why),
         }
     }

@@ -10,7 +10,9 @@ use ratatui::Frame;
 
 use super::app::{App, Data, Entry, Kind, Tab};
 use super::rpc::NodeStatus;
+use crate::engine::Snapshot;
 use crate::model::report::Row as OpRow;
+use crate::model::rocksdb::{is_unresolved, CfRow};
 use crate::model::Histogram;
 use crate::render::{bytes, duration_ns, micros, thousands};
 
@@ -125,6 +127,10 @@ fn header(f: &mut Frame, area: Rect, app: &App, d: &Data) {
             };
             top.push(Span::styled(text, style));
         }
+        // After the alerts: a narrow title cuts from the right.
+        if let Some(c) = d.node_cpu {
+            top.push(Span::raw(format!(" · node CPU {c:.1}%")));
+        }
     } else {
         top.push(Span::styled(" · waiting for the first interval", DIM));
     }
@@ -176,9 +182,9 @@ pub fn node_line(n: &NodeStatus, url: &str) -> Vec<Span<'static>> {
             if let (Some(p), Some(q)) = (i.pending, i.proposed) {
                 parts.push(format!("tx pool {p} pending/{q} proposed"));
             }
-            if let Some(c) = i.cpu_pct {
-                parts.push(format!("CPU {c:.1}%"));
-            }
+            // Not `i.cpu_pct`: CKB 0.210 reports ~0 whatever the load (a
+            // fresh sysinfo sample); the title line has the node's CPU as
+            // /proc says.
             if let Some(m) = i.memory {
                 parts.push(format!("RSS {}", bytes(m as f64)));
             }
@@ -302,6 +308,18 @@ fn rocksdb_lines(d: &Data) -> Vec<Line<'static>> {
     }
     if v.len() == 1 {
         v.push(dim("no RocksDB calls yet"));
+    }
+    // Where the time goes, in CKB's terms (the RocksDB tab has the rest).
+    let split = cf_split(s);
+    if let Some((c, _)) = split.rows.first() {
+        // Share first: a narrow panel cuts the database path, not the figure.
+        v.push(Line::from(format!(
+            "most time: {} {} {} in {}",
+            share(c.row.total_ns, split.total_ns),
+            c.cf.as_deref().unwrap_or("-"),
+            c.row.name,
+            tail(&c.db, 24),
+        )));
     }
     for a in &s.anomalies {
         v.push(Line::styled(
@@ -502,8 +520,13 @@ fn rocksdb_tab(f: &mut Frame, area: Rect, app: &App, d: &Data) {
     };
     let totals = s.totals.as_ref().and_then(|t| t.rocksdb.as_ref());
     let table_h = (r.rows.len() as u16 + 3).min(area.height / 2).max(4);
-    let [top, mid, bottom] = Layout::vertical([
+    let split = cf_split(s);
+    // The split gets a quarter of the tab: its top rows by time are what
+    // tells where the time goes.
+    let cf_h = (split.rows.len().max(1) as u16 + 3).min((area.height / 4).max(4));
+    let [top, cf, mid, bottom] = Layout::vertical([
         Constraint::Length(table_h),
+        Constraint::Length(cf_h),
         Constraint::Min(5),
         Constraint::Percentage(30),
     ])
@@ -561,6 +584,8 @@ fn rocksdb_tab(f: &mut Frame, area: Rect, app: &App, d: &Data) {
         &mut state,
     );
 
+    cf_panel(f, cf, &split);
+
     let chosen = r.rows.get(sel);
     let [left, right] = if app.show_hist {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(mid)
@@ -609,6 +634,153 @@ fn rocksdb_tab(f: &mut Frame, area: Rect, app: &App, d: &Data) {
         })
     };
     panel(f, slow, "Slow operations (newest last)", lines);
+}
+
+/// The RocksDB tab's split per (database, column family, class): since
+/// start when the snapshot carries totals (the overview asks for them),
+/// else this interval; largest total time first.
+pub struct CfSplit<'a> {
+    /// Each row with its calls per second in the last interval.
+    pub rows: Vec<(&'a CfRow, f64)>,
+    /// All RocksDB time of the span, for each row's share.
+    pub total_ns: u64,
+    pub since_start: bool,
+}
+
+pub fn cf_split<'a>(s: &'a Snapshot) -> CfSplit<'a> {
+    let now = s.rocksdb.as_ref().map_or(&[][..], |r| r.by_cf.as_slice());
+    let totals = s.totals.as_ref().and_then(|t| t.rocksdb.as_ref());
+    let (all, since_start) = match totals {
+        Some(t) => (t.by_cf.as_slice(), true),
+        None => (now, false),
+    };
+    let mut rows: Vec<(&CfRow, f64)> = all
+        .iter()
+        .filter(|c| c.row.count > 0)
+        .map(|c| {
+            // A key with no row in the interval had no call in it. Tens of
+            // rows: a scan is cheaper than building an index per frame.
+            let qps = now
+                .iter()
+                .find(|n| n.db == c.db && n.cf == c.cf && n.row.name == c.row.name)
+                .map_or(0.0, |n| n.row.qps);
+            (c, qps)
+        })
+        .collect();
+    let key = |c: &'a CfRow| (c.db.as_str(), c.cf.as_deref(), c.row.name.as_str());
+    rows.sort_by(|(a, _), (b, _)| {
+        (b.row.total_ns, b.row.count)
+            .cmp(&(a.row.total_ns, a.row.count))
+            .then_with(|| key(a).cmp(&key(b)))
+    });
+    let total_ns = all.iter().map(|c| c.row.total_ns).sum();
+    CfSplit {
+        rows,
+        total_ns,
+        since_start,
+    }
+}
+
+/// `name` in `width` columns: the end kept (what tells `data/db` from
+/// `data/indexer/store`), the cut start marked.
+fn tail(name: &str, width: usize) -> String {
+    let n = name.chars().count();
+    if n <= width {
+        return name.to_string();
+    }
+    let keep = width.saturating_sub(1);
+    std::iter::once('…')
+        .chain(name.chars().skip(n - keep))
+        .collect()
+}
+
+fn cf_panel(f: &mut Frame, area: Rect, split: &CfSplit) {
+    let rows = &split.rows;
+    let span = if split.since_start {
+        "since start"
+    } else {
+        "this interval"
+    };
+    let room = area.height.saturating_sub(3) as usize;
+    let unresolved = rows
+        .iter()
+        .filter(|(c, _)| is_unresolved(&c.db) || c.cf.as_deref().is_some_and(is_unresolved))
+        .count();
+    let mut title = format!(
+        "Time by database and column family ({span}; top {} of {})",
+        rows.len().min(room),
+        rows.len()
+    );
+    if unresolved > 0 {
+        title.push_str(&format!(
+            " · {unresolved} with unresolved handles, shown as their address"
+        ));
+    }
+    if rows.is_empty() {
+        panel(f, area, &title, vec![dim("no RocksDB calls yet")]);
+        return;
+    }
+    // Fixed columns after DB and CF: OP TOTAL TIME SHARE AVG P99 QPS, and
+    // the 8 one-column gaps between the nine.
+    const FIXED: usize = 11 + 13 + 9 + 6 + 8 + 8 + 8 + 8;
+    let inner = area.width.saturating_sub(2) as usize;
+    let cf_w = rows
+        .iter()
+        .map(|(c, _)| c.cf.as_deref().unwrap_or("").chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(2, 24);
+    let db_w = rows
+        .iter()
+        .map(|(c, _)| c.db.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(inner.saturating_sub(FIXED + cf_w))
+        .max(8);
+    let header = Row::new(
+        [
+            "DB", "CF", "OP", "TOTAL", "TIME", "SHARE", "AVG µs", "P99 µs", "QPS",
+        ]
+        .map(String::from),
+    )
+    .style(HEAD);
+    let lines = rows.iter().take(room).map(|(c, qps)| {
+        let cf = c.cf.clone().unwrap_or_default();
+        let style = if is_unresolved(&c.db) || is_unresolved(&cf) {
+            Style::new().fg(Color::Yellow)
+        } else {
+            Style::new()
+        };
+        Row::new(vec![
+            tail(&c.db, db_w),
+            cf,
+            c.row.name.clone(),
+            thousands(c.row.count),
+            duration_ns(c.row.total_ns as f64),
+            share(c.row.total_ns, split.total_ns),
+            micros(c.row.avg_us),
+            micros(c.row.p99_us),
+            format!("{qps:.0}"),
+        ])
+        .style(style)
+    });
+    let widths = [
+        Constraint::Length(db_w as u16),
+        Constraint::Length(cf_w as u16),
+        Constraint::Length(11),
+        Constraint::Length(13),
+        Constraint::Length(9),
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+    ];
+    f.render_widget(
+        Table::new(lines, widths)
+            .header(header)
+            .block(block(&title)),
+        area,
+    );
 }
 
 /// Log2 latency rows as text bars (the same rows as `rocksdb --histogram`).
@@ -911,14 +1083,15 @@ fn syscall_tab(f: &mut Frame, area: Rect, app: &App, d: &Data) {
             top_role,
         ])
     });
+    // AVG and P99 fit a futex wait of seconds ("3,323,230").
     let widths = [
         Constraint::Length(16),
         Constraint::Length(9),
         Constraint::Length(10),
         Constraint::Length(9),
         Constraint::Length(6),
-        Constraint::Length(8),
-        Constraint::Length(8),
+        Constraint::Length(10),
+        Constraint::Length(10),
         Constraint::Length(6),
         Constraint::Min(12),
     ];

@@ -7,10 +7,13 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Stdout};
 use std::os::fd::FromRawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
+use crossbeam_channel::{bounded, Receiver};
 use crossterm::{cursor, execute, terminal};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
@@ -30,8 +33,18 @@ pub fn restore_stderr() {
     }
 }
 
-/// Leaves raw mode and the alternate screen, shows the cursor.
+/// The screen is up (raw mode, alternate screen): what `restore_terminal`
+/// undoes, once.
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
+/// Leaves raw mode and the alternate screen, shows the cursor. Only the
+/// first call acts: leaving the alternate screen also restores the cursor
+/// saved on entering it, so a second leave after a panic message would
+/// move the cursor back above the message, and the shell would overwrite it.
 fn restore_terminal() {
+    if !ENTERED.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let _ = terminal::disable_raw_mode();
     let _ = execute!(
         std::io::stdout(),
@@ -43,8 +56,24 @@ fn restore_terminal() {
 /// Lines the capture wrote to stderr while the screen was up, for the
 /// operator to read after it closes (bounded: the first ones matter most,
 /// they say what was attached or why not).
-pub type Captured = Arc<Mutex<Vec<String>>>;
+pub struct Captured {
+    lines: Arc<Mutex<Vec<String>>>,
+    /// Closed by the reader at end of file.
+    drained: Receiver<()>,
+}
 const CAPTURED_MAX: usize = 200;
+/// How long `Captured::lines` waits for the pipe to drain: a note written
+/// just before the screen closed (why the capture ended) is in it.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+impl Captured {
+    /// Every line written before `restore_stderr`: waits until the reader
+    /// has read the pipe to its end (bounded wait).
+    pub fn lines(self) -> Vec<String> {
+        let _ = self.drained.recv_timeout(DRAIN_WAIT);
+        self.lines.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
 
 /// Sends every stderr line to `line` (and keeps the first ones) until
 /// `restore_stderr`.
@@ -71,8 +100,9 @@ pub fn capture_stderr(line: impl Fn(String) + Send + 'static) -> Result<Captured
     SAVED_STDERR.store(saved, Ordering::SeqCst);
     // SAFETY: fds[0] is ours alone from here on.
     let reader = unsafe { File::from_raw_fd(fds[0]) };
-    let kept: Captured = Arc::default();
+    let kept: Arc<Mutex<Vec<String>>> = Arc::default();
     let k = kept.clone();
+    let (done, drained) = bounded::<()>(0);
     std::thread::Builder::new()
         .name("stderr-log".into())
         .spawn(move || {
@@ -85,9 +115,13 @@ pub fn capture_stderr(line: impl Fn(String) + Send + 'static) -> Result<Captured
                 }
                 line(l);
             }
+            drop(done);
         })
         .context("starting the stderr reader")?;
-    Ok(kept)
+    Ok(Captured {
+        lines: kept,
+        drained,
+    })
 }
 
 /// The terminal in raw mode on the alternate screen; restored on drop and
@@ -106,6 +140,7 @@ impl Screen {
             restore_terminal();
             hook(info);
         }));
+        ENTERED.store(true, Ordering::SeqCst);
         terminal::enable_raw_mode().context("switching the terminal to raw mode")?;
         let mut out = std::io::stdout();
         if let Err(e) = execute!(out, terminal::EnterAlternateScreen, cursor::Hide) {

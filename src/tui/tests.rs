@@ -19,6 +19,7 @@ use crate::model::background::{Background, BgKind, BgRow};
 use crate::model::net::{
     Dir, Endpoint, EventKind, EventLine, NetReport, PeerRow, Totals as NetTotals,
 };
+use crate::model::rocksdb::CfRow;
 use crate::model::syscall::{Category, RoleCell, RoleRow, SyscallReport, SyscallRow};
 use crate::model::{BgJob, OpStats, Report, Row};
 
@@ -40,8 +41,53 @@ fn op(name: &str, count: u64, ns: u64, max_ns: u64, reads: bool) -> Row {
     s.row(name, 1.0, reads, true)
 }
 
+/// The (database, family, class) split of `rocksdb`'s rows: CKB's chain
+/// database with its families, the indexer's database (a path longer
+/// than the column: cut at the start) and one handle left unresolved.
+fn by_cf(scale: u64) -> Vec<CfRow> {
+    let cf = |db: &str, cf: &str, row: Row| CfRow {
+        db: db.into(),
+        cf: Some(cf.into()),
+        row,
+    };
+    let chain = "/var/lib/ckb/data/db";
+    vec![
+        cf(
+            chain,
+            "*",
+            op("WRITE", 40 * scale, 30_000, 2_500_000, false),
+        ),
+        cf(
+            chain,
+            "COLUMN_BLOCK_HEADER",
+            op("GET", 500 * scale, 3_000, 95_000, true),
+        ),
+        cf(
+            chain,
+            "COLUMN_CELL",
+            op("GET", 400 * scale, 3_000, 9_000, true),
+        ),
+        cf(
+            chain,
+            "COLUMN_CELL",
+            op("PUT", 300 * scale, 6_000, 40_000, false),
+        ),
+        cf(
+            "/var/lib/ckb/data/indexer/store",
+            "default",
+            op("GET", 200 * scale, 3_000, 7_000, true),
+        ),
+        cf(
+            "db@0x55d0c0a81000",
+            "cf@0x55d0c0a84200",
+            op("GET", 100 * scale, 3_000, 5_000, true),
+        ),
+    ]
+}
+
 fn rocksdb(t: &str, scale: u64) -> Report {
     Report {
+        by_cf: by_cf(scale),
         layer: "rocksdb",
         timestamp: t.into(),
         pid: Some(4242),
@@ -278,6 +324,7 @@ fn busy(alert: bool) -> App {
         "attached 38 RocksDB functions",
     );
     d.node = NodeStatus::Up(want_overview());
+    d.node_cpu = Some(87.5);
     app
 }
 
@@ -325,6 +372,8 @@ fn overview_tab() {
     assert!(s.contains("127.0.0.2:8115"), "{s}");
     assert!(s.contains("fdatasync"), "{s}");
     assert!(s.contains("tip #123,456"), "{s}");
+    // The node's CPU as /proc says, not the RPC's (12.5 in the fixture).
+    assert!(s.contains("node CPU 87.5%") && !s.contains("12.5%"), "{s}");
     golden("overview", &s);
 }
 
@@ -338,6 +387,82 @@ fn rocksdb_tab() {
     assert!(s.contains("rocksdb_write"), "{s}");
     assert!(s.contains("compaction"), "{s}");
     golden("rocksdb", &s);
+}
+
+/// The split on the RocksDB tab: rows by total time since start, exact
+/// counts, each with its interval rate; the unresolved handle marked and
+/// named by its address, never by a guessed name; a long database path
+/// cut at its start.
+#[test]
+fn rocksdb_tab_splits_time_by_database_and_family() {
+    let app = tab(busy(false), Tab::Rocksdb);
+    let (s, buf) = screen(&app, 120, 40);
+    assert!(
+        s.contains("Time by database and column family (since start; top 6 of 6)"),
+        "{s}"
+    );
+    assert!(s.contains("1 with unresolved handles"), "{s}");
+    let rows: Vec<Vec<&str>> = s
+        .lines()
+        .skip_while(|l| !l.contains("Time by database"))
+        .skip(2)
+        .take(6)
+        .map(|l| l.trim_matches(['│', ' ']).split_whitespace().collect())
+        .collect();
+    // (db, cf, op, total since start, QPS of the last interval (scale 6)).
+    let want = [
+        (
+            "/var/lib/ckb/data/db",
+            "COLUMN_CELL",
+            "PUT",
+            "300,000",
+            "1800",
+        ),
+        (
+            "/var/lib/ckb/data/db",
+            "COLUMN_BLOCK_HEADER",
+            "GET",
+            "500,000",
+            "3000",
+        ),
+        ("/var/lib/ckb/data/db", "*", "WRITE", "40,000", "240"),
+        (
+            "/var/lib/ckb/data/db",
+            "COLUMN_CELL",
+            "GET",
+            "400,000",
+            "2400",
+        ),
+        (
+            "…/lib/ckb/data/indexer/store",
+            "default",
+            "GET",
+            "200,000",
+            "1200",
+        ),
+        (
+            "db@0x55d0c0a81000",
+            "cf@0x55d0c0a84200",
+            "GET",
+            "100,000",
+            "600",
+        ),
+    ];
+    for (r, w) in rows.iter().zip(want) {
+        assert_eq!((r[0], r[1], r[2], r[3], *r.last().unwrap()), w, "{s}");
+    }
+    assert_eq!(rows.len(), 6, "{s}");
+    // The unresolved row is yellow, a resolved one is not.
+    let y = |needle: &str| {
+        (0..40u16)
+            .find(|&y| {
+                let l: String = (0..120u16).map(|x| buf[(x, y)].symbol()).collect();
+                l.contains(needle)
+            })
+            .unwrap()
+    };
+    assert_eq!(buf[(1, y("db@0x55d0c0a81000"))].fg, Color::Yellow);
+    assert_ne!(buf[(1, y("COLUMN_BLOCK_HEADER"))].fg, Color::Yellow);
 }
 
 #[test]

@@ -1,16 +1,21 @@
 //! `overview` in a real terminal: tmux runs the real binary in a shell on
 //! the bundled workload; keys switch tabs; the RocksDB tab shows the exact
-//! GET count of the capture; the header shows a fake node's RPC summary;
-//! `q` exits 0 and the shell gets its terminal back (same stty settings,
-//! alternate screen left), with every BPF program gone.
+//! GET count of the capture and the exact split per database and column
+//! family; the header shows a fake node's RPC summary. Every way out (`q`,
+//! SIGTERM, the node exiting under `--no-follow`, a panic) exits with its
+//! documented code and gives the shell its terminal back (same stty
+//! settings, canonical mode and echo on, alternate screen left, cursor
+//! shown, a command typed next runs); after the clean ways out every BPF
+//! program of the tool is gone.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::rocksdb_cf::{truth, Split};
 use serde_json::{json, Value};
 
 /// Without a terminal on stdout: exit 2 and a pointer to the text views.
@@ -156,56 +161,142 @@ fn wait_file(p: &Path) -> String {
     }
 }
 
-#[test]
-fn tabs_exact_gets_rpc_header_and_q_restores_the_terminal() {
-    require_bpf();
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-tui-{:x}", rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let rpc = fake_rpc();
-    let mut wl = Workload::start(&["--rounds", "3"]);
-    let t = Tmux {
-        session: format!("ckb-libbpf-{:x}", rand_u64()),
-    };
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        &t.session,
-        "-x",
-        "150",
-        "-y",
-        "50",
-        "bash --norc --noprofile",
-    ]);
-    let (before, after, rc) = (dir.join("before"), dir.join("after"), dir.join("rc"));
-    let line = format!(
-        "stty -g > {}; {} overview --pid {} --ops all --interval 0.5 --rpc {rpc}; echo $? > {}; stty -g > {}",
-        before.display(),
-        tool().display(),
-        wl.pid,
-        rc.display(),
-        after.display()
-    );
-    t.keys(&[&line, "Enter"]);
+/// `overview` run from a shell in a fresh tmux session. Its command line
+/// writes, next to the exit code, the terminal's settings before and after
+/// (`stty -g`, and `stty -a` after), so a test can check what the shell
+/// got back.
+struct InShell {
+    t: Tmux,
+    dir: PathBuf,
+}
 
-    // Attached: the first interval is on the screen (the attach note may
-    // have scrolled out of the event log behind longer notes).
-    let p = t.wait("first interval", |p| p.contains("alerts: learning"));
-    let tool_pid = child_of(
-        t.cmd(&["display", "-p", "-t", &t.session, "#{pane_pid}"])
-            .trim()
-            .parse()
-            .unwrap(),
-    )
-    .expect("the tool runs in the tmux shell");
+impl InShell {
+    /// `ENV ckb-libbpf overview ARGS` in a `w`x`h` terminal.
+    fn overview(env: &str, args: &str, w: u16, h: u16) -> InShell {
+        let dir = std::env::temp_dir().join(format!("ckb-libbpf-tui-{:x}", rand_u64()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = Tmux {
+            session: format!("ckb-libbpf-{:x}", rand_u64()),
+        };
+        t.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            &t.session,
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+            "bash --norc --noprofile",
+        ]);
+        let f = |n: &str| dir.join(n).display().to_string();
+        let line = format!(
+            "stty -g > {}; {env} {} overview {args}; echo $? > {}; stty -g > {}; stty -a > {}",
+            f("before"),
+            tool().display(),
+            f("rc"),
+            f("after"),
+            f("after-a"),
+        );
+        t.keys(&[&line, "Enter"]);
+        InShell { t, dir }
+    }
+
+    /// Waits for the first interval on the screen; returns the tool's PID.
+    fn started(&self) -> u32 {
+        self.t
+            .wait("first interval", |p| p.contains("alerts: learning"));
+        let shell = self
+            .t
+            .cmd(&["display", "-p", "-t", &self.t.session, "#{pane_pid}"]);
+        child_of(shell.trim().parse().unwrap()).expect("the tool runs in the tmux shell")
+    }
+
+    /// The tool exited with `code` and the shell has its terminal back:
+    /// the settings it had before, canonical mode and echo on (not raw),
+    /// the alternate screen left, the cursor shown, and a command typed at
+    /// the prompt runs. Returns the screen after that command.
+    fn assert_restored(&self, code: i32) -> String {
+        let rc = wait_file(&self.dir.join("rc"));
+        assert_eq!(rc.trim(), code.to_string(), "exit code\n{}", self.t.pane());
+        wait_file(&self.dir.join("after-a"));
+        let read = |n: &str| std::fs::read_to_string(self.dir.join(n)).unwrap();
+        assert_eq!(read("before"), read("after"), "stty settings restored");
+        let modes: Vec<String> = read("after-a")
+            .split([' ', ';', '\n'])
+            .map(str::to_string)
+            .collect();
+        for m in ["icanon", "echo", "isig", "icrnl", "opost"] {
+            assert!(
+                modes.iter().any(|x| x == m),
+                "{m} off after exit: {modes:?}"
+            );
+        }
+        let fmt = |f: &str| {
+            self.t
+                .cmd(&["display", "-p", "-t", &self.t.session, f])
+                .trim()
+                .to_string()
+        };
+        assert_eq!(fmt("#{alternate_on}"), "0", "alternate screen left");
+        assert_eq!(fmt("#{cursor_flag}"), "1", "cursor shown");
+        // The shell reads and runs a line: typed text echoes, Enter ends
+        // the line, the command's own output follows.
+        self.t.keys(&["echo restored-$((6*7))", "Enter"]);
+        self.t.wait("the shell's answer", |p| {
+            p.lines().any(|l| l.trim_end() == "restored-42")
+        })
+    }
+}
+
+impl Drop for InShell {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The (database, family, class) split on the RocksDB tab: the rows of
+/// its panel, (db, cf, op) -> TOTAL.
+fn cf_split_of(pane: &str) -> Split {
+    pane.lines()
+        .skip_while(|l| !l.contains("Time by database and column family"))
+        .skip(2)
+        .take_while(|l| !l.starts_with('└'))
+        .filter_map(|l| {
+            let c: Vec<&str> = l.trim_matches(['│', ' ']).split_whitespace().collect();
+            let n = c.get(3)?.replace(',', "").parse().ok()?;
+            Some(((c[0].into(), c[1].into(), c[2].into()), n))
+        })
+        .collect()
+}
+
+#[test]
+fn tabs_exact_gets_per_cf_split_rpc_header_and_q_restores_the_terminal() {
+    require_bpf();
+    let rpc = fake_rpc();
+    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-tui-db2-{:x}", rand_u64()));
+    let mut wl = Workload::start(&["--rounds", "3", "--cf-db2", &db2.display().to_string()]);
+    // Tall enough that the split panel (a quarter of the tab) holds every
+    // (db, cf, op) of the workload, wide enough for its database paths.
+    let (w, h) = (170u16, 130u16);
+    let sh = InShell::overview(
+        "",
+        &format!("--pid {} --ops all --interval 0.5 --rpc {rpc}", wl.pid),
+        w,
+        h,
+    );
+    let t = &sh.t;
+    let tool_pid = sh.started();
     let progs = progs_held_by(tool_pid);
-    assert!(rdb_progs(&progs) >= 2, "{p}");
+    assert!(rdb_progs(&progs) >= 2, "{}", t.pane());
     t.wait("RPC header", |p| {
         p.contains("v0.205.0")
             && p.contains("tip #12,345")
             && p.contains("peers 11 (8 out/3 in)")
             && p.contains("tx pool 5 pending/2 proposed")
-            && p.contains("CPU 7.2%")
+            // The node's CPU from /proc/PID/stat, not the RPC's 7.25.
+            && p.contains("node CPU ")
+            && !p.contains("7.2%")
     });
 
     let counts = wl.run();
@@ -219,9 +310,28 @@ fn tabs_exact_gets_rpc_header_and_q_restores_the_terminal() {
     t.keys(&["2"]);
     let p = t.wait("the exact GET total", |p| total_of(p, "GET") == Some(want));
     assert!(p.contains("RocksDB operations"), "{p}");
+    // ... and so does every (database, family, class) of the split.
+    let want_cf = truth(&counts);
+    assert!(
+        want_cf.len() + 3 <= (h as usize - 4) / 4,
+        "{} rows do not fit the panel of a {h}-line terminal",
+        want_cf.len()
+    );
+    let dbs: std::collections::BTreeSet<&str> = want_cf.keys().map(|k| k.0.as_str()).collect();
+    assert_eq!(dbs.len(), 2, "{want_cf:#?}");
+    let p = t.wait("the exact split per database and family", |p| {
+        cf_split_of(p) == want_cf
+    });
+    assert!(
+        p.contains(&format!("(since start; top {n} of {n})", n = want_cf.len())),
+        "{p}"
+    );
+    assert!(!p.contains("unresolved handles"), "{p}");
     // It stays exact (nothing counted twice on later intervals).
     std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(total_of(&t.pane(), "GET"), Some(want), "{}", t.pane());
+    let p = t.pane();
+    assert_eq!(total_of(&p, "GET"), Some(want), "{p}");
+    assert_eq!(cf_split_of(&p), want_cf, "{p}");
 
     // The other tabs, by number and by Tab.
     t.keys(&["3"]);
@@ -240,20 +350,75 @@ fn tabs_exact_gets_rpc_header_and_q_restores_the_terminal() {
 
     // q: exit 0, the terminal as it was, the programs gone.
     t.keys(&["q"]);
-    assert_eq!(wait_file(&rc).trim(), "0", "{}", t.pane());
-    wait_file(&after);
-    assert_eq!(
-        std::fs::read_to_string(&before).unwrap(),
-        std::fs::read_to_string(&after).unwrap(),
-        "stty settings restored"
-    );
-    assert_eq!(
-        t.cmd(&["display", "-p", "-t", &t.session, "#{alternate_on}"])
-            .trim(),
-        "0",
-        "alternate screen left"
-    );
+    sh.assert_restored(0);
     assert!(progs_left(&progs).is_empty(), "BPF programs left behind");
     wl.finish();
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&db2);
+}
+
+/// The node exits: the screen says so and waits for it (following is the
+/// default); SIGTERM then ends the tool with 0 and the terminal back.
+#[test]
+fn sigterm_while_waiting_for_the_node_restores_the_terminal() {
+    require_bpf();
+    let mut wl = Workload::start(&["--rounds", "1"]);
+    let sh = InShell::overview("", &format!("--pid {} --interval 0.5", wl.pid), 150, 40);
+    let tool_pid = sh.started();
+    let progs = progs_held_by(tool_pid);
+    wl.run();
+    let pid = wl.pid;
+    wl.finish();
+    sh.t.wait("the node's exit", |p| {
+        p.contains(&format!("node pid {pid} exited; waiting for"))
+    });
+    unsafe { libc::kill(tool_pid as i32, libc::SIGTERM) };
+    sh.assert_restored(0);
+    assert!(progs_left(&progs).is_empty(), "BPF programs left behind");
+}
+
+/// `--no-follow`: the node's exit ends the tool with 1, the terminal back
+/// and the reason printed on it.
+#[test]
+fn node_exit_with_no_follow_exits_1_and_restores_the_terminal() {
+    require_bpf();
+    let mut wl = Workload::start(&["--rounds", "1"]);
+    let sh = InShell::overview(
+        "",
+        &format!("--pid {} --interval 0.5 --no-follow", wl.pid),
+        150,
+        40,
+    );
+    let tool_pid = sh.started();
+    let progs = progs_held_by(tool_pid);
+    wl.run();
+    let pid = wl.pid;
+    wl.finish();
+    let p = sh.assert_restored(1);
+    assert!(
+        p.contains(&format!("target process {pid} exited; all probes detached")),
+        "the reason reaches the restored terminal:\n{p}"
+    );
+    assert!(progs_left(&progs).is_empty(), "BPF programs left behind");
+}
+
+/// A panic while drawing (`CKB_LIBBPF_FAULT=overview-panic`): the panic
+/// hook gives the terminal back before the message is printed; Rust's exit
+/// code for a panic, 101; the kernel frees the probes with the process.
+#[test]
+fn a_panic_while_drawing_restores_the_terminal() {
+    require_bpf();
+    let mut wl = Workload::start(&["--rounds", "1"]);
+    let sh = InShell::overview(
+        "CKB_LIBBPF_FAULT=overview-panic",
+        &format!("--pid {} --interval 0.5", wl.pid),
+        150,
+        40,
+    );
+    let p = sh.assert_restored(101);
+    assert!(
+        p.contains("panicked") && p.contains("CKB_LIBBPF_FAULT=overview-panic"),
+        "the panic message on the restored terminal:\n{p}"
+    );
+    wl.run();
+    wl.finish();
 }

@@ -11,7 +11,7 @@ use ckb_libbpf::schema::rocksdb::RocksdbReport;
 use ckb_libbpf::schema::Report;
 
 /// Class of each function the workload calls (the tool's `op`).
-fn class(func: &str) -> &'static str {
+pub fn class(func: &str) -> &'static str {
     match func {
         f if f.contains("_get") => "GET",
         f if f.contains("_put") => "PUT",
@@ -26,10 +26,10 @@ fn class(func: &str) -> &'static str {
     }
 }
 
-type Split = BTreeMap<(String, String, String), u64>;
+pub type Split = BTreeMap<(String, String, String), u64>;
 
 /// The workload's ground truth per (db, cf, class).
-fn truth(counts: &Counts) -> Split {
+pub fn truth(counts: &Counts) -> Split {
     let mut want = Split::new();
     for r in counts.by_cf.as_ref().expect("--cf-db2 prints by_cf") {
         let k = (r.db.clone(), r.cf.clone(), class(&r.func).to_string());
