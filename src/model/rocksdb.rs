@@ -438,12 +438,6 @@ impl Labels {
     }
 }
 
-/// Whether a database or family name is an unresolved handle's pointer
-/// (as `unresolved` writes it), not a name.
-pub fn is_unresolved(name: &str) -> bool {
-    name.starts_with("db@0x") || name.starts_with("cf@0x")
-}
-
 fn unresolved(db: u64, cf: u64) -> Label {
     (
         format!("db@{db:#x}").into(),
