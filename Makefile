@@ -12,15 +12,14 @@ ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 ASSETS      := target/assets
 DEMO_SECS   ?= 10
-APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev python3-jwt python3-cryptography tmux e2fsprogs util-linux libcap2-bin
+APT_PKGS    := clang llvm libelf-dev zlib1g-dev pkg-config libclang-dev make jq bpftool bpftrace binutils librocksdb-dev python3-jwt python3-cryptography tmux e2fsprogs util-linux libcap2-bin shellcheck
 WORKLOAD    := target/release/examples/rocksdb_workload
 TOOL        := target/release/ckb-libbpf
 # Debian's prometheus package, unpacked (not installed: no service starts):
 # promtool lints the exporter's output, the server scrapes it in tests.
 PROM_TOOLS  := target/tools/prometheus
 
-.PHONY: all deps build workload demo demo-stress demo-check demo-normal env-check test vmlinux install lint clean e2e-ckb fuzz soak bench
-.PHONY: all deps build workload demo demo-stress test vmlinux assets install install-files uninstall deb deb-test container-test lint clean e2e-ckb fuzz soak bench
+.PHONY: all deps build workload demo demo-stress demo-check demo-normal env-check test vmlinux assets install install-files uninstall deb deb-test container-test compose compose-down compose-test lint clean e2e-ckb fuzz soak bench
 
 all: build
 
@@ -72,9 +71,9 @@ demo-normal: build workload
 env-check:
 	@scripts/env-check.sh $(ENV_CHECK_ARGS)
 
-# Real BPF in the real kernel: must run as root. A test that cannot load BPF
-# fails here instead of skipping.
-test: deps
+# Lint first (CI runs this target), then real BPF in the real kernel: must
+# run as root. A test that cannot load BPF fails here instead of skipping.
+test: deps lint
 	CKB_LIBBPF_REQUIRE_BPF=1 $(CARGO) test --release -- --test-threads=2
 
 # Regenerate src/bpf/vmlinux.h from this machine's kernel BTF.
@@ -118,12 +117,28 @@ deb-test: deb
 container-test: workload
 	packaging/container-test.sh
 
-# shellcheck reads .shellcheckrc (the scripts source scripts/lib.sh).
-lint:
+# The demo environment (docker-compose.yml): a CKB dev node and miner (the
+# binary CKB_BIN, or `ckb` on PATH), `ckb-libbpf export` on the node and
+# Prometheus, in containers. compose-test brings it up, waits until
+# Prometheus has the node's RocksDB counts and chain tip, and tears it down.
+# Root, docker running; not in CI.
+compose:
+	packaging/compose.sh up
+
+compose-down:
+	packaging/compose.sh down
+
+compose-test:
+	packaging/compose.sh test
+
+# Formatting, clippy (release, like the tests: the build is shared) and
+# shellcheck over every shell script; shellcheck reads .shellcheckrc (the
+# scripts source scripts/lib.sh). `make test` runs this first.
+SHELL_SCRIPTS := $(wildcard scripts/*.sh packaging/*.sh packaging/*/*/*.sh) .ci/run
+lint: deps
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	@command -v shellcheck >/dev/null || { echo "shellcheck missing: apt-get install shellcheck"; exit 3; }
-	shellcheck scripts/*.sh
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	shellcheck $(SHELL_SCRIPTS)
 
 clean:
 	$(CARGO) clean

@@ -52,8 +52,7 @@ int BPF_PROG(probe_tp_btf) { hit(6); return 0; }
  */
 __u64 cookie_seen;
 
-SEC("uprobe")
-int probe_cookie(struct pt_regs *ctx)
+static __always_inline int see_cookie(struct pt_regs *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
@@ -62,5 +61,16 @@ int probe_cookie(struct pt_regs *ctx)
 	cookie_seen = bpf_get_attach_cookie(ctx);
 	return 0;
 }
+
+SEC("uprobe")
+int probe_cookie(struct pt_regs *ctx) { return see_cookie(ctx); }
+
+/*
+ * The same through a uprobe_multi link (Linux 6.6), which is how the RocksDB
+ * layer attaches where it can: a single perf-event uprobe needs
+ * CAP_SYS_ADMIN, a multi link only CAP_BPF + CAP_PERFMON.
+ */
+SEC("uprobe.multi")
+int probe_cookie_multi(struct pt_regs *ctx) { return see_cookie(ctx); }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -144,12 +144,14 @@ pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
     let rb = features::map_works(MapType::RingBuf);
     out.push(line(
         "ring buffer",
-        if rb.is_ok() { Status::Ok } else { Status::Warn },
+        // Every capture needs one (slow events, jobs, connection events):
+        // without it they exit 3 before loading anything.
+        if rb.is_ok() { Status::Ok } else { Status::Fail },
         rb.clone()
             .map(|()| "BPF_MAP_TYPE_RINGBUF works".to_string())
             .unwrap_or_else(|e| e),
         rb.is_err()
-            .then_some("--slow needs ring buffers (Linux 5.8+); tables and histograms still work"),
+            .then_some("every capture needs BPF ring buffers: Linux 5.8 or later"),
     ));
 
     match features::ensure_tracefs() {
@@ -166,7 +168,7 @@ pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
             "tracefs",
             Status::Warn,
             e,
-            Some("mount -t tracefs tracefs /sys/kernel/tracing (tracepoint backends need it)"),
+            Some("only the classic tracepoint backends need it (tp_btf and raw_tp do not): as root, mount -t tracefs tracefs /sys/kernel/tracing"),
         )),
     }
 
@@ -175,10 +177,16 @@ pub fn environment() -> (Vec<Line>, Vec<features::Probed>) {
     } else {
         Vec::new()
     };
+    let multi = probed
+        .iter()
+        .any(|p| p.attach == Attach::UprobeMulti && p.ok);
     for p in &probed {
         let (status, remedy) = match (p.ok, p.attach) {
             (true, _) => (Status::Ok, None),
-            (false, Attach::Uprobe) => (Status::Fail, Some("the rocksdb layer needs uprobes: CONFIG_UPROBES=y, CONFIG_UPROBE_EVENTS=y")),
+            // Measured on 6.18: a perf-event uprobe needs CAP_SYS_ADMIN where
+            // a uprobe_multi link needs only CAP_BPF + CAP_PERFMON.
+            (false, Attach::Uprobe) if multi => (Status::Warn, Some("optional: the rocksdb layer attaches uprobe_multi links; single uprobes (the fallback) need root or CAP_SYS_ADMIN")),
+            (false, Attach::Uprobe) => (Status::Fail, Some("the rocksdb layer needs uprobes: CONFIG_UPROBES=y, CONFIG_UPROBE_EVENTS=y (and root or CAP_SYS_ADMIN for single uprobes)")),
             (false, Attach::Kprobe) => (Status::Warn, Some("optional: net uses tracepoints instead (CONFIG_KPROBES=y enables kprobes)")),
             (false, Attach::Fentry) => (Status::Warn, Some("optional: needs BPF trampolines (x86_64/arm64, CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS)")),
             (false, Attach::UprobeMulti) => (Status::Warn, Some("optional (Linux 6.6+): without it detaching takes ~0.1 s per probe")),

@@ -50,6 +50,27 @@ impl std::ops::Deref for Bytes {
     }
 }
 
+/// The remedy for a path that is not a usable binary.
+const PASS_A_BINARY: &str =
+    "pass the CKB executable (or the librocksdb.so it loads) with --binary, or a running node with --pid";
+
+/// A file that could not be read, with its remedy: a live process's
+/// /proc/PID/exe (or map_files) that we may not read belongs to another user,
+/// and only CAP_SYS_PTRACE (or root) lets us in.
+fn io_failure(what: &str, path: &Path, e: &std::io::Error) -> Failure {
+    let f = Failure::new(Exit::Usage, format!("{what} {}: {e}", path.display()));
+    if e.kind() == std::io::ErrorKind::PermissionDenied && path.starts_with("/proc") {
+        f.hint("the process runs as another user: run as root, or grant CAP_SYS_PTRACE too: setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep $(which ckb-libbpf)")
+    } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+        f.hint(format!(
+            "make {} readable by this user, or run as root",
+            path.display()
+        ))
+    } else {
+        f.hint(PASS_A_BINARY)
+    }
+}
+
 /// An ELF file, validated on creation.
 pub struct Elf {
     pub path: PathBuf,
@@ -58,16 +79,15 @@ pub struct Elf {
 
 impl Elf {
     /// Maps and validates `path`; a missing path, a directory or a non-ELF file
-    /// is a usage error (exit 2) with a message naming the path.
+    /// is a usage error (exit 2) with a message naming the path and a remedy.
     pub fn open(path: &Path) -> Result<Elf> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            Failure::new(Exit::Usage, format!("cannot read {}: {e}", path.display()))
-        })?;
+        let meta = std::fs::metadata(path).map_err(|e| io_failure("cannot read", path, &e))?;
         if meta.is_dir() {
             return Err(Failure::new(
                 Exit::Usage,
                 format!("{} is a directory, not an ELF binary", path.display()),
             )
+            .hint(PASS_A_BINARY)
             .into());
         }
         if meta.len() == 0 {
@@ -75,16 +95,13 @@ impl Elf {
                 Exit::Usage,
                 format!("{} is empty, not a valid ELF file", path.display()),
             )
+            .hint(PASS_A_BINARY)
             .into());
         }
-        let file = File::open(path).map_err(|e| {
-            Failure::new(Exit::Usage, format!("cannot open {}: {e}", path.display()))
-        })?;
+        let file = File::open(path).map_err(|e| io_failure("cannot open", path, &e))?;
         // SAFETY: read-only private mapping; a binary truncated under us can
         // only make the parser see garbage, which `object` bounds-checks.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| {
-            Failure::new(Exit::Usage, format!("cannot map {}: {e}", path.display()))
-        })?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| io_failure("cannot map", path, &e))?;
         let elf = Elf {
             path: path.to_path_buf(),
             map: Bytes::Mapped(map),
@@ -109,7 +126,7 @@ impl Elf {
                 Exit::Usage,
                 format!("{} is not a valid ELF file ({e})", self.path.display()),
             )
-            .hint("pass the CKB executable (or a librocksdb.so) with --binary")
+            .hint(PASS_A_BINARY)
             .into()
         })
     }
@@ -330,10 +347,20 @@ mod tests {
     }
 
     #[test]
-    fn non_elf_and_directories_are_usage_errors() {
+    fn non_elf_and_directories_are_usage_errors_with_a_remedy() {
         for p in ["/proc/self/status", "/tmp", "/nonexistent/ckb"] {
             let e = Elf::open(Path::new(p)).err().unwrap();
             assert_eq!(crate::error::exit_code(&e), Exit::Usage, "{p}");
+            assert_eq!(crate::error::remedy(&e), Some(PASS_A_BINARY), "{p}");
         }
+    }
+
+    #[test]
+    fn another_users_process_names_cap_sys_ptrace() {
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        let f = io_failure("cannot read", Path::new("/proc/42/exe"), &denied);
+        assert!(f.remedy.unwrap().contains("CAP_SYS_PTRACE"));
+        let f = io_failure("cannot read", Path::new("/opt/ckb"), &denied);
+        assert!(f.remedy.unwrap().contains("readable"));
     }
 }

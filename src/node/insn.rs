@@ -2,7 +2,8 @@
 //! (arch/x86/kernel/uprobes.c) emulates a few instructions in the trap
 //! handler: relative jmp/call/jcc, `push reg` and NOPs (endbr64 included).
 //! Anything else is copied to an out-of-line slot and single-stepped, which
-//! costs a second trap: measured here ~1 µs vs ~20 µs per uprobe+uretprobe hit.
+//! costs a second trap: measured here ~1.5 µs vs ~10 µs per uprobe+uretprobe
+//! hit (BENCHMARKS.md §5).
 
 use iced_x86::{
     Code, Decoder, DecoderOptions, FlowControl, Formatter, IntelFormatter, Mnemonic, OpKind,

@@ -187,6 +187,29 @@ pub fn listening_ports(text: &str, inodes: &HashSet<u64>) -> Vec<u16> {
         .collect()
 }
 
+/// Whether a filesystem of type `fstype` is mounted at `dir` in our mount
+/// namespace (/proc/self/mountinfo: readable even where the mount point
+/// itself is not).
+pub fn mounted_at(dir: &str, fstype: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|t| mountinfo_has(&t, dir, fstype))
+}
+
+/// `mounted_at` on the text of a mountinfo file: field 5 is the mount
+/// point, the first field after the ` - ` separator the filesystem type.
+pub fn mountinfo_has(text: &str, dir: &str, fstype: &str) -> bool {
+    text.lines().any(|l| {
+        let Some((left, right)) = l.split_once(" - ") else {
+            return false;
+        };
+        left.split(' ').nth(4) == Some(dir) && right.split(' ').next() == Some(fstype)
+    })
+}
+
+/// /proc/locks: every file lock, world-readable.
+pub fn locks() -> Option<String> {
+    std::fs::read_to_string("/proc/locks").ok()
+}
+
 /// Effective capability set of this process, from /proc/self/status.
 pub fn effective_caps() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -292,5 +315,14 @@ mod tests {
         assert_eq!(c["BPF"], "y");
         assert_eq!(c["KPROBES"], "n");
         assert_eq!(c["HZ"], "250");
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let t = "36 25 0:12 / /sys/kernel/tracing rw,relatime shared:12 - tracefs tracefs rw\n\
+                 40 25 0:7 / /sys/kernel/debug rw,relatime shared:15 - debugfs debugfs rw\n";
+        assert!(mountinfo_has(t, "/sys/kernel/tracing", "tracefs"));
+        assert!(!mountinfo_has(t, "/sys/kernel/debug", "tracefs"));
+        assert!(!mountinfo_has(t, "/sys/kernel/debug/tracing", "tracefs"));
     }
 }

@@ -61,7 +61,7 @@ impl Accessors {
 
 /// Resolved names of one process's handles.
 struct Process {
-    mem: Option<File>,
+    mem: Option<MemSource>,
     /// Runtime addresses of the accessors in this process.
     cf_name: Option<u64>,
     db_names: Vec<u64>,
@@ -165,7 +165,7 @@ impl Names {
             self.procs.insert(
                 tgid,
                 Process {
-                    mem: File::open(format!("/proc/{tgid}/mem")).ok(),
+                    mem: Some(MemSource::open(tgid)),
                     cf_name,
                     db_names,
                     dbs: lock_dirs(tgid),
@@ -185,7 +185,7 @@ impl Names {
 }
 
 impl Process {
-    fn resolve_db(&self, tgid: u32, db: u64) -> Option<Db> {
+    fn resolve_db(&mut self, tgid: u32, db: u64) -> Option<Db> {
         let mem = Mem(self.mem.as_ref()?);
         // rocksdb_t (and the transaction dbs' C structs) hold the C++
         // object pointer first.
@@ -195,6 +195,10 @@ impl Process {
                 continue;
             };
             if let Some(dir) = confirm_dir(tgid, &s, &self.dbs) {
+                return Some(Db { name: s, dir });
+            }
+            if let Some((dir, families)) = locked_dir(tgid, &s) {
+                self.dbs.insert(dir.clone(), families);
                 return Some(Db { name: s, dir });
             }
         }
@@ -341,6 +345,17 @@ pub fn options_families(text: &str) -> BTreeSet<String> {
 
 /// The LOCK directory `name` (as the process spelled it) is, if any.
 fn confirm_dir(tgid: u32, name: &str, dbs: &HashMap<PathBuf, BTreeSet<String>>) -> Option<PathBuf> {
+    let abs = absolute(tgid, name)?;
+    if dbs.contains_key(&abs) {
+        return Some(abs);
+    }
+    // Through symlinks, as the fd shows it.
+    let real = real_path(tgid, &abs)?;
+    dbs.contains_key(&real).then_some(real)
+}
+
+/// `name` as the process spelled it, made absolute against its cwd.
+fn absolute(tgid: u32, name: &str) -> Option<PathBuf> {
     if name.is_empty() || name.len() > 4096 {
         return None;
     }
@@ -359,25 +374,87 @@ fn confirm_dir(tgid: u32, name: &str, dbs: &HashMap<PathBuf, BTreeSet<String>>) 
             Component::Prefix(_) => return None,
         }
     }
-    if dbs.contains_key(&abs) {
-        return Some(abs);
-    }
-    // Through symlinks, as the fd shows it.
+    Some(abs)
+}
+
+/// `abs` in the process's filesystem with symlinks resolved.
+fn real_path(tgid: u32, abs: &Path) -> Option<PathBuf> {
     let root = PathBuf::from(format!("/proc/{tgid}/root"));
-    let real = std::fs::canonicalize(root.join(rel(&abs))).ok()?;
-    let real = match real.strip_prefix(&root) {
+    let real = std::fs::canonicalize(root.join(rel(abs))).ok()?;
+    Some(match real.strip_prefix(&root) {
         Ok(r) => Path::new("/").join(r),
         Err(_) => real,
-    };
-    dbs.contains_key(&real).then_some(real)
+    })
+}
+
+/// The directory `name` is, with its families, when the process holds a
+/// lock on its `LOCK` file by /proc/locks. The fallback for a process whose
+/// /proc/PID/fd we may not list: that directory is mode 0500 and its
+/// owner's, so tracing another user's node would otherwise need
+/// CAP_DAC_READ_SEARCH on top of CAP_SYS_PTRACE just for the names.
+fn locked_dir(tgid: u32, name: &str) -> Option<(PathBuf, BTreeSet<String>)> {
+    let dir = real_path(tgid, &absolute(tgid, name)?)?;
+    let in_root = Path::new(&format!("/proc/{tgid}/root")).join(rel(&dir));
+    let lock = std::fs::metadata(in_root.join("LOCK")).ok()?;
+    let locks = super::procfs::locks()?;
+    posix_lock_held(&locks, tgid, lock.dev(), lock.ino()).then(|| (dir, families(&in_root)))
+}
+
+/// Whether /proc/locks text lists a POSIX lock (RocksDB locks `LOCK` with
+/// fcntl) held by `tgid` on the file `dev`/`ino` (stat's values). A line:
+/// `1: POSIX  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF`; a waiter's has
+/// `->` before POSIX.
+fn posix_lock_held(locks: &str, tgid: u32, dev: u64, ino: u64) -> bool {
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (Some(&"POSIX"), Some(pid), Some(file)) = (f.get(1), f.get(4), f.get(5)) else {
+            return false;
+        };
+        let Some((devf, inof)) = file.rsplit_once(':') else {
+            return false;
+        };
+        pid.parse() == Ok(tgid) && inof.parse() == Ok(ino) && dev_matches(devf, dev)
+    })
 }
 
 /// Reads of the process's memory.
-struct Mem<'a>(&'a File);
+/// Where the process's memory is read from: /proc/PID/mem, or
+/// process_vm_readv(2) when that file's mode (0600, the process owner's)
+/// keeps us out of another user's process although ptrace access
+/// (CAP_SYS_PTRACE) is granted: the syscall checks only the latter.
+enum MemSource {
+    File(File),
+    Pid(u32),
+}
+
+impl MemSource {
+    fn open(tgid: u32) -> MemSource {
+        File::open(format!("/proc/{tgid}/mem")).map_or(MemSource::Pid(tgid), MemSource::File)
+    }
+}
+
+struct Mem<'a>(&'a MemSource);
 
 impl Mem<'_> {
     fn bytes(&self, addr: u64, buf: &mut [u8]) -> Option<()> {
-        (self.0.read_at(buf, addr).ok()? == buf.len()).then_some(())
+        let n = match self.0 {
+            MemSource::File(f) => f.read_at(buf, addr).ok()?,
+            MemSource::Pid(pid) => {
+                let local = libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                };
+                let remote = libc::iovec {
+                    iov_base: addr as *mut libc::c_void,
+                    iov_len: buf.len(),
+                };
+                // SAFETY: one local iovec covering `buf`, which outlives the
+                // call; the remote one is only read, by the kernel, checked.
+                let n = unsafe { libc::process_vm_readv(*pid as i32, &local, 1, &remote, 1, 0) };
+                usize::try_from(n).ok()?
+            }
+        };
+        (n == buf.len()).then_some(())
     }
     fn u64(&self, addr: u64) -> Option<u64> {
         let mut b = [0u8; 8];
@@ -544,6 +621,26 @@ fn address(insn: &Instruction, regs: &HashMap<Register, u64>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_locks_lines() {
+        // st_dev of fd:01 in new_encode_dev's layout: major 0xfd, minor 1.
+        let dev = (0xfd << 8) | 1;
+        let text = "1: POSIX  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF\n\
+                    1: -> POSIX  ADVISORY  WRITE 4343 fd:01:1234567 0 EOF\n\
+                    2: FLOCK  ADVISORY  WRITE 4444 fd:01:7654321 0 EOF\n";
+        assert!(posix_lock_held(text, 4242, dev, 1234567));
+        assert!(
+            !posix_lock_held(text, 4343, dev, 1234567),
+            "a waiter holds nothing"
+        );
+        assert!(
+            !posix_lock_held(text, 4444, dev, 7654321),
+            "flock, not RocksDB's fcntl"
+        );
+        assert!(!posix_lock_held(text, 4242, dev, 1234568));
+        assert!(!posix_lock_held(text, 4242, dev + 1, 1234567));
+    }
 
     #[test]
     fn options_files_list_their_families() {

@@ -7,7 +7,7 @@
 //! compilers: each kind is looked up by its exact qualified name, compiler
 //! clones (`.cold`, `.part.N`, `.isra.N`) are skipped, and a kind the target
 //! lacks is reported, never fatal. They run a few times a second at most,
-//! so a single-stepped first instruction (~20 µs a hit, see
+//! so a single-stepped first instruction (~10 µs a hit, see
 //! `node::insn`) is acceptable here, unlike on the C API hot path.
 
 use std::collections::HashMap;
@@ -356,6 +356,22 @@ impl BgEvent {
     }
 }
 
+/// A ring-buffer record as a printable job.
+impl BgEvent {
+    /// The record as a printable job.
+    pub fn job(&self, clock: &crate::clock::Clock) -> BgJob {
+        BgJob {
+            time: crate::clock::rfc3339(clock.wall(self.ts_ns)),
+            pid: self.tgid,
+            tid: self.tid,
+            thread: self.thread(),
+            kind: self.kind(),
+            duration_us: self.dur_ns as f64 / 1000.0,
+            object: self.obj,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,22 +467,6 @@ mod tests {
         ] {
             assert!(MANGLED_HINTS.iter().any(|h| m.contains(h)), "{m}");
             assert_eq!(kind_of(&demangle(m)), Some(k));
-        }
-    }
-}
-
-/// A ring-buffer record as a printable job.
-impl BgEvent {
-    /// The record as a printable job.
-    pub fn job(&self, clock: &crate::clock::Clock) -> BgJob {
-        BgJob {
-            time: crate::clock::rfc3339(clock.wall(self.ts_ns)),
-            pid: self.tgid,
-            tid: self.tid,
-            thread: self.thread(),
-            kind: self.kind(),
-            duration_us: self.dur_ns as f64 / 1000.0,
-            object: self.obj,
         }
     }
 }

@@ -112,6 +112,7 @@ pub fn count_hits(attach: Attach, tgid: u32, act: impl FnOnce()) -> Result<u64, 
             p.set_autoload(Attach::ALL[i] == attach);
         }
         open.progs.probe_cookie.set_autoload(false);
+        open.progs.probe_cookie_multi.set_autoload(false);
         let skel = open
             .load()
             .map_err(|e| format!("the kernel rejected the program: {e}"))?;
@@ -161,6 +162,9 @@ const COOKIE: u64 = 0xC0FF_EE15_0005_0015;
 
 /// Whether uprobes get their BPF cookie (Linux 5.15+): a uprobe attached
 /// with one must read it back. The rocksdb and background layers need it.
+/// Tried through a uprobe_multi link first, as those layers attach where
+/// they can (it needs only CAP_BPF + CAP_PERFMON), then through a single
+/// perf-event uprobe (which needs CAP_SYS_ADMIN, or root).
 pub fn cookies() -> Probed {
     let probed = |ok, detail: String| Probed {
         attach: Attach::Uprobe,
@@ -170,53 +174,9 @@ pub fn cookies() -> Probed {
     if super::fault("cookie") {
         return probed(false, "CKB_LIBBPF_FAULT=cookie".into());
     }
-    let seen = (|| -> Result<u64, String> {
-        let mut obj = MaybeUninit::uninit();
-        let mut open = ProbeSkelBuilder::default()
-            .open(&mut obj)
-            .map_err(|e| format!("open: {e}"))?;
-        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-            ro.targ_tgid = std::process::id();
-        }
-        let p = &mut open.progs;
-        for prog in [
-            &mut p.probe_uprobe,
-            &mut p.probe_uprobe_multi,
-            &mut p.probe_kprobe,
-            &mut p.probe_fentry,
-            &mut p.probe_tracepoint,
-            &mut p.probe_raw_tp,
-            &mut p.probe_tp_btf,
-        ] {
-            prog.set_autoload(false);
-        }
-        let skel = open
-            .load()
-            .map_err(|e| format!("the kernel rejected bpf_get_attach_cookie (Linux 5.15+): {e}"))?;
-        let link = skel
-            .progs
-            .probe_cookie
-            .attach_uprobe_with_opts(
-                -1,
-                Path::new("/proc/self/exe"),
-                own_offset()? as usize,
-                UprobeOpts {
-                    cookie: COOKIE,
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| format!("attach failed: {e}"))?;
-        trigger();
-        let seen = skel
-            .maps
-            .bss_data
-            .as_deref()
-            // SAFETY: reading a u64 of the mmap'ed .bss the program writes.
-            .map(|b| unsafe { std::ptr::read_volatile(&b.cookie_seen) })
-            .unwrap_or(0);
-        drop(link);
-        Ok(seen)
-    })();
+    let seen = cookie_seen(true).or_else(|multi| {
+        cookie_seen(false).map_err(|single| format!("{single} (uprobe_multi: {multi})"))
+    });
     match seen {
         Ok(COOKIE) => probed(true, "uprobes receive their BPF cookie".into()),
         Ok(0) => probed(false, "the uprobe did not fire or saw no cookie".into()),
@@ -226,6 +186,70 @@ pub fn cookies() -> Probed {
         ),
         Err(e) => probed(false, e),
     }
+}
+
+/// The cookie a uprobe on ourselves (a uprobe_multi link with `multi`)
+/// read when it fired.
+fn cookie_seen(multi: bool) -> Result<u64, String> {
+    let mut obj = MaybeUninit::uninit();
+    let mut open = ProbeSkelBuilder::default()
+        .open(&mut obj)
+        .map_err(|e| format!("open: {e}"))?;
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        ro.targ_tgid = std::process::id();
+    }
+    let p = &mut open.progs;
+    for prog in [
+        &mut p.probe_uprobe,
+        &mut p.probe_uprobe_multi,
+        &mut p.probe_kprobe,
+        &mut p.probe_fentry,
+        &mut p.probe_tracepoint,
+        &mut p.probe_raw_tp,
+        &mut p.probe_tp_btf,
+    ] {
+        prog.set_autoload(false);
+    }
+    p.probe_cookie.set_autoload(!multi);
+    p.probe_cookie_multi.set_autoload(multi);
+    let skel = open
+        .load()
+        .map_err(|e| format!("the kernel rejected bpf_get_attach_cookie (Linux 5.15+): {e}"))?;
+    let exe = Path::new("/proc/self/exe");
+    let offset = own_offset()? as usize;
+    let link = if multi {
+        skel.progs.probe_cookie_multi.attach_uprobe_multi_with_opts(
+            -1,
+            exe,
+            "",
+            UprobeMultiOpts {
+                offsets: vec![offset],
+                cookies: vec![COOKIE],
+                ..Default::default()
+            },
+        )
+    } else {
+        skel.progs.probe_cookie.attach_uprobe_with_opts(
+            -1,
+            exe,
+            offset,
+            UprobeOpts {
+                cookie: COOKIE,
+                ..Default::default()
+            },
+        )
+    }
+    .map_err(|e| format!("attach failed: {e}"))?;
+    trigger();
+    let seen = skel
+        .maps
+        .bss_data
+        .as_deref()
+        // SAFETY: reading a u64 of the mmap'ed .bss the program writes.
+        .map(|b| unsafe { std::ptr::read_volatile(&b.cookie_seen) })
+        .unwrap_or(0);
+    drop(link);
+    Ok(seen)
 }
 
 /// Probes one attach type on ourselves.
@@ -286,6 +310,13 @@ pub fn ensure_tracefs() -> Tracefs {
         if Path::new(dir).join("events").is_dir() {
             return Tracefs::Mounted(dir);
         }
+        // Mounted, but mode 0700 and we are not root: mounting it again
+        // (CAP_SYS_ADMIN allows that) would only stack another mount.
+        if crate::node::procfs::mounted_at(dir, "tracefs") {
+            return Tracefs::Unavailable(format!(
+                "{dir} is mounted but this user may not read it (the tracepoint backend needs root or CAP_DAC_READ_SEARCH)"
+            ));
+        }
     }
     let target = "/sys/kernel/tracing";
     if !Path::new(target).is_dir() {
@@ -312,6 +343,17 @@ pub fn ensure_tracefs() -> Tracefs {
             "mount -t tracefs failed: {}",
             std::io::Error::last_os_error()
         ))
+    }
+}
+
+/// A tracepoint a tp_btf program can attach to: the kernel's BTF has its
+/// `btf_trace_<name>` type. Without BTF (`btf` None) tracefs decides.
+pub fn tp_btf_exists(btf: Option<&libbpf_rs::btf::Btf<'_>>, group: &str, name: &str) -> bool {
+    match btf {
+        Some(b) => b
+            .type_by_name::<libbpf_rs::btf::BtfType<'_>>(&format!("btf_trace_{name}"))
+            .is_some(),
+        None => tracepoint_exists(group, name),
     }
 }
 

@@ -164,14 +164,19 @@ impl Choice {
 }
 
 /// Which variants this kernel can run: the attach type works (from the
-/// feature probes) and, for tracepoints, the tracepoint exists.
+/// feature probes) and, for tracepoints, the tracepoint exists. tp_btf asks
+/// the kernel's BTF (world-readable, parsed once here), not tracefs, which
+/// is mode 0700: an unprivileged user with CAP_BPF+CAP_PERFMON cannot list
+/// it, and needs no more for tp_btf.
 pub fn availability(probed: &[Probed]) -> impl Fn(Feature, Variant) -> bool + '_ {
+    let btf = libbpf_rs::btf::Btf::from_vmlinux().ok();
     move |f, v| {
         let works = probed.iter().any(|p| p.attach == v.attach() && p.ok);
         let (group, name) = f.tracepoint();
         works
             && match v {
-                Variant::TpBtf | Variant::Tracepoint => features::tracepoint_exists(group, name),
+                Variant::TpBtf => features::tp_btf_exists(btf.as_ref(), group, name),
+                Variant::Tracepoint => features::tracepoint_exists(group, name),
                 Variant::Fentry | Variant::Kprobe => true,
             }
     }

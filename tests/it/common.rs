@@ -218,9 +218,13 @@ impl Tool {
 
     /// Like `start`, with extra environment variables.
     pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> Tool {
-        let mut child = Command::new(tool())
-            .args(args)
-            .envs(env.iter().copied())
+        Tool::start_cmd(Command::new(tool()).args(args).envs(env.iter().copied()))
+    }
+
+    /// Like `start`, for a command the caller made (another copy of the
+    /// binary, another user).
+    pub fn start_cmd(cmd: &mut Command) -> Tool {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

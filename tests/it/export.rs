@@ -649,7 +649,7 @@ pub struct Sample {
     pub value: f64,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -1248,7 +1248,7 @@ fn export_serves_exact_counts_through_a_real_prometheus() {
 
 /// The value of the sample `series` (name and labels as printed) in a
 /// text exposition.
-fn sample(body: &str, series: &str) -> Option<f64> {
+pub fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -14,6 +14,8 @@ mod evidence;
 mod export;
 mod net;
 mod overview;
+mod privilege;
+mod readme;
 mod rocksdb;
 mod rocksdb_cf;
 mod slow_events;
