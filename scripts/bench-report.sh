@@ -104,5 +104,10 @@ def pass(ok): if ok then "yes" else "**no**" end;
   "| scrapes | n | p50 | p99 | max |", "|---|---|---|---|---|",
   "| back to back, workload at \(.scrape_back_to_back.workload_calls_per_s // "full speed") calls/s | \(.scrape_back_to_back.n) | \(r3(.scrape_back_to_back.p50_ms)) ms | \(r3(.scrape_back_to_back.p99_ms)) ms | \(r3(.scrape_back_to_back.max_ms)) ms |",
   "| every 1 s during the scraped windows (workload at full speed) | \(.scrape_every_1s.n) | \(r3(.scrape_every_1s.p50_ms)) ms | \(r3(.scrape_every_1s.p99_ms)) ms | \(r3(.scrape_every_1s.max_ms)) ms |",
-  "", "raw: \(.raw | tojson)\n")
+  "", "raw: \(.raw | tojson)\n"),
+(map(select(.section == "overview"))[] |
+  "### `ckb-libbpf overview` (the whole tool in a 200x60 tmux pane, \(.secs) s per setup; target: under 2 % of a core)\n",
+  "| workload | Overview tab | RocksDB tab |", "|---|---|---|",
+  "| idle (1 round a second) | \(.pct_core.idle.overview_tab) % | \(.pct_core.idle.rocksdb_tab) % |",
+  "| ~15 K calls/s | \(.pct_core.busy_15k.overview_tab) % | \(.pct_core.busy_15k.rocksdb_tab) % |", "")
 ' "$f"

@@ -25,6 +25,10 @@
 #               attached, not scraped / attached and scraped every 1 s
 #               (alternating windows), the exporter's CPU and RSS, and the
 #               latency of EXPORT_SCRAPES scrapes of /metrics (curl)
+#   overview    `ckb-libbpf overview` in a real terminal (tmux, 200x60): the
+#               whole tool's CPU (capture + redraws) over OVERVIEW_SECS, with
+#               the workload idle and at ~15 K calls/s, on the Overview and
+#               RocksDB tabs (issue 16: under 2 % of a core)
 # Usage: scripts/bench.sh [SECTION...]
 # Env: OUT (default target/bench), REPS (alternations, 7), ROUNDS (workload
 #      rounds per run, 200), METRIC (cpu; wall for elapsed time), TOOL_SECS
@@ -50,10 +54,10 @@ rounds=${ROUNDS:-200}
 tool_secs=${TOOL_SECS:-10}
 tool=$TOOL
 wl=$WORKLOAD
-sections=${*:-hit prog tool funcs causes net budget ckb chain export}
+sections=${*:-hit prog tool funcs causes net budget ckb chain export overview}
 for s in $sections; do
 	case $s in
-	hit | prog | tool | funcs | causes | net | budget | ckb | chain | export) ;;
+	hit | prog | tool | funcs | causes | net | budget | ckb | chain | export | overview) ;;
 	*) die 2 "no section '$s' (sections: hit prog tool funcs causes net budget ckb chain export)" ;;
 	esac
 done
@@ -990,6 +994,53 @@ section_export() {
 		 scrape_back_to_back: ($lat + {workload_calls_per_s: $rate}), scrape_every_1s: $lat1, page_bytes: $page, page_samples: $series,
 		 raw: $w}')"
 	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw)')"
+}
+
+# ---------------------------------------------------------------- overview
+# The TUI's own cost: the whole tool (capture, model, redraw) in a real
+# terminal. tmux gives it a 200x60 pane; the tool's CPU comes from
+# /proc/PID/stat (10 ms ticks: OVERVIEW_SECS of 30 s resolve 0.03 %).
+section_overview() {
+	local secs=${OVERVIEW_SECS:-30} hz sess=ckb-libbpf-bench-$$ load tab
+	need_cmds tmux
+	hz=$(getconf CLK_TCK)
+	cp "$wl" "$scratch/wl-ov"
+	local -A res=()
+	for load in idle busy; do
+		local wargs=(--db "$scratch/db-ov" --secs 0 --pause-ms 1000)
+		[ "$load" = busy ] && wargs=(--db "$scratch/db-ov" --secs 0 --rate 15000)
+		"$scratch/wl-ov" "${wargs[@]}" >/dev/null 2>&1 &
+		local wpid=$!
+		sleep 1
+		for tab in 1 2; do
+			tmux new-session -d -s "$sess" -x 200 -y 60 \
+				"$tool overview --pid $wpid 2>$scratch/ov.err"
+			local tpid="" i
+			for i in $(seq 100); do
+				tpid=$(pgrep -f "^$tool overview --pid $wpid" | head -1)
+				[ -n "$tpid" ] && grep -q "attached" "$scratch/ov.err" 2>/dev/null && break
+				sleep 0.1
+			done
+			[ -n "$tpid" ] || die 1 "overview did not start: $(cat "$scratch/ov.err")"
+			tmux send-keys -t "$sess" "$tab"
+			sleep 3 # past start-up and calibration
+			local c0 c1
+			c0=$(proc_cpu "$tpid")
+			sleep "$secs"
+			c1=$(proc_cpu "$tpid")
+			tmux send-keys -t "$sess" q
+			sleep 1
+			tmux kill-session -t "$sess" 2>/dev/null || true
+			res[$load,$tab]=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.3f", 100 * c / hz / s}')
+			log "  overview, workload $load, tab $tab: ${res[$load,$tab]} % of a core over $secs s"
+		done
+		kill "$wpid" 2>/dev/null
+		wait "$wpid" 2>/dev/null
+		rm -rf "$scratch/db-ov"
+	done
+	record overview "$(jq -cn --argjson s "$secs" --argjson a "${res[idle,1]}" --argjson b "${res[idle,2]}" \
+		--argjson c "${res[busy,1]}" --argjson d "${res[busy,2]}" \
+		'{secs: $s, pct_core: {idle: {overview_tab: $a, rocksdb_tab: $b}, busy_15k: {overview_tab: $c, rocksdb_tab: $d}}}')"
 }
 
 for s in $sections; do "section_$s"; done

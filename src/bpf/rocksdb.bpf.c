@@ -70,8 +70,13 @@ struct rdb_thread {
 	__u64 handle;	/* last txn/iterator handle and its (db, cf) */
 	__u64 handle_db;
 	__u64 handle_cf;
+	__u64 done;	/* return time of the owner's last call */
 	struct rdb_row_cache rows[RDB_ROW_CACHE];
 };
+
+/* A slot whose owner made no call for this long may be taken over (its
+ * thread is likely gone, its tid reused or colliding). */
+#define IDLE_NS (1000ULL * 1000 * 1000)
 
 /*
  * The per-thread slots: an array indexed by tid & thread_mask. An array
@@ -272,11 +277,24 @@ static __always_inline int enter(struct pt_regs *ctx)
 		 * thread that is gone. A call of this thread in flight in
 		 * `spilled` (a stand-in nested in it) stays there. */
 		struct rdb_thread *s = spilled_call(id);
+		__u64 owner = t->id, now = bpf_ktime_get_ns();
+		/* A live owner's slot is never taken: its fast path above
+		 * writes without atomics. Free (never used) or idle for a
+		 * second: claimed by compare-and-swap, so of two threads
+		 * meeting there at once one wins and the other spills. */
+		bool idle = !owner || (now - t->done > IDLE_NS &&
+				       (!t->ts || now - t->ts > STALE_NS));
 
 		if (s) {
 			t = s;
-		} else if (t->ts && bpf_ktime_get_ns() - t->ts < STALE_NS) {
-			/* The owner is in a call: this one goes to `spilled`. */
+		} else if (idle && __sync_val_compare_and_swap(&t->id, owner, id) == owner) {
+			t->ts = 0;
+			t->handle = 0;
+#pragma unroll
+			for (int i = 0; i < RDB_ROW_CACHE; i++)
+				t->rows[i].row = 0;
+		} else {
+			/* The owner is live: this call goes to `spilled`. */
 			bpf_map_update_elem(&spilled, &id, &no_thread, BPF_ANY);
 			t = bpf_map_lookup_elem(&spilled, &id);
 			if (!t) {
@@ -284,12 +302,6 @@ static __always_inline int enter(struct pt_regs *ctx)
 				return 0;
 			}
 			t->id = id;
-		} else {
-			t->id = id;
-			t->handle = 0;
-#pragma unroll
-			for (int i = 0; i < RDB_ROW_CACHE; i++)
-				t->rows[i].row = 0;
 		}
 	}
 	c.raw = bpf_get_attach_cookie(ctx);
@@ -408,8 +420,10 @@ static __always_inline int leave(struct pt_regs *ctx)
 	 * it (a stand-in's inner DBIter call; see enter). */
 	if (bpf_get_attach_cookie(ctx) != t->cookie)
 		return 0;
-	lat = bpf_ktime_get_ns() - t->ts;
+	v = bpf_ktime_get_ns();
+	lat = v - t->ts;
 	t->ts = 0;
+	t->done = v;
 	c.raw = t->cookie;
 	bytes = t->bytes;
 	db = t->db;

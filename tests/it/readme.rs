@@ -13,14 +13,16 @@ fn read(rel: &str) -> String {
         .unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// The lines inside the README's fenced code blocks.
+/// The lines inside the README's fenced code blocks, except ```text ones
+/// (captured screens and output, not commands).
 fn code_lines() -> Vec<String> {
-    let mut inside = false;
+    let (mut inside, mut text) = (false, false);
     let mut out = Vec::new();
     for l in read("README.md").lines() {
-        if l.trim_start().starts_with("```") {
+        if let Some(info) = l.trim_start().strip_prefix("```") {
             inside = !inside;
-        } else if inside {
+            text = inside && info.trim() == "text";
+        } else if inside && !text {
             out.push(l.to_string());
         }
     }
