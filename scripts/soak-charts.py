@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""The soak report's charts (scripts/soak-report.sh): SVGs drawn with
+matplotlib from soak.tsv and the tables examples/soak_report.rs wrote.
+
+    scripts/soak-charts.py DATA_DIR REPORT_DIR
+
+resources.svg     tracer RSS, tracer CPU, node CPU, events/s, lost events
+p99.svg           p99 latency per operation over time, per tracer
+hist-SOURCE.svg   per-operation log2 histograms over the whole run (bars)
+cdf-SOURCE.svg    the same as cumulative distributions
+Write bursts are shaded on the time series.
+"""
+import csv
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("svg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3})
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def hours(s):
+    return s / 3600.0
+
+
+def shade(ax, bursts):
+    for b in bursts:
+        a, e = num(b["start_s"]), num(b["end_s"])
+        if a is not None:
+            ax.axvspan(hours(a), hours(e if e is not None else a + 5), color="tab:red", alpha=0.15, lw=0)
+
+
+def series(tsv, col):
+    """(hours, value) of a soak.tsv column, NA rows left out."""
+    xs, ys = [], []
+    for r in tsv:
+        v = num(r.get(col))
+        if v is not None:
+            xs.append(hours(float(r["elapsed_s"])))
+            ys.append(v)
+    return xs, ys
+
+
+def resources(data, out, bursts, iv):
+    tsv = rows(f"{data}/soak.tsv")
+    panels = [
+        ("tracer RSS (MB)", [("tool_rss_kb", "on the node", 1 / 1024), ("wl_tool_rss_kb", "on the workload", 1 / 1024)]),
+        ("tracer CPU (% of a core)", [("tool_cpu_pct", "on the node", 1), ("wl_tool_cpu_pct", "on the workload", 1)]),
+        ("node CPU (% of a core)", [("node_cpu_pct", "node", 1)]),
+    ]
+    panels = [(t, [c for c in cs if series(tsv, c[0])[0]]) for t, cs in panels]
+    panels = [p for p in panels if p[1]]
+    n = len(panels) + 2
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.1 * n), sharex=True)
+    for ax, (title, cols) in zip(axes, panels):
+        for col, label, k in cols:
+            xs, ys = series(tsv, col)
+            ax.plot(xs, [y * k for y in ys], label=label, lw=1)
+        ax.set_ylabel(title)
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left", fontsize=8)
+    by_src = defaultdict(list)
+    for r in iv:
+        by_src[r["source"]].append(r)
+    ax_ev, ax_lost = axes[-2], axes[-1]
+    for src, rs in by_src.items():
+        xs = [hours(float(r["t_s"])) for r in rs]
+        ax_ev.plot(xs, [float(r["events_per_s"]) for r in rs], label=src, lw=1)
+        total, cum = 0, []
+        for r in rs:
+            total += int(r["lost"]) + int(r["uncounted"])
+            cum.append(total)
+        ax_lost.step(xs, cum, where="post", label=src, lw=1)
+    ax_ev.set_ylabel("RocksDB calls/s")
+    ax_ev.set_ylim(bottom=0)
+    ax_ev.legend(loc="upper left", fontsize=8)
+    ax_lost.set_ylabel("lost + uncounted\n(cumulative)")
+    ax_lost.set_ylim(bottom=0, top=max(1, ax_lost.get_ylim()[1]))
+    ax_lost.legend(loc="upper left", fontsize=8)
+    ax_lost.set_xlabel("hours since start (red: write bursts)")
+    for ax in axes:
+        shade(ax, bursts)
+    fig.tight_layout()
+    fig.savefig(f"{out}/resources.svg")
+    plt.close(fig)
+
+
+def p99(out, bursts):
+    pr = rows(f"{out}/p99.tsv")
+    by = defaultdict(lambda: defaultdict(list))
+    for r in pr:
+        by[r["source"]][r["op"]].append((hours(float(r["t_s"])), float(r["p99_us"])))
+    if not by:
+        return
+    fig, axes = plt.subplots(len(by), 1, figsize=(9, 3 * len(by)), sharex=True, squeeze=False)
+    for ax, (src, ops) in zip(axes[:, 0], sorted(by.items())):
+        for op, pts in sorted(ops.items()):
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=op, lw=1)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{src}: p99 per interval (µs)")
+        ax.legend(loc="upper left", fontsize=7, ncol=5)
+        shade(ax, bursts)
+    axes[-1, 0].set_xlabel("hours since start (red: write bursts)")
+    fig.tight_layout()
+    fig.savefig(f"{out}/p99.svg")
+    plt.close(fig)
+
+
+def edge(p):
+    """Upper edge of log2 bucket p, as a readable duration."""
+    ns = 2 ** (p + 1)
+    for unit, k in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= k:
+            return f"{ns / k:g}{unit}"
+    return f"{ns}ns"
+
+
+def histograms(out):
+    hr = rows(f"{out}/hist.tsv")
+    by = defaultdict(lambda: defaultdict(dict))
+    for r in hr:
+        by[r["source"]][r["op"]][int(r["log2"])] = int(r["count"])
+    for src, ops in by.items():
+        names = sorted(ops)
+        cols = 3
+        nrow = (len(names) + cols - 1) // cols
+        fig, axes = plt.subplots(nrow, cols, figsize=(10, 2.4 * nrow), squeeze=False)
+        for ax, op in zip(axes.flat, names):
+            h = ops[op]
+            ps = list(range(min(h), max(h) + 1))
+            ax.bar(range(len(ps)), [h.get(p, 0) for p in ps], color="tab:blue")
+            ax.set_yscale("log")
+            step = max(1, len(ps) // 6)
+            ax.set_xticks(range(0, len(ps), step))
+            ax.set_xticklabels([f"<{edge(p)}" for p in ps[::step]], fontsize=7)
+            ax.set_title(f"{op}: {sum(h.values()):,} calls", fontsize=9)
+        for ax in list(axes.flat)[len(names):]:
+            ax.axis("off")
+        fig.suptitle(f"{src}: calls per log2 latency bucket, whole run (log scale)")
+        fig.tight_layout()
+        fig.savefig(f"{out}/hist-{src}.svg")
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(9, 4))
+        for op in names:
+            h = ops[op]
+            total = sum(h.values())
+            ps = sorted(h)
+            xs, ys, run = [], [], 0
+            for p in ps:
+                run += h[p]
+                xs.append(2 ** (p + 1) / 1000.0)
+                ys.append(run / total)
+            ax.step(xs, ys, where="post", label=op, lw=1.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("latency (µs, upper bucket edges)")
+        ax.set_ylabel("share of calls at or below")
+        ax.set_ylim(0, 1.01)
+        ax.legend(fontsize=7, ncol=3, loc="lower right")
+        ax.set_title(f"{src}: latency CDF per operation, whole run")
+        fig.tight_layout()
+        fig.savefig(f"{out}/cdf-{src}.svg")
+        plt.close(fig)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: soak-charts.py DATA_DIR REPORT_DIR")
+    data, out = sys.argv[1], sys.argv[2]
+    bursts = rows(f"{out}/bursts.tsv")
+    iv = rows(f"{out}/intervals.tsv")
+    resources(data, out, bursts, iv)
+    p99(out, bursts)
+    histograms(out)
+
+
+if __name__ == "__main__":
+    main()
