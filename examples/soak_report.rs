@@ -518,7 +518,7 @@ fn report(
         let _ = writeln!(m, "Bursts ({}): {}.\n", bursts.len(), list.join(", "));
     }
     let mut any = false;
-    let _ = writeln!(m, "| t | time (UTC) | tracer | type | operation | avg µs | baseline µs | × | cause | nearest burst start |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: | --- | --- |");
+    let _ = writeln!(m, "| t | time (UTC) | tracer | type | operation | avg µs (baseline) | p99 µs (baseline) | × | cause | nearest burst start |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: | --- | --- |");
     for (name, s) in sources {
         for (t, ts, a) in s.onsets.iter().take(300) {
             any = true;
@@ -529,13 +529,15 @@ fn report(
                 .map_or("–".into(), |d| format!("{d:+.0} s"));
             let _ = writeln!(
                 m,
-                "| {} | {} | {name} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {near} |",
+                "| {} | {} | {name} | {} | {} | {:.1} ({:.1}) | {} ({}) | {:.1} | {} | {near} |",
                 hms(*t),
                 ts.get(11..19).unwrap_or(ts.as_str()),
                 a.kind,
                 a.operation,
                 a.current_avg_us,
                 a.baseline_avg_us,
+                us(a.p99_us),
+                us(a.baseline_p99_us),
                 a.multiplier,
                 a.cause
             );
@@ -560,7 +562,7 @@ fn report(
     // Reproduction.
     let _ = writeln!(
         m,
-        "\n## Reproduction\n\n```\n{}\n```\n\nThe 48-hour run is `make soak` (SOAK_SECS=172800 by default; CKB_BIN=/path/to/ckb or `ckb` on PATH); `make soak-smoke` is a 3-minute run of the workload alone.\n\n| | |\n| --- | --- |\n| kernel | {} |\n| CPU | {} × {} |\n| memory | {:.1} GiB |\n| CKB | {} |\n| ckb-libbpf | {} (binary sha256 {}…, commit {}) |\n| sample | {} s |\n| workload | {} calls/s, episodes of {} s, {} MiB burst {} s into each |\n| extra tracer options | {} |\n",
+        "\n## Reproduction\n\n```\n{}\n```\n\nThe 48-hour run is `make soak` (SOAK_SECS=172800 by default; CKB_BIN=/path/to/ckb or `ckb` on PATH); `make soak-smoke` is a 3-minute run of the workload alone.\n\n| | |\n| --- | --- |\n| kernel | {} |\n| CPU | {} × {} |\n| memory | {:.1} GiB |\n| CKB | {} |\n| ckb-libbpf | {} (binary sha256 {}…, commit {}) |\n| sample | {} s |\n| workload | {} calls/s, episodes of {} s, a {} MiB burst {} s into each (BURST_AT, at most 2/3 of an episode) |\n| extra tracer options | {} |\n",
         meta.command,
         meta.kernel,
         meta.cpus,
@@ -574,10 +576,23 @@ fn report(
         meta.workload_rate,
         meta.episode_secs,
         meta.burst_mb,
-        meta.burst_at_secs,
+        burst_offsets(data).unwrap_or_else(|| meta.burst_at_secs.to_string()),
         if meta.tool_args.is_empty() { "–" } else { &meta.tool_args },
     );
     (m, fidelity_ok)
+}
+
+/// The burst offsets the episodes really used (episodes.tsv), e.g. "300".
+fn burst_offsets(data: &Path) -> Option<String> {
+    let text = read(&data.join("episodes.tsv"))?;
+    let mut v: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').nth(3))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    (!v.is_empty()).then(|| v.join(", "))
 }
 
 /// The fidelity table: the workload's calls (generated, summed over its

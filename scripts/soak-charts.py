@@ -8,15 +8,18 @@ resources.svg     tracer RSS, tracer CPU, node CPU, events/s, lost events
 p99.svg           p99 latency per operation over time, per tracer
 hist-SOURCE.svg   per-operation log2 histograms over the whole run (bars)
 cdf-SOURCE.svg    the same as cumulative distributions
-Write bursts are shaded on the time series.
+Write bursts are shaded on the time series. CHART_FORMAT=png draws PNGs
+instead (for viewers without SVG).
 """
 import csv
+import os
 import sys
 from collections import defaultdict
 
 import matplotlib
 
-matplotlib.use("svg")
+FMT = os.environ.get("CHART_FORMAT", "svg")
+matplotlib.use("svg" if FMT == "svg" else "agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3})
@@ -34,8 +37,12 @@ def num(v):
         return None
 
 
+# Time axis unit: minutes for runs under 3 hours, else hours (set in main).
+UNIT = [3600.0, "hours"]
+
+
 def hours(s):
-    return s / 3600.0
+    return s / UNIT[0]
 
 
 def shade(ax, bursts):
@@ -92,11 +99,11 @@ def resources(data, out, bursts, iv):
     ax_lost.set_ylabel("lost + uncounted\n(cumulative)")
     ax_lost.set_ylim(bottom=0, top=max(1, ax_lost.get_ylim()[1]))
     ax_lost.legend(loc="upper left", fontsize=8)
-    ax_lost.set_xlabel("hours since start (red: write bursts)")
+    ax_lost.set_xlabel(f"{UNIT[1]} since start (red: write bursts)")
     for ax in axes:
         shade(ax, bursts)
     fig.tight_layout()
-    fig.savefig(f"{out}/resources.svg")
+    fig.savefig(f"{out}/resources.{FMT}", dpi=110)
     plt.close(fig)
 
 
@@ -115,19 +122,10 @@ def p99(out, bursts):
         ax.set_ylabel(f"{src}: p99 per interval (µs)")
         ax.legend(loc="upper left", fontsize=7, ncol=5)
         shade(ax, bursts)
-    axes[-1, 0].set_xlabel("hours since start (red: write bursts)")
+    axes[-1, 0].set_xlabel(f"{UNIT[1]} since start (red: write bursts)")
     fig.tight_layout()
-    fig.savefig(f"{out}/p99.svg")
+    fig.savefig(f"{out}/p99.{FMT}", dpi=110)
     plt.close(fig)
-
-
-def edge(p):
-    """Upper edge of log2 bucket p, as a readable duration."""
-    ns = 2 ** (p + 1)
-    for unit, k in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if ns >= k:
-            return f"{ns / k:g}{unit}"
-    return f"{ns}ns"
 
 
 def histograms(out):
@@ -142,18 +140,19 @@ def histograms(out):
         fig, axes = plt.subplots(nrow, cols, figsize=(10, 2.4 * nrow), squeeze=False)
         for ax, op in zip(axes.flat, names):
             h = ops[op]
-            ps = list(range(min(h), max(h) + 1))
-            ax.bar(range(len(ps)), [h.get(p, 0) for p in ps], color="tab:blue")
+            ps = sorted(h)
+            # One bar per bucket [2^p, 2^(p+1)) ns on a log axis in µs.
+            ax.bar([2**p / 1000.0 for p in ps], [h[p] for p in ps],
+                   width=[2**p / 1000.0 for p in ps], align="edge", color="tab:blue", edgecolor="white", lw=0.3)
+            ax.set_xscale("log")
             ax.set_yscale("log")
-            step = max(1, len(ps) // 6)
-            ax.set_xticks(range(0, len(ps), step))
-            ax.set_xticklabels([f"<{edge(p)}" for p in ps[::step]], fontsize=7)
+            ax.set_xlabel("latency (µs)", fontsize=8)
             ax.set_title(f"{op}: {sum(h.values()):,} calls", fontsize=9)
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")
         fig.suptitle(f"{src}: calls per log2 latency bucket, whole run (log scale)")
         fig.tight_layout()
-        fig.savefig(f"{out}/hist-{src}.svg")
+        fig.savefig(f"{out}/hist-{src}.{FMT}", dpi=110)
         plt.close(fig)
 
         fig, ax = plt.subplots(figsize=(9, 4))
@@ -174,7 +173,7 @@ def histograms(out):
         ax.legend(fontsize=7, ncol=3, loc="lower right")
         ax.set_title(f"{src}: latency CDF per operation, whole run")
         fig.tight_layout()
-        fig.savefig(f"{out}/cdf-{src}.svg")
+        fig.savefig(f"{out}/cdf-{src}.{FMT}", dpi=110)
         plt.close(fig)
 
 
@@ -184,6 +183,9 @@ def main():
     data, out = sys.argv[1], sys.argv[2]
     bursts = rows(f"{out}/bursts.tsv")
     iv = rows(f"{out}/intervals.tsv")
+    last = max([float(r["elapsed_s"]) for r in rows(f"{data}/soak.tsv")] or [0])
+    if last < 3 * 3600:
+        UNIT[:] = [60.0, "minutes"]
     resources(data, out, bursts, iv)
     p99(out, bursts)
     histograms(out)
