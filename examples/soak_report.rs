@@ -231,9 +231,9 @@ fn main() {
         let w: Vec<&str> = l.split_whitespace().collect();
         let t = |s: &str| s.parse::<f64>().ok().map(|ms| ms / 1000.0 - start as f64);
         match w.as_slice() {
-            ["BURST", "start", ms] => bursts.extend(t(*ms).map(|s| (s, None))),
+            ["BURST", "start", ms] => bursts.extend(t(ms).map(|s| (s, None))),
             ["BURST", "done", ms] => {
-                if let (Some(b), Some(e)) = (bursts.last_mut(), t(*ms)) {
+                if let (Some(b), Some(e)) = (bursts.last_mut(), t(ms)) {
                     b.1 = Some(e);
                 }
             }
