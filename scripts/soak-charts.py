@@ -8,6 +8,7 @@ resources.svg     tracer RSS, tracer CPU, node CPU, events/s, lost events
 p99.svg           p99 latency per operation over time, per tracer
 hist-SOURCE.svg   per-operation log2 histograms over the whole run (bars)
 cdf-SOURCE.svg    the same as cumulative distributions
+burst.svg         the case study's burst (case.tsv), interval by interval
 Write bursts are shaded on the time series. CHART_FORMAT=png draws PNGs
 instead (for viewers without SVG).
 """
@@ -79,7 +80,7 @@ def resources(data, out, bursts, iv):
             xs, ys = series(tsv, col)
             ax.plot(xs, [y * k for y in ys], label=label, lw=1)
         ax.set_ylabel(title)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.15)
         ax.legend(loc="upper left", fontsize=8)
     by_src = defaultdict(list)
     for r in iv:
@@ -93,8 +94,10 @@ def resources(data, out, bursts, iv):
             total += int(r["lost"]) + int(r["uncounted"])
             cum.append(total)
         ax_lost.step(xs, cum, where="post", label=src, lw=1)
-    ax_ev.set_ylabel("RocksDB calls/s")
-    ax_ev.set_ylim(bottom=0)
+    # Log scale: a quiet node's ~100 calls/s beside the workload's thousands.
+    ax_ev.set_yscale("log")
+    ax_ev.set_ylabel("RocksDB calls/s (log)")
+    ax_ev.set_ylim(bottom=1)
     ax_ev.legend(loc="upper left", fontsize=8)
     ax_lost.set_ylabel("lost + uncounted\n(cumulative)")
     ax_lost.set_ylim(bottom=0, top=max(1, ax_lost.get_ylim()[1]))
@@ -177,6 +180,40 @@ def histograms(out):
         plt.close(fig)
 
 
+def burst(out):
+    """The case study's window (case.tsv): WRITE / PUT / TXN_COMMIT latency
+    per interval of the workload's tracer, and the writers' stall time."""
+    try:
+        case = rows(f"{out}/case.tsv")[0]
+    except (OSError, IndexError):
+        return
+    lo, hi = float(case["from_s"]), float(case["to_s"])
+    a, e = float(case["burst_start_s"]), float(case["burst_end_s"])
+    pts = defaultdict(list)
+    for r in rows(f"{out}/p99.tsv"):
+        t = float(r["t_s"])
+        if r["source"] == "workload" and lo <= t <= hi and r["op"] in ("WRITE", "PUT", "TXN_COMMIT"):
+            pts[r["op"]].append((t, float(r["avg_us"]), float(r["p99_us"])))
+    stalls = [(float(r["t_s"]), float(r["stalled_ms"])) for r in rows(f"{out}/intervals.tsv")
+              if r["source"] == "workload" and lo <= float(r["t_s"]) <= hi]
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    for op, p in sorted(pts.items()):
+        (line,) = ax.plot([(x[0] - a) for x in p], [x[2] for x in p], marker="o", lw=1.2, label=f"{op} p99")
+        ax.plot([(x[0] - a) for x in p], [x[1] for x in p], ls="--", lw=1, color=line.get_color(), label=f"{op} avg")
+    ax.set_yscale("log")
+    ax.set_ylabel("latency per interval (µs)")
+    ax.legend(fontsize=7, ncol=3, loc="upper left")
+    ax2.bar([s[0] - a for s in stalls], [s[1] for s in stalls], width=float(rows(f"{out}/intervals.tsv")[0]["interval_s"]) * 0.8,
+            align="edge", color="tab:gray")
+    ax2.set_ylabel("writers stalled (ms)")
+    ax2.set_xlabel("seconds since the burst began (each point: the interval ending there; red: the burst)")
+    for x in (ax, ax2):
+        x.axvspan(0, e - a, color="tab:red", alpha=0.15, lw=0)
+    fig.tight_layout()
+    fig.savefig(f"{out}/burst.{FMT}", dpi=110)
+    plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: soak-charts.py DATA_DIR REPORT_DIR")
@@ -189,6 +226,7 @@ def main():
     resources(data, out, bursts, iv)
     p99(out, bursts)
     histograms(out)
+    burst(out)
 
 
 if __name__ == "__main__":

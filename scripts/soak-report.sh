@@ -5,10 +5,11 @@
 #
 # REPORT_DIR/REPORT.md: verdicts S-1..S-3, resource summary against P-1..P-4,
 # per-operation latency over the whole run, the fidelity table (the
-# workload's own counts against the tracer's), the anomalies with their
-# timestamps and the write bursts, the reproduction command and machine;
-# and its charts (SVG, matplotlib): resources.svg, p99.svg,
-# hist-SOURCE.svg, cdf-SOURCE.svg. examples/soak_report.rs decodes the data
+# workload's own counts against the tracer's), one write burst interval by
+# interval with its alert, the anomalies with their timestamps and the
+# write bursts, the reproduction command and machine; and its charts (SVG,
+# matplotlib; CHART_FORMAT=png for PNG): resources.svg, p99.svg,
+# hist-SOURCE.svg, cdf-SOURCE.svg, burst.svg. examples/soak_report.rs decodes the data
 # (typed, strict), scripts/soak-charts.py draws.
 # Exit: 0 done; 1 report written but the fidelity table differs; 2 bad or
 # missing data; 3 python3-matplotlib missing (apt-get install python3-matplotlib).
