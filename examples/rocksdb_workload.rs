@@ -71,6 +71,9 @@ struct Counts {
     put_bytes: u64,
     get_bytes: u64,
     get_misses: u64,
+    /// The batches' data sizes (`rocksdb_writebatch_data`) over
+    /// `rocksdb_write` calls.
+    write_bytes: u64,
 }
 
 impl Counts {
@@ -80,6 +83,20 @@ impl Counts {
     fn put(&mut self, func: &'static str, key: &[u8], val: &[u8]) {
         self.call(func);
         self.put_bytes += (key.len() + val.len()) as u64;
+    }
+    fn merge(&mut self, o: Counts) {
+        for (k, v) in o.calls {
+            *self.calls.entry(k).or_default() += v;
+        }
+        self.put_bytes += o.put_bytes;
+        self.get_bytes += o.get_bytes;
+        self.get_misses += o.get_misses;
+        self.write_bytes += o.write_bytes;
+    }
+    /// One `rocksdb_write` of `batch`.
+    fn write(&mut self, batch: &WriteBatch) {
+        self.call("rocksdb_write");
+        self.write_bytes += batch.size_in_bytes() as u64;
     }
     fn get(&mut self, func: &'static str, found: Option<usize>) {
         self.call(func);
@@ -103,13 +120,14 @@ impl Counts {
             })
             .unwrap_or_default();
         format!(
-            "{{\"pid\":{},\"rounds\":{rounds},\"elapsed_us\":{},\"calls\":{{{}}},\"put_bytes\":{},\"get_bytes\":{},\"get_misses\":{}{rocks}}}",
+            "{{\"pid\":{},\"rounds\":{rounds},\"elapsed_us\":{},\"calls\":{{{}}},\"put_bytes\":{},\"get_bytes\":{},\"get_misses\":{},\"write_bytes\":{}{rocks}}}",
             std::process::id(),
             elapsed.as_micros(),
             calls.join(","),
             self.put_bytes,
             self.get_bytes,
-            self.get_misses
+            self.get_misses,
+            self.write_bytes
         )
     }
 }
@@ -205,6 +223,21 @@ fn round(db: &OptimisticTransactionDB, r: u64, wo: &WriteOptions, c: &mut Counts
         }
         check(txn.delete_cf(cf, key(r, &format!("t{t}"), 9)));
         c.call("rocksdb_transaction_delete_cf");
+        if t < 2 {
+            // A transaction's iterator sees its own writes (RocksDB's
+            // BaseDeltaIterator over the database's iterator).
+            let mut it = check(txn.get_raw_iter_cf(cf, &ReadOptions::default()));
+            c.call("rocksdb_transaction_create_iterator_cf");
+            it.seek(key(r, &format!("t{t}"), 0));
+            c.call("rocksdb_iter_seek");
+            for _ in 0..5 {
+                if !it.valid() {
+                    break;
+                }
+                it.next();
+                c.call("rocksdb_iter_next");
+            }
+        }
         check(txn.commit());
         c.call("rocksdb_transaction_commit");
     }
@@ -222,7 +255,7 @@ fn round(db: &OptimisticTransactionDB, r: u64, wo: &WriteOptions, c: &mut Counts
             check(batch.put_cf(cf, key(r, &format!("b{b}"), i), vec![b'b'; BATCH_VAL]));
         }
         check(db.write(&batch));
-        c.call("rocksdb_write");
+        c.write(&batch);
     }
 
     // Range scans: create, seek, then walk while valid.
@@ -381,7 +414,7 @@ fn slow_batch(db: &OptimisticTransactionDB, entries: usize, c: &mut Counts) {
         check(batch.put_cf(cf, format!("slow-{i:09}"), &v));
     }
     check(db.write(&batch));
-    c.call("rocksdb_write");
+    c.write(&batch);
 }
 
 /// RocksDB's own account of its background work (statistics), the ground
@@ -510,7 +543,7 @@ impl Burst {
                 self.done += 1;
             }
             check(db.write(&batch));
-            c.call("rocksdb_write");
+            c.write(&batch);
         }
         if self.finished() {
             eprintln!("BURST done {}", unix_ms());
@@ -559,6 +592,7 @@ struct Args {
     stats: bool,
     sync_writes: bool,
     cf_db2: Option<PathBuf>,
+    threads_at: Vec<u32>,
 }
 
 fn num(it: &mut impl Iterator<Item = String>, name: &str) -> u64 {
@@ -584,6 +618,7 @@ fn parse_args() -> Args {
         stats: false,
         sync_writes: false,
         cf_db2: None,
+        threads_at: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -606,6 +641,14 @@ fn parse_args() -> Args {
             "--small-memtables" => a.small_memtables = true,
             "--stats" => a.stats = true,
             "--sync-writes" => a.sync_writes = true,
+            "--threads-at" => {
+                let v = it.next().unwrap_or_default();
+                a.threads_at = v.split(',').filter_map(|t| t.parse().ok()).collect();
+                if a.threads_at.is_empty() {
+                    eprintln!("rocksdb_workload: --threads-at needs thread ids, e.g. 70000,135536");
+                    std::process::exit(2)
+                }
+            }
             "--cf-db2" => {
                 a.cf_db2 = Some(PathBuf::from(it.next().unwrap_or_else(|| {
                     eprintln!("rocksdb_workload: --cf-db2 needs a directory");
@@ -613,7 +656,7 @@ fn parse_args() -> Args {
                 })))
             }
             "-h" | "--help" => {
-                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--burst-ramp S] [--small-memtables] [--stats] [--sync-writes] [--cf-db2 DIR]");
+                println!("usage: rocksdb_workload [--db DIR] [--rounds N] [--secs S] [--pause-ms MS] [--rate CALLS_PER_SEC] [--slow-batch ENTRIES] [--wait-stdin] [--burst-mb N] [--burst-at S] [--burst-ramp S] [--small-memtables] [--stats] [--sync-writes] [--cf-db2 DIR] [--threads-at TID,TID...]");
                 std::process::exit(0)
             }
             other => {
@@ -632,6 +675,75 @@ fn parse_args() -> Args {
     }
     a.stats |= a.burst_mb > 0 || a.small_memtables;
     a
+}
+
+/// `--threads-at`: the rounds run at once in one thread per given thread
+/// id (each made by setting `/proc/sys/kernel/ns_last_pid` just before it
+/// is created: root only), `--rounds` each on keys of its own. Threads
+/// with ids above 65,536, or two that collide in the tracer's per-thread
+/// table (ids 65,536 apart), check that every call is still counted.
+/// Prints the ids to stderr as `TIDS a,b,...`; returns the rounds made.
+fn rounds_at(db: &OptimisticTransactionDB, args: &Args, wo: &WriteOptions, c: &mut Counts) -> u64 {
+    use std::sync::mpsc;
+    let mut made = Vec::new();
+    std::thread::scope(|scope| {
+        let mut gos = Vec::new();
+        let (done_tx, done_rx) = mpsc::channel::<Counts>();
+        for (i, &want) in args.threads_at.iter().enumerate() {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                if let Err(e) =
+                    std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", want - 1))
+                {
+                    eprintln!("rocksdb_workload: --threads-at: ns_last_pid: {e} (needs root)");
+                    std::process::exit(2)
+                }
+                let (tid_tx, tid_rx) = mpsc::channel::<u32>();
+                let (go_tx, go_rx) = mpsc::channel::<bool>();
+                let done = done_tx.clone();
+                scope.spawn(move || {
+                    let _ = tid_tx.send(unsafe { libc::gettid() } as u32);
+                    if !go_rx.recv().unwrap_or(false) {
+                        return;
+                    }
+                    let mut own = Counts::default();
+                    for k in 0..args.rounds {
+                        round(db, (i as u64 + 1) * 1_000_000 + k, wo, &mut own);
+                    }
+                    let _ = done.send(own);
+                });
+                let got = tid_rx.recv().unwrap_or(0);
+                if got == want {
+                    gos.push(go_tx);
+                    made.push(got);
+                    break;
+                }
+                let _ = go_tx.send(false);
+                if tries == 20 {
+                    eprintln!(
+                        "rocksdb_workload: --threads-at: thread id {want} is taken (got {got})"
+                    );
+                    std::process::exit(3)
+                }
+            }
+        }
+        drop(done_tx);
+        for g in &gos {
+            let _ = g.send(true);
+        }
+        for own in done_rx {
+            c.merge(own);
+        }
+    });
+    eprintln!(
+        "TIDS {}",
+        made.iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    args.rounds * made.len() as u64
 }
 
 fn main() {
@@ -680,7 +792,10 @@ fn main() {
     let mut rounds = 0u64;
     let start = Instant::now();
     let mut burst = Burst::new(args.burst_mb);
-    loop {
+    if !args.threads_at.is_empty() {
+        rounds = rounds_at(&db, &args, &wo, &mut counts);
+    }
+    while args.threads_at.is_empty() {
         match args.secs {
             Some(s) if s > 0 && start.elapsed() >= Duration::from_secs(s) => break,
             None if rounds >= args.rounds => break,

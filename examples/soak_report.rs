@@ -214,15 +214,24 @@ fn main() {
         );
     }
 
-    // The workload's ground truth: one line per finished episode.
+    // The workload's ground truth: one line per finished episode, decoded
+    // strictly; a workload built before it counted batch bytes has no
+    // `write_bytes` (the fidelity table then leaves WRITE bytes out).
+    let mut write_counted = true;
     let episodes: Vec<Counts> = read(&data.join("workload-counts.jsonl"))
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(n, l)| {
-            ckb_libbpf::schema::decode_strict(l)
-                .unwrap_or_else(|e| fail(2, format!("workload-counts.jsonl:{}: {e}", n + 1)))
+            let bad = |e: String| fail(2, format!("workload-counts.jsonl:{}: {e}", n + 1));
+            let mut raw: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| bad(e.to_string()));
+            if raw.get("write_bytes").is_none() {
+                write_counted = false;
+                raw["write_bytes"] = 0.into();
+            }
+            ckb_libbpf::schema::decode_strict(&raw.to_string()).unwrap_or_else(bad)
         })
         .collect();
     // Bursts: `BURST start|done <unix ms>` on the workload's stderr.
@@ -242,7 +251,14 @@ fn main() {
     }
 
     write_tables(out, &sources, &bursts);
-    let (md, fidelity_ok) = report(&meta, data, out, &sources, &episodes, &bursts);
+    let (md, fidelity_ok) = report(
+        &meta,
+        data,
+        out,
+        &sources,
+        (&episodes, write_counted),
+        &bursts,
+    );
     std::fs::write(out.join("REPORT.md"), md)
         .unwrap_or_else(|e| fail(2, format!("cannot write REPORT.md: {e}")));
     eprintln!("soak_report: wrote {}", out.join("REPORT.md").display());
@@ -321,7 +337,7 @@ fn report(
     data: &Path,
     out: &Path,
     sources: &[(&str, Source)],
-    episodes: &[Counts],
+    episodes: (&[Counts], bool),
     bursts: &[(f64, Option<f64>)],
 ) -> (String, bool) {
     let mut m = String::new();
@@ -679,7 +695,13 @@ fn burst_offsets(data: &Path) -> Option<String> {
 /// The fidelity table: the workload's calls (generated, summed over its
 /// episodes) against the tracer's final report (captured), per operation
 /// class and per function. True when every figure agrees exactly.
-fn fidelity(m: &mut String, meta: &Meta, sources: &[(&str, Source)], episodes: &[Counts]) -> bool {
+/// `write_counted`: the workload counted its batches' bytes.
+fn fidelity(
+    m: &mut String,
+    meta: &Meta,
+    sources: &[(&str, Source)],
+    (episodes, write_counted): (&[Counts], bool),
+) -> bool {
     let _ = writeln!(m, "## Fidelity: generated vs captured\n");
     let Some((_, s)) = sources.iter().find(|(n, _)| *n == "workload") else {
         let _ = writeln!(
@@ -703,7 +725,7 @@ fn fidelity(m: &mut String, meta: &Meta, sources: &[(&str, Source)], episodes: &
         return false;
     };
     let mut generated: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut put_b, mut get_b, mut miss) = (0, 0, 0);
+    let (mut put_b, mut get_b, mut miss, mut write_b) = (0, 0, 0, 0);
     for e in episodes {
         for (f, n) in &e.calls {
             *generated.entry(f.clone()).or_default() += n;
@@ -711,6 +733,7 @@ fn fidelity(m: &mut String, meta: &Meta, sources: &[(&str, Source)], episodes: &
         put_b += e.put_bytes;
         get_b += e.get_bytes;
         miss += e.get_misses;
+        write_b += e.write_bytes;
     }
     let mut ok = meta.episode_interrupted != Some(true) && !episodes.is_empty();
     let _ = writeln!(
@@ -750,7 +773,7 @@ fn fidelity(m: &mut String, meta: &Meta, sources: &[(&str, Source)], episodes: &
         tc as i128 - tg as i128
     );
     let row = |o: &str| fin.operations.get(o);
-    let bytes = [
+    let mut bytes = vec![
         (
             "PUT bytes (key + value)",
             put_b,
@@ -763,6 +786,13 @@ fn fidelity(m: &mut String, meta: &Meta, sources: &[(&str, Source)], episodes: &
         ),
         ("GET misses", miss, row("GET").and_then(|r| r.misses)),
     ];
+    if write_counted {
+        bytes.push((
+            "WRITE bytes (batch data sizes)",
+            write_b,
+            row("WRITE").and_then(|r| r.bytes),
+        ));
+    }
     let _ = writeln!(
         m,
         "| figure | generated | captured |\n| --- | ---: | ---: |"

@@ -46,12 +46,19 @@ enum rdb_ret {
 	RDB_RET_PINNABLE,	/* rocksdb_pinnableslice_t *: NULL = miss, size at +8 */
 	RDB_RET_VLEN_PTR,	/* char *: NULL = miss, size in *arg[vptr_arg] */
 	RDB_RET_HANDLE,		/* returns a new iterator/txn owned by the db in arg 1 */
+	RDB_RET_ITER,		/* returns a plain iterator: also remembers its DBIter */
+	RDB_RET_TXN_ITER,	/* returns a transaction's iterator: also remembers
+				 * its BaseDeltaIterator */
+	RDB_RET_BATCH,		/* bytes: the write batch in arg[vptr_arg]'s data size */
 };
 
 /* What the first argument of a function is. */
 enum rdb_arg1 {
 	RDB_ARG1_DB = 0,	/* rocksdb_t * or an optimistic-txn db */
 	RDB_ARG1_HANDLE,	/* a txn or iterator: its (db, cf) is looked up in `handles` */
+	RDB_ARG1_CXX_ITER,	/* `this` of a C++ iterator method standing in for a
+				 * single-stepped rocksdb_iter_* function: counted only
+				 * when an iterator created under the probes owns it */
 };
 
 /*
@@ -85,7 +92,7 @@ union rdb_cookie {
  * hashing; each thread caches the rows of the few (db, cf) it used last,
  * so `keys` is looked up only on a cache miss.
  */
-#define RDB_FUNC_SLOTS 48	/* >= the number of functions in userspace's table */
+#define RDB_FUNC_SLOTS 64	/* >= the number of functions in userspace's table */
 #define RDB_MAX_KEYS 128	/* (process, db, cf) triples at a time, at most;
 				 * userspace sizes `stats` for fewer when it
 				 * traces one process */
@@ -135,7 +142,10 @@ enum drop_reason {
 	DROP_RINGBUF = 0,	/* ring buffer full: slow event lost */
 	DROP_STATS_FULL,	/* aggregation map full: call not counted */
 	DROP_STARTS_FULL,	/* per-thread entry slot taken by another thread: call not timed */
-	DROP_MAX,
+	DROP_NESTED,		/* not a loss: a stand-in call nested in a counted one (a
+				 * transaction iterator's inner DBIter), a probe hit
+				 * that is no operation */
+	DROP_MAX,		/* = DROP_REASONS in src/model/report.rs */
 };
 
 /* ------------------------------------------------------------------ */

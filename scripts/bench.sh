@@ -720,7 +720,19 @@ section_chain() {
 		exit 1
 	}
 	log "== running dev chain: $n × ${secs} s windows each of ${setups[*]} (rotating) on node pid $node; miner delay $delay ms; tip $w1 after warm-up; node CPU from $cpu_src"
-	local -A bpm=() cpb=() cps=() cpbk=() lost=()
+	local -A bpm=() cpb=() cps=() cpbk=() lost=() pshare=()
+	# The programs' own run time (bpf_stats, on for every setup alike) as a
+	# share of the node's CPU in the same window, per layer: rdb_* (the
+	# RocksDB probes), bg_* (background work), the rest (the cause layers,
+	# system-wide hooks filtered in BPF: their run time on other processes'
+	# events counts too, so it is an upper bound). Far less noisy than the
+	# node's CPU per block, whose windows differ by ~10 %: it resolves the
+	# "cause layers <= 1 %" question that the CPU totals cannot.
+	sysctl -qw kernel.bpf_stats_enabled=1
+	prog_groups() { # PID -> "rdb_ns bg_ns other_ns"
+		prog_stats "$1" | awk '{ g = ($1 ~ /^rdb_/) ? 1 : ($1 ~ /^bg_/) ? 2 : 3; t[g] += $2 }
+			END { printf "%.0f %.0f %.0f\n", t[1], t[2], t[3] }'
+	}
 	chain_window() { # SETUP I
 		local s=$1 i=$2 f=$scratch/chain-$1-$2 args=()
 		case $s in
@@ -735,10 +747,11 @@ section_chain() {
 			wait_causes "$f.err" "$bg" "${args[@]}"
 		fi
 		sleep 2 # settle: the same for every setup
-		local a0 ts0 c0 t0 a1 ts1 c1 t1 bps tip
+		local a0 ts0 c0 t0 a1 ts1 c1 t1 bps tip g0=(0 0 0) g1=(0 0 0)
 		chain_alive
 		tip=$(chain_tip)
 		read -r a0 ts0 <<<"$tip"
+		[ "$s" = bare ] || read -ra g0 < <(prog_groups "$bg")
 		c0=$(node_cpu_us)
 		t0=$(date +%s.%N)
 		sleep "$secs"
@@ -746,6 +759,7 @@ section_chain() {
 		read -r a1 ts1 <<<"$tip"
 		c1=$(node_cpu_us)
 		t1=$(date +%s.%N)
+		[ "$s" = bare ] || read -ra g1 < <(prog_groups "$bg")
 		chain_alive
 		[ "$a1" -gt "$a0" ] || die 1 "chain: no block in a ${secs} s window ($s $i, tip $a1)"
 		# The rate from the tip blocks' own timestamps (set by the node
@@ -768,6 +782,13 @@ section_chain() {
 			cpbk[$s]+=" $(awk -v c="$calls" -v e="$el" -v r="$bps" 'BEGIN {printf "%.1f", c / e / r}')"
 			lost[$s]+=" $ls"
 			msg+=", tool: $calls RocksDB calls in $el s, lost $ls"
+			# shares of the node's CPU (%), per layer
+			local sh
+			sh=$(awk -v c=$((c1 - c0)) -v a="${g1[0]} ${g1[1]} ${g1[2]}" -v b="${g0[0]} ${g0[1]} ${g0[2]}" 'BEGIN {
+				split(a, x, " "); split(b, y, " ")
+				printf "%.4f %.4f %.4f", (x[1] - y[1]) / 10 / c, (x[2] - y[2]) / 10 / c, (x[3] - y[3]) / 10 / c }')
+			pshare[$s]+="${pshare[$s]:+,}[${sh// /,}]"
+			msg+=", programs' run time % of node CPU (rocksdb background causes): $sh"
 		fi
 		log "$msg"
 	}
@@ -784,8 +805,10 @@ section_chain() {
 		for i in $(seq "$n"); do list+="${list:+,}${bpm[$s,$i]}"; done
 		jb=$(jq -c --arg s "$s" --argjson v "[$list]" '. + {($s): $v}' <<<"$jb")
 		[ "$s" = bare ] || jt=$(jq -c --arg s "$s" --arg c "${cps[$s]}" --arg k "${cpbk[$s]}" --arg l "${lost[$s]}" \
+			--argjson p "[${pshare[$s]}]" \
 			'def nums: split(" ") | map(select(. != "") | tonumber);
-			 . + {($s): {calls_per_s: ($c | nums), calls_per_block: ($k | nums), lost: ($l | nums | add)}}' <<<"$jt")
+			 . + {($s): {calls_per_s: ($c | nums), calls_per_block: ($k | nums), lost: ($l | nums | add),
+			   prog_pct_of_node_cpu: {rocksdb: [$p[][0]], background: [$p[][1]], causes: [$p[][2]]}}}' <<<"$jt")
 	done
 	local final_tip
 	tip=$(chain_tip)
@@ -809,7 +832,13 @@ section_chain() {
 				{above_floor_share_of_bare: per3($c.defaults; $c.floor; $c.bare; (.[0] - .[1]) / .[2])} else {} end)
 			+ (if $c.defaults and $c.nocauses and $c.bare then
 				{causes_share_of_bare: per3($c.defaults; $c.nocauses; $c.bare; (.[0] - .[1]) / .[2])} else {} end)),
-		tool: ($tool | map_values({calls_per_s: (.calls_per_s | median), calls_per_block: (.calls_per_block | median), lost})),
+		tool: ($tool | map_values({calls_per_s: (.calls_per_s | median), calls_per_block: (.calls_per_block | median), lost,
+			prog_pct_of_node_cpu: (.prog_pct_of_node_cpu | map_values(spread))})),
+		# ratios of the mean CPU per block over all windows of each setup
+		totals: ($c | map_values(add / length)) as $m | {}
+			+ (if $m.floor and $m.bare then {floor_vs_bare: ($m.floor / $m.bare)} else {} end)
+			+ (if $m.defaults and $m.floor then {defaults_vs_floor: ($m.defaults / $m.floor)} else {} end)
+			+ (if $m.defaults and $m.nocauses then {defaults_vs_nocauses: ($m.defaults / $m.nocauses)} else {} end),
 		raw: {cpu_ms_per_block: $cpb, blocks_per_min: $bpm, tool: $tool}}')"
 	log "  $(tail -1 "$out/results.jsonl" | jq -c 'del(.raw)')"
 	kill -TERM "$miner" "$node" 2>/dev/null || true

@@ -59,11 +59,19 @@ real=$(readlink -f "$ckb")
 tp=$!
 kill_at_exit "$tp" INT
 wait_for attached "$out/import.err" "$tp"
+# A second capture of the iterator classes through the C functions
+# themselves (single-stepped, opted in): the ground truth for the default
+# capture's stand-ins (rocksdb::DBIter / BaseDeltaIterator methods).
+"$tool" rocksdb --binary "$real" --json --interval 3600 --ops ITER_SEEK,ITER_NEXT --causes none >"$out/iter.jsonl" 2>"$out/iter.err" &
+tp2=$!
+kill_at_exit "$tp2" INT
+wait_for attached "$out/iter.err" "$tp2"
 ckb_dev_init "$ckb" "$out/imp" 18224 18225
 cp "$chain/specs/dev.toml" "$out/imp/specs/dev.toml"
 "$ckb" import -C "$out/imp" "$exported" >"$out/import.log" 2>&1
-kill -INT "$tp"
+kill -INT "$tp" "$tp2"
 wait "$tp" || true
+wait "$tp2" || true
 
 final=$(tail -1 "$out/import.jsonl")
 echo "$final" | jq -r '.by_cf[] | "\(.db)\t\(.cf)\t\(.op)\t\(.count)\t\(.avg_us)"' | column -t -s $'\t' | tee "$out/by_cf.txt"
@@ -85,4 +93,16 @@ unresolved=$(echo "$final" | jq '[.by_cf[] | select((.db | startswith("db@")) or
 check "rows with unresolved handles" "$unresolved" 0
 numeric=$(echo "$final" | jq --arg db "$db" '[.by_cf[] | select(.db == $db and (.cf | test("^[0-9]+$")))] | length')
 check "chain families without their schema names" "$numeric" 0
+# Iterators and WRITE bytes in the default view (issue 18).
+iter=$(tail -1 "$out/iter.jsonl")
+for op in ITER_SEEK ITER_NEXT; do
+	got=$(echo "$final" | jq --arg op "$op" '.operations[$op].count // 0')
+	want=$(echo "$iter" | jq --arg op "$op" '.operations[$op].count // 0')
+	check "$op by default (stand-ins) vs the C functions opted in" "$got" "$want"
+done
+[ "$(echo "$final" | jq '.operations.ITER_NEXT.count // 0')" -gt 0 ] || { echo "FAIL no ITER_NEXT at all"; bad=$((bad + 1)); }
+wb=$(echo "$final" | jq '[.operations.WRITE.count // 0, .operations.WRITE.bytes // 0] | @tsv' -r)
+echo "WRITE calls and bytes: $wb"
+echo "$final" | jq -c '{operations: (.operations | map_values({count, bytes, avg_us, p99_us})), overhead}'
+grep -h "single-stepped\|left out" "$out/import.err" || true
 [ "$bad" = 0 ] || exit 1

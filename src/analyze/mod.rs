@@ -13,7 +13,10 @@
 //! detectors read the window:
 //!
 //! - `latency_spike`: the window's average latency of an operation over
-//!   `multiplier` (5x) times its baseline;
+//!   `multiplier` (5x) times its baseline and at least `spike_min_us`
+//!   (50 us): an in-memory operation going from 2 to 11 us is one
+//!   preempted call in a quiet window, not an incident (the one alert a
+//!   normal 10-minute run raised before this floor, on ITER_CREATE);
 //! - `tail_latency`: the window's p99 over `tail_multiplier` (10x) times
 //!   the baseline p99 and at least `tail_min_us` (5 ms): the average can
 //!   hide a tail that went from 100 us to 10 ms. The baseline p99 is the
@@ -46,8 +49,10 @@ use crate::model::Histogram;
 /// Thresholds; `learning_secs` and `multiplier` come from the command line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Alert when the window average exceeds this many baselines.
+    /// Alert when the window average exceeds this many baselines...
     pub multiplier: f64,
+    /// ...and is at least this long (us).
+    pub spike_min_us: f64,
     /// The "last N seconds" the alert looks at.
     pub window_secs: f64,
     /// No latency alerts before this much time has been observed.
@@ -79,6 +84,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             multiplier: 5.0,
+            spike_min_us: 50.0,
             window_secs: 10.0,
             learning_secs: 300.0,
             min_calls: 5,
@@ -469,7 +475,9 @@ impl Analyzer {
             let current = now.avg_ns().filter(|_| now.count >= cfg.min_calls);
             let base = st.avg.value();
             let spike = match (current, base) {
-                (Some(c), Some(b)) if !learning && b > 0.0 => c > cfg.multiplier * b,
+                (Some(c), Some(b)) if !learning && b > 0.0 => {
+                    c > cfg.multiplier * b && c >= cfg.spike_min_us * 1e3
+                }
                 _ => false,
             };
             let p99 = now.p99_ns().filter(|_| now.count >= cfg.tail_min_calls);
@@ -626,9 +634,13 @@ mod tests {
         first
     }
 
+    /// The default thresholds without the absolute floor of the average
+    /// (these series are in µs; `a_small_average_is_not_an_incident` tests
+    /// the floor).
     fn cfg(learning_secs: f64) -> Config {
         Config {
             learning_secs,
+            spike_min_us: 0.0,
             ..Default::default()
         }
     }
@@ -676,6 +688,31 @@ mod tests {
         }
         assert_eq!(fired_at, Some(5));
         assert_eq!(a.alerts(), 1, "one alert, however long it lasts");
+    }
+
+    #[test]
+    fn a_small_average_is_not_an_incident() {
+        // Seen on a normal 10-minute run: ITER_CREATE from 2 to 11 us.
+        let mut a = Analyzer::new(Config {
+            learning_secs: 20.0,
+            ..Default::default()
+        });
+        for _ in 0..30 {
+            a.observe(obs("ITER_CREATE", 200, 2.0));
+        }
+        for _ in 0..20 {
+            assert!(a.observe(obs("ITER_CREATE", 200, 11.0)).is_empty());
+        }
+        // The same ratio above the floor alerts.
+        let mut a = Analyzer::new(Config {
+            learning_secs: 20.0,
+            ..Default::default()
+        });
+        for _ in 0..30 {
+            a.observe(obs("PUT", 200, 20.0));
+        }
+        let fired = (0..20).any(|_| !a.observe(obs("PUT", 200, 110.0)).is_empty());
+        assert!(fired, "5.5x over a 20 us baseline, above 50 us");
     }
 
     #[test]

@@ -457,9 +457,24 @@ int BPF_PROG(connect_fentry, struct sock *sk)
 	return 0;
 }
 
+/*
+ * An fexit program finds the return value after the arguments, and
+ * inet_csk_accept's changed in Linux 6.10: (sk, flags,
+ * err, kern) became (sk, struct proto_accept_arg *). The kernel's own BTF
+ * says which: the struct exists from 6.10 on. The relocation makes the test
+ * a constant at load, so the verifier never sees the other branch's ctx
+ * access. (Only a kernel with fentry and either signature can run this;
+ * this host has no fentry.)
+ */
 SEC("fexit/inet_csk_accept")
-int BPF_PROG(accept_fexit, struct sock *sk, struct proto_accept_arg *arg, struct sock *ret)
+int BPF_PROG(accept_fexit)
 {
+	struct sock *ret;
+
+	if (bpf_core_type_exists(struct proto_accept_arg))
+		ret = (struct sock *)ctx[2];
+	else
+		ret = (struct sock *)ctx[4];
 	on_accept_call(ret);
 	return 0;
 }

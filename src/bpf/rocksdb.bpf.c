@@ -27,6 +27,16 @@ const volatile __u32 max_keys = RDB_MAX_KEYS;
 /* Rows per key: the planned functions' cookie slots (set at load). */
 const volatile __u32 nslots = RDB_FUNC_SLOTS;
 
+/*
+ * Object layouts learnt from the target's code (src/node/layout.rs); 0 = not
+ * learnt. dbiter_off: the DBIter * inside an ArenaWrappedDBIter (a plain
+ * iterator's rep). wb_size_off: a write batch's data size.
+ */
+const volatile __u32 dbiter_off = 0;
+const volatile __u32 wb_size_off = 0;
+/* C++ iterator stand-ins are attached (userspace's plan). */
+const volatile bool stand_ins = false;
+
 /* Slots of `threads` - 1 (a power of two; set by userspace with its size). */
 const volatile __u32 thread_mask = 0;
 
@@ -70,7 +80,8 @@ struct rdb_thread {
  * sizes it to pid_max (rounded up to a power of two, so every tid has a
  * slot of its own) up to 64 K slots; beyond that two threads can share a
  * slot, and a call that finds it taken by another thread's call in flight
- * is counted as untimed (DROP_STARTS_FULL) instead of timed wrongly.
+ * is kept in `spilled` instead (untimed, DROP_STARTS_FULL, only if that is
+ * full too).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -78,6 +89,31 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rdb_thread);
 } threads SEC(".maps");
+
+/*
+ * Threads whose slot of `threads` another thread holds with a call in
+ * flight (tids that collide in the table: above its size, 64 K slots at
+ * most, with pid_max up to 4 M) keep their call here, by pid_tgid, until it
+ * returns: a hash lookup on that path only, and no call is left untimed
+ * while it has room.
+ */
+#define MAX_SPILLED 1024	/* calls in flight at once in colliding threads */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SPILLED);
+	__type(key, __u64);
+	__type(value, struct rdb_thread);
+} spilled SEC(".maps");
+
+static const struct rdb_thread no_thread;
+
+/* The in-flight state of thread `id` if it is spilled, else NULL. */
+static __always_inline struct rdb_thread *spilled_call(__u64 id)
+{
+	struct rdb_thread *s = bpf_map_lookup_elem(&spilled, &id);
+
+	return s && s->ts ? s : NULL;
+}
 
 /* What an iterator or transaction was created on. */
 struct rdb_origin {
@@ -115,6 +151,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rdb_stats);
 } stats SEC(".maps");
+
+/*
+ * The same rows once for all CPUs, updated with atomic adds: used instead of
+ * `stats` where a copy per CPU would take more kernel memory than userspace
+ * allows (a 96-CPU host), so the maps stay bounded whatever the CPU count.
+ * Userspace sizes the one not used to 1 entry.
+ */
+const volatile bool shared_stats = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);	/* max_keys * nslots when shared_stats */
+	__type(key, __u32);
+	__type(value, struct rdb_stats);
+} stats_shared SEC(".maps");
 
 /*
  * Slow operations only (none below the threshold). 1 MiB holds ~13 K events
@@ -177,6 +228,31 @@ static __always_inline void handle_origin(struct rdb_thread *t, __u64 handle)
 	t->cf = t->handle_cf;
 }
 
+/*
+ * The C++ object behind a new iterator handle, for the stand-ins: the
+ * handle is a rocksdb_iterator_t { Iterator *rep; }; a plain iterator's rep
+ * is an ArenaWrappedDBIter, which forwards to the DBIter at dbiter_off; a
+ * transaction's is the BaseDeltaIterator itself. Registered with the
+ * handle's origin, only when stand-ins are attached (and a DBIter only
+ * when its offset was learnt: userspace plans no DBIter stand-in otherwise).
+ */
+static __always_inline void remember_rep(__u64 handle, struct rdb_origin *o, bool plain)
+{
+	__u64 rep = 0, obj = 0;
+
+	if (!stand_ins || (plain && !dbiter_off))
+		return;
+	bpf_probe_read_user(&rep, sizeof(rep), (void *)handle);
+	if (!rep)
+		return;
+	if (plain)
+		bpf_probe_read_user(&obj, sizeof(obj), (void *)(rep + dbiter_off));
+	else
+		obj = rep;
+	if (obj)
+		bpf_map_update_elem(&handles, &obj, o, BPF_ANY);
+}
+
 static __always_inline int enter(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -193,25 +269,53 @@ static __always_inline int enter(struct pt_regs *ctx)
 		return 0;
 	if (t->id != id) {
 		/* Another thread's slot: tids beyond the table's size, or a
-		 * thread that is gone. */
-		if (t->ts && bpf_ktime_get_ns() - t->ts < STALE_NS) {
-			count_drop(drops, DROP_STARTS_FULL);
-			return 0;
-		}
-		t->id = id;
-		t->handle = 0;
+		 * thread that is gone. A call of this thread in flight in
+		 * `spilled` (a stand-in nested in it) stays there. */
+		struct rdb_thread *s = spilled_call(id);
+
+		if (s) {
+			t = s;
+		} else if (t->ts && bpf_ktime_get_ns() - t->ts < STALE_NS) {
+			/* The owner is in a call: this one goes to `spilled`. */
+			bpf_map_update_elem(&spilled, &id, &no_thread, BPF_ANY);
+			t = bpf_map_lookup_elem(&spilled, &id);
+			if (!t) {
+				count_drop(drops, DROP_STARTS_FULL);
+				return 0;
+			}
+			t->id = id;
+		} else {
+			t->id = id;
+			t->handle = 0;
 #pragma unroll
-		for (int i = 0; i < RDB_ROW_CACHE; i++)
-			t->rows[i].row = 0;
+			for (int i = 0; i < RDB_ROW_CACHE; i++)
+				t->rows[i].row = 0;
+		}
 	}
 	c.raw = bpf_get_attach_cookie(ctx);
-	t->cookie = c.raw;
-	if (c.spec.arg1 == RDB_ARG1_HANDLE) {
+	if (c.spec.arg1 == RDB_ARG1_CXX_ITER) {
+		/*
+		 * A C++ iterator method standing in for a C function. A
+		 * transaction's BaseDeltaIterator calls its own DBIter: that
+		 * inner call starts while the outer one is in flight on this
+		 * thread, and is not counted (nothing is written: the slot
+		 * holds the outer call; its return is told apart by its
+		 * cookie in leave). The (db, cf) is the one the iterator was
+		 * created on (remember_rep), unknown for iterators created
+		 * before the probes.
+		 */
+		if (t->ts && bpf_ktime_get_ns() - t->ts < STALE_NS) {
+			count_drop(drops, DROP_NESTED);
+			return 0;
+		}
+		handle_origin(t, PT_REGS_PARM1(ctx));
+	} else if (c.spec.arg1 == RDB_ARG1_HANDLE) {
 		handle_origin(t, PT_REGS_PARM1(ctx));
 	} else {
 		t->db = PT_REGS_PARM1(ctx);
 		t->cf = 0;
 	}
+	t->cookie = c.raw;
 	/* An explicit family wins over the handle's (a transaction's
 	 * *_cf calls name theirs). */
 	if (c.spec.cf_arg)
@@ -283,13 +387,26 @@ static __always_inline int leave(struct pt_regs *ctx)
 	union rdb_cookie c;
 	__u64 id, lat, bytes, ret, v, db, cf;
 	__u32 tid, slot, row;
-	bool miss = false;
+	bool miss = false, spill = false;
 
 	id = bpf_get_current_pid_tgid();
+	if (targ_tgid && (id >> 32) != targ_tgid)
+		return 0;
 	tid = id;
 	slot = tid & thread_mask;
 	t = bpf_map_lookup_elem(&threads, &slot);
-	if (!t || t->id != id || !t->ts)
+	if (!t)
+		return 0;
+	if (t->id != id || !t->ts) {
+		/* Not in this thread's slot: maybe spilled (see enter). */
+		t = spilled_call(id);
+		if (!t)
+			return 0;
+		spill = true;
+	}
+	/* The return of the call in flight, not of an uncounted one nested in
+	 * it (a stand-in's inner DBIter call; see enter). */
+	if (bpf_get_attach_cookie(ctx) != t->cookie)
 		return 0;
 	lat = bpf_ktime_get_ns() - t->ts;
 	t->ts = 0;
@@ -320,6 +437,8 @@ static __always_inline int leave(struct pt_regs *ctx)
 		}
 		break;
 	case RDB_RET_HANDLE:
+	case RDB_RET_ITER:
+	case RDB_RET_TXN_ITER:
 		if (ret) {
 			struct rdb_origin o = { .db = db, .cf = cf };
 
@@ -327,24 +446,55 @@ static __always_inline int leave(struct pt_regs *ctx)
 			t->handle = ret;
 			t->handle_db = db;
 			t->handle_cf = cf;
+			if (c.spec.ret != RDB_RET_HANDLE)
+				remember_rep(ret, &o, c.spec.ret == RDB_RET_ITER);
+		}
+		break;
+	case RDB_RET_BATCH:
+		/* rocksdb_write(db, options, batch, errptr): the batch's data
+		 * size, unchanged by the write. */
+		if (wb_size_off && t->vptr) {
+			v = 0;
+			bpf_probe_read_user(&v, sizeof(v), (void *)(t->vptr + wb_size_off));
+			bytes += v;
 		}
 		break;
 	}
 
 	row = row_base(t, id >> 32, db, cf);
+	/* A spilled call is over: give its entry back (t is not used below). */
+	if (spill)
+		bpf_map_delete_elem(&spilled, &id);
 	if (!row) {
 		count_drop(drops, DROP_STATS_FULL);
 		return 0;
 	}
 	row += c.spec.slot - 1;
-	st = bpf_map_lookup_elem(&stats, &row);
-	if (!st)
-		return 0;
-	st->count++;
-	st->total_ns += lat;
-	st->bytes += bytes;
-	st->misses += miss;
-	st->hist[lat_slot(lat)]++;
+	if (shared_stats) {
+		st = bpf_map_lookup_elem(&stats_shared, &row);
+		if (!st)
+			return 0;
+		/* Atomic adds (their results unused: plain XADD, which every
+		 * clang -mcpu emits). The maximum is not atomic: two CPUs
+		 * raising it at once can keep the smaller (the counts, sums
+		 * and histogram stay exact). */
+		__sync_fetch_and_add(&st->count, 1);
+		__sync_fetch_and_add(&st->total_ns, lat);
+		if (bytes)
+			__sync_fetch_and_add(&st->bytes, bytes);
+		if (miss)
+			__sync_fetch_and_add(&st->misses, 1);
+		__sync_fetch_and_add(&st->hist[lat_slot(lat)], 1);
+	} else {
+		st = bpf_map_lookup_elem(&stats, &row);
+		if (!st)
+			return 0;
+		st->count++;
+		st->total_ns += lat;
+		st->bytes += bytes;
+		st->misses += miss;
+		st->hist[lat_slot(lat)]++;
+	}
 	record_max(st, lat);
 
 	if (slow_enabled && lat >= slow_ns) {

@@ -67,10 +67,24 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, MAX_KEYS);
+	__uint(max_entries, MAX_KEYS);	/* 1 when shared_stats */
 	__type(key, struct sc_key);
 	__type(value, struct sc_stats);
 } stats SEC(".maps");
+
+/*
+ * The same rows once for all CPUs, with atomic adds, where a copy per CPU
+ * would take more kernel memory than userspace allows (big hosts); as in
+ * rocksdb.bpf.c. Userspace sizes the one not used to 1 entry.
+ */
+const volatile bool shared_stats = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);	/* MAX_KEYS when shared_stats */
+	__type(key, struct sc_key);
+	__type(value, struct sc_stats);
+} stats_shared SEC(".maps");
 
 /*
  * waits[0]: futex calls of the wait family (FUTEX_WAIT and kin, and
@@ -175,6 +189,30 @@ static __always_inline int on_exit(long ret)
 
 	bpf_get_current_comm(key.family, sizeof(key.family));
 	cut_digits(key.family);
+	if (shared_stats) {
+		st = bpf_map_lookup_elem(&stats_shared, &key);
+		if (!st) {
+			bpf_map_update_elem(&stats_shared, &key, &zero_stats, BPF_NOEXIST);
+			st = bpf_map_lookup_elem(&stats_shared, &key);
+			if (!st) {
+				count_drop(drops, DROP_STATS_FULL);
+				return 0;
+			}
+		}
+		/* Counts exact; the maximum may keep the smaller of two
+		 * raced at once (see rocksdb.bpf.c). */
+		__sync_fetch_and_add(&st->count, 1);
+		__sync_fetch_and_add(&st->total_ns, lat);
+		if (ret < 0) {
+			__sync_fetch_and_add(&st->errors, 1);
+		} else if (ret > 0) {
+			__sync_fetch_and_add(&st->positive, 1);
+			__sync_fetch_and_add(&st->ret_sum, ret);
+		}
+		__sync_fetch_and_add(&st->hist[lat_slot(lat)], 1);
+		record_max(st, lat);
+		return 0;
+	}
 	st = bpf_map_lookup_elem(&stats, &key);
 	if (!st) {
 		bpf_map_update_elem(&stats, &key, &zero_stats, BPF_NOEXIST);

@@ -349,6 +349,8 @@ impl<'v> Capture<'v> {
             slow_ns: self.opts.slow_ns,
             empty: self.opts.empty_programs,
             slots: plan.slots().len() as u32,
+            layout: plan.layout,
+            stand_ins: !plan.covered.is_empty(),
         };
         let forced = Backend::forced(self.opts.uprobe_backend);
         let loaded = uprobe::load_attach(storage, forced, |obj, b| {
@@ -572,7 +574,12 @@ impl Sessions for Capture<'_> {
             for o in objs.into_iter().flatten() {
                 mem.add(MapMemory::of(o));
             }
-            note(map_memory_note(mem));
+            let stats = [
+                rdbl.as_ref()
+                    .map_or(0, |l| rdb::per_cpu_stats_bytes(&l.skel)),
+                scl.as_ref().map_or(0, |l| sc::per_cpu_stats_bytes(&l.skel)),
+            ];
+            note(map_memory_note(mem, &stats));
         }
 
         let links = |n: Option<usize>| n.unwrap_or(0) as u64;
@@ -627,6 +634,9 @@ impl Sessions for Capture<'_> {
             }
         }
 
+        // Handle names while the processes live (see rdb::Namer); stops
+        // with the session.
+        let _namer = readers.rdb.as_ref().map(rdb::Namer::spawn).transpose()?;
         let mut epoch = 0u64;
         let poller = Poller::spawn(self.opts.interval, move || {
             let r = readers.read(epoch);
@@ -856,16 +866,25 @@ fn text(b: &[u8]) -> &str {
 }
 
 /// Kernel memory of the loaded maps here, and on a big host: per-CPU maps
-/// grow with the CPU count.
-fn map_memory_note(m: MapMemory) -> String {
+/// grow with the CPU count, except the layers' aggregation maps (`stats`
+/// bytes per CPU here, each), which one copy for all CPUs replaces above
+/// its budget.
+fn map_memory_note(m: MapMemory, stats: &[u64]) -> String {
     let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let fixed = m.per_cpu - stats.iter().sum::<u64>();
+    let big = m.shared
+        + fixed * 96
+        + stats
+            .iter()
+            .map(|&s| crate::probe::stats_on(s, 96))
+            .sum::<u64>();
     format!(
         "BPF maps hold {:.1} MiB of kernel memory here ({:.1} MiB + {:.2} MiB per CPU x {cpus} CPUs); {:.0} MiB on a 96-CPU host",
         mib(m.on(cpus)),
         mib(m.shared),
         mib(m.per_cpu),
-        mib(m.on(96))
+        mib(big)
     )
 }
 
@@ -887,6 +906,21 @@ fn describe_plan(plan: &Plan, proc: Option<&Proc>, backend: Backend, again: bool
     }
     for l in plan.left_out() {
         note(format!("left out {} ({}): {}", l.function, l.op, l.reason));
+    }
+    for c in &plan.covered {
+        let by: Vec<&str> = plan
+            .attach
+            .iter()
+            .filter(|p| p.def.stands_in == Some(c.def.name) && p.file.elf_path == c.file.elf_path)
+            .map(|p| p.def.name)
+            .collect();
+        note(format!(
+            "{} ({}) is single-stepped (`{}`): its calls are counted at {} instead",
+            c.def.name,
+            c.def.op.name(),
+            c.cost.insn(),
+            by.join(" and ")
+        ));
     }
     if !plan.absent.is_empty() {
         note(format!(

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::diff::Cumulative;
-use super::Histogram;
+use super::{Histogram, DROP_REASONS};
 
 /// What a traced RocksDB internal function means (`enum bg_kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -201,7 +201,7 @@ pub struct Sample {
     /// Calls in progress at the time of the read.
     pub running: Vec<Running>,
     /// Cumulative drops per `enum drop_reason`.
-    pub drops: [u64; 3],
+    pub drops: [u64; DROP_REASONS],
 }
 
 /// Turns cumulative samples into per-interval and whole-capture figures.
@@ -419,7 +419,7 @@ mod aggregator_tests {
                 (BgKind::DelayWrite, st(stall.0, stall.1, stall.2)),
             ],
             running,
-            drops: [0; 3],
+            drops: [0; DROP_REASONS],
         }
     }
 

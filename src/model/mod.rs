@@ -12,4 +12,6 @@ pub mod syscall;
 
 pub use background::{Background, BgJob, BgKind, BgRow, BgStats};
 pub use hist::Histogram;
-pub use report::{Drops, Gap, Gaps, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent};
+pub use report::{
+    Drops, Gap, Gaps, LeftOut, OpStats, Report, Row, SlowEvent, TargetEvent, DROP_REASONS,
+};

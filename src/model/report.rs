@@ -161,17 +161,20 @@ impl Gaps {
     }
 }
 
+/// Entries of `enum drop_reason` (include/ckb_libbpf.h, DROP_MAX).
+pub const DROP_REASONS: usize = 4;
+
 /// Kernel drop counters (per `enum drop_reason`) over the sessions of a
 /// capture: each session's maps start from zero.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Drops {
-    closed: [u64; 3],
-    current: [u64; 3],
+    closed: [u64; DROP_REASONS],
+    current: [u64; DROP_REASONS],
 }
 
 impl Drops {
     /// The current session's cumulative counters, as just read.
-    pub fn set(&mut self, current: [u64; 3]) {
+    pub fn set(&mut self, current: [u64; DROP_REASONS]) {
         self.current = current;
     }
     /// The session ended: its counters become part of the closed total.
@@ -179,7 +182,7 @@ impl Drops {
         for (c, d) in self.closed.iter_mut().zip(self.current) {
             *c += d;
         }
-        self.current = [0; 3];
+        self.current = [0; DROP_REASONS];
     }
     /// Total of reason `i` over every session.
     pub fn total(&self, i: usize) -> u64 {

@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::diff::Cumulative;
 use super::overhead::{DutyCycle, HitClass, Hits, PerHit};
-use super::{Drops, Gap, Gaps, LeftOut, OpStats, Report, Row};
+use super::{Drops, Gap, Gaps, LeftOut, OpStats, Report, Row, DROP_REASONS};
 use crate::error::{Exit, Failure};
 
 /// Operation classes, in `enum rdb_op` order.
@@ -66,19 +66,26 @@ impl Op {
         self == Op::Get
     }
     /// Rows that carry a byte count (GET: value sizes; PUT: key + value;
-    /// DELETE: key sizes).
+    /// DELETE: key sizes; WRITE: the batches' data sizes).
     pub fn has_bytes(self) -> bool {
-        matches!(self, Op::Get | Op::Put | Op::Delete)
+        matches!(self, Op::Get | Op::Put | Op::Delete | Op::Write)
     }
 }
+
+/// `enum drop_reason`'s DROP_NESTED (include/ckb_libbpf.h).
+const DROP_NESTED: usize = 3;
 
 // Values of enum rdb_ret / enum rdb_arg1 (include/ckb_libbpf.h).
 pub const RET_NONE: u8 = 0;
 pub const RET_PINNABLE: u8 = 1;
 pub const RET_VLEN_PTR: u8 = 2;
 pub const RET_HANDLE: u8 = 3;
+pub const RET_ITER: u8 = 4;
+pub const RET_TXN_ITER: u8 = 5;
+pub const RET_BATCH: u8 = 6;
 pub const ARG1_DB: u8 = 0;
 pub const ARG1_HANDLE: u8 = 1;
+pub const ARG1_CXX_ITER: u8 = 2;
 
 /// How the BPF programs read one C function (`struct rdb_spec`).
 #[derive(Clone, Copy, Debug)]
@@ -93,6 +100,19 @@ pub struct FuncDef {
     /// The `rocksdb_column_family_handle_t *` argument (0: none; the
     /// operation is on the default family, or on the handle's).
     pub cf_arg: u8,
+    /// The ELF symbol probed: `name` for C functions, the mangled name of a
+    /// C++ stand-in.
+    pub symbol: &'static str,
+    /// A C++ stand-in: the single-stepped C function whose calls it counts.
+    pub stands_in: Option<&'static str>,
+}
+
+impl FuncDef {
+    /// A C++ iterator method probed instead of a C function whose first
+    /// instruction the kernel would single-step (~10 µs a call).
+    pub fn is_stand_in(&self) -> bool {
+        self.stands_in.is_some()
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // one table row, read as a row
@@ -115,6 +135,25 @@ const fn f(
         ret,
         arg1,
         cf_arg: cf,
+        symbol: name,
+        stands_in: None,
+    }
+}
+
+/// A stand-in row: RocksDB's iterator method `symbol` (shown as `name`) for
+/// the C function `c`, whose `rocksdb_iterator_t` forwards to it.
+const fn cxx(name: &'static str, symbol: &'static str, op: Op, c: &'static str) -> FuncDef {
+    FuncDef {
+        name,
+        op,
+        klen_arg: 0,
+        vlen_arg: 0,
+        vptr_arg: 0,
+        ret: RET_NONE,
+        arg1: ARG1_CXX_ITER,
+        cf_arg: 0,
+        symbol,
+        stands_in: Some(c),
     }
 }
 
@@ -154,27 +193,60 @@ pub const FUNCS: &[FuncDef] = &[
     f("rocksdb_transaction_delete_cf", Op::Delete, 4, 0, 0, RET_NONE, ARG1_HANDLE, 2),
     f("rocksdb_transactiondb_delete", Op::Delete, 4, 0, 0, RET_NONE, ARG1_DB, 0),
     f("rocksdb_transactiondb_delete_cf", Op::Delete, 5, 0, 0, RET_NONE, ARG1_DB, 3),
-    // WRITE: batches.
-    f("rocksdb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB, 0),
-    f("rocksdb_transactiondb_write", Op::Write, 0, 0, 0, RET_NONE, ARG1_DB, 0),
+    // WRITE: batches; bytes = the batch's data size (rocksdb_writebatch_data).
+    f("rocksdb_write", Op::Write, 0, 0, 3, RET_BATCH, ARG1_DB, 0),
+    f("rocksdb_transactiondb_write", Op::Write, 0, 0, 3, RET_BATCH, ARG1_DB, 0),
     // Iterators and transactions: handles remember the db they came from.
     f("rocksdb_iter_seek", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
     f("rocksdb_iter_seek_for_prev", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
     f("rocksdb_iter_seek_to_first", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
     f("rocksdb_iter_seek_to_last", Op::IterSeek, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
-    f("rocksdb_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB, 0),
-    f("rocksdb_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_DB, 3),
-    f("rocksdb_transaction_create_iterator", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE, 0),
-    f("rocksdb_transaction_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_HANDLE, ARG1_HANDLE, 3),
+    f("rocksdb_create_iterator", Op::IterCreate, 0, 0, 0, RET_ITER, ARG1_DB, 0),
+    f("rocksdb_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_ITER, ARG1_DB, 3),
+    f("rocksdb_transaction_create_iterator", Op::IterCreate, 0, 0, 0, RET_TXN_ITER, ARG1_HANDLE, 0),
+    f("rocksdb_transaction_create_iterator_cf", Op::IterCreate, 0, 0, 0, RET_TXN_ITER, ARG1_HANDLE, 3),
     f("rocksdb_iter_next", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
     f("rocksdb_iter_prev", Op::IterNext, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
     f("rocksdb_optimistictransaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB, 0),
     f("rocksdb_transaction_begin", Op::TxnBegin, 0, 0, 0, RET_HANDLE, ARG1_DB, 0),
     f("rocksdb_transaction_commit", Op::TxnCommit, 0, 0, 0, RET_NONE, ARG1_HANDLE, 0),
+    // Stand-ins (after every C function: ids only grow). The C iterator
+    // functions are three-instruction trampolines (`mov`, `mov`, `jmp *`)
+    // that the kernel single-steps; the C++ methods they reach begin with a
+    // `push` it emulates. A plain iterator's `rep` is an ArenaWrappedDBIter
+    // that forwards to its DBIter; a transaction's is a BaseDeltaIterator,
+    // which calls its own DBIter inside: a stand-in call made while another
+    // counted call is in flight on the thread is not counted, so every C
+    // call is counted once (see rocksdb.bpf.c). Attached only where the C
+    // function is left out, never beside it.
+    cxx("rocksdb::DBIter::Seek", "_ZN7rocksdb6DBIter4SeekERKNS_5SliceE", Op::IterSeek, "rocksdb_iter_seek"),
+    cxx("rocksdb::DBIter::SeekForPrev", "_ZN7rocksdb6DBIter11SeekForPrevERKNS_5SliceE", Op::IterSeek, "rocksdb_iter_seek_for_prev"),
+    cxx("rocksdb::DBIter::SeekToFirst", "_ZN7rocksdb6DBIter11SeekToFirstEv", Op::IterSeek, "rocksdb_iter_seek_to_first"),
+    cxx("rocksdb::DBIter::SeekToLast", "_ZN7rocksdb6DBIter10SeekToLastEv", Op::IterSeek, "rocksdb_iter_seek_to_last"),
+    cxx("rocksdb::DBIter::Next", "_ZN7rocksdb6DBIter4NextEv", Op::IterNext, "rocksdb_iter_next"),
+    cxx("rocksdb::DBIter::Prev", "_ZN7rocksdb6DBIter4PrevEv", Op::IterNext, "rocksdb_iter_prev"),
+    cxx("rocksdb::BaseDeltaIterator::Seek", "_ZN7rocksdb17BaseDeltaIterator4SeekERKNS_5SliceE", Op::IterSeek, "rocksdb_iter_seek"),
+    cxx("rocksdb::BaseDeltaIterator::SeekForPrev", "_ZN7rocksdb17BaseDeltaIterator11SeekForPrevERKNS_5SliceE", Op::IterSeek, "rocksdb_iter_seek_for_prev"),
+    cxx("rocksdb::BaseDeltaIterator::SeekToFirst", "_ZN7rocksdb17BaseDeltaIterator11SeekToFirstEv", Op::IterSeek, "rocksdb_iter_seek_to_first"),
+    cxx("rocksdb::BaseDeltaIterator::SeekToLast", "_ZN7rocksdb17BaseDeltaIterator10SeekToLastEv", Op::IterSeek, "rocksdb_iter_seek_to_last"),
+    cxx("rocksdb::BaseDeltaIterator::Next", "_ZN7rocksdb17BaseDeltaIterator4NextEv", Op::IterNext, "rocksdb_iter_next"),
+    cxx("rocksdb::BaseDeltaIterator::Prev", "_ZN7rocksdb17BaseDeltaIterator4PrevEv", Op::IterNext, "rocksdb_iter_prev"),
 ];
 
+/// Symbols read (never probed) to learn two layouts from the code itself:
+/// where ArenaWrappedDBIter keeps its DBIter (its `Next` loads it, then
+/// jumps to DBIter::Next) and where a write batch keeps its data size
+/// (what `rocksdb_writebatch_data` stores through its second argument).
+pub const ARENA_ITER_NEXT: &str = "_ZN7rocksdb18ArenaWrappedDBIter4NextEv";
+pub const WRITEBATCH_DATA: &str = "rocksdb_writebatch_data";
+
+/// The ELF symbols to resolve: every function's, and the layout sources.
 pub fn func_names() -> Vec<&'static str> {
-    FUNCS.iter().map(|f| f.name).collect()
+    FUNCS
+        .iter()
+        .map(|f| f.symbol)
+        .chain([ARENA_ITER_NEXT, WRITEBATCH_DATA])
+        .collect()
 }
 
 /// Which functions to trace: `--ops` takes class names (GET, ITER_SEEK...)
@@ -251,7 +323,7 @@ pub struct KeyNames {
 pub struct Sample {
     pub rows: Vec<KeyStats>,
     /// Cumulative drops per `enum drop_reason`.
-    pub drops: [u64; 3],
+    pub drops: [u64; DROP_REASONS],
     /// Names of the keys of `rows`, per (tgid, db, cf).
     pub names: HashMap<(u32, u64, u64), KeyNames>,
 }
@@ -387,6 +459,8 @@ pub struct Aggregator {
     start: Instant,
     last: Instant,
     drops: Drops,
+    /// Nested stand-in calls (DROP_NESTED) up to the last interval.
+    nested_seen: u64,
     /// Slow events dropped between the ring buffer and the output.
     pub user_lost: u64,
     /// Slow events printed.
@@ -412,6 +486,7 @@ impl Aggregator {
             start: now,
             last: now,
             drops: Drops::default(),
+            nested_seen: 0,
             user_lost: 0,
             slow_events: 0,
             left_out: Vec::new(),
@@ -431,9 +506,12 @@ impl Aggregator {
         self.duty = DutyCycle::new(per_hit, budget_pct, self.start);
     }
 
-    /// Traced calls per cost class in `per_key`.
-    fn hits(&self, per_key: &[(Key, OpStats)]) -> Hits {
+    /// Probe hits per cost class: the traced calls in `per_key`, and
+    /// `nested` stand-in calls that were no operation (emulated by
+    /// construction: a stand-in is only planned where it is).
+    fn hits(&self, per_key: &[(Key, OpStats)], nested: u64) -> Hits {
         let mut h = Hits::default();
+        h.add(HitClass::Emulated, nested);
         for (k, st) in per_key {
             let class = self
                 .classes
@@ -583,7 +661,9 @@ impl Aggregator {
             .map(|k| (Key::Live(k.tgid, k.db, k.cf, k.func), &k.stats));
         let per_key = self.counters.interval(read);
         self.drops.set(s.drops);
-        let hits = self.hits(&per_key);
+        let nested = self.drops.total(DROP_NESTED);
+        let hits = self.hits(&per_key, nested - self.nested_seen);
+        self.nested_seen = nested;
         let mut r = self.report(per_key, secs, false);
         r.gaps = self.gaps.take_new();
         r.overhead = Some(self.duty.interval(hits, now));
@@ -599,7 +679,7 @@ impl Aggregator {
             .into_iter()
             .collect();
         let secs = self.start.elapsed().as_secs_f64();
-        let hits = self.hits(&per_key);
+        let hits = self.hits(&per_key, self.drops.total(DROP_NESTED));
         let mut r = self.report(per_key, secs, true);
         r.overhead = Some(self.duty.whole(hits));
         r
@@ -655,7 +735,7 @@ mod tests {
                 ks("rocksdb_get_pinned_cf", 0xa, 10, 5000),
                 ks("rocksdb_get_pinned_cf", 0xb, 5, 7000),
             ],
-            drops: [0; 3],
+            drops: [0; DROP_REASONS],
             ..Default::default()
         };
         let r1 = agg.interval(&s1, t0 + Duration::from_secs(1));
@@ -670,7 +750,7 @@ mod tests {
                 ks("rocksdb_get_pinned_cf", 0xb, 5, 0),
                 ks("rocksdb_put", 0xa, 3, 9000),
             ],
-            drops: [2, 0, 0],
+            drops: [2, 0, 0, 0],
             ..Default::default()
         };
         let r2 = agg.interval(&s2, t0 + Duration::from_secs(2));
@@ -705,13 +785,13 @@ mod tests {
         let t0 = agg.start;
         let s1 = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 10, 5000)],
-            drops: [1, 0, 0],
+            drops: [1, 0, 0, 0],
             ..Default::default()
         };
         agg.interval(&s1, t0 + Duration::from_secs(1));
         let last = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 12, 6000)],
-            drops: [2, 0, 0],
+            drops: [2, 0, 0, 0],
             ..Default::default()
         };
         agg.end(&[last]);
@@ -725,7 +805,7 @@ mod tests {
         });
         let s2 = Sample {
             rows: vec![ks("rocksdb_get_pinned_cf", 0xa, 3, 1000)],
-            drops: [1, 0, 0],
+            drops: [1, 0, 0, 0],
             ..Default::default()
         };
         let r = agg.interval(&s2, t0 + Duration::from_secs(5));
@@ -787,7 +867,7 @@ mod tests {
                 // No name read for this database at all.
                 on("rocksdb_get", 0xb, 0, 5),
             ],
-            drops: [0; 3],
+            drops: [0; DROP_REASONS],
             names,
         };
         let r = agg.interval(&s1, t0 + Duration::from_secs(1));
@@ -832,7 +912,7 @@ mod tests {
         k.tgid = 2;
         let s2 = Sample {
             rows: vec![k],
-            drops: [0; 3],
+            drops: [0; DROP_REASONS],
             names,
         };
         agg.interval(&s2, t0 + Duration::from_secs(2));

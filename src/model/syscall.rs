@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use super::diff::Cumulative;
-use super::{Drops, Gap, Gaps, OpStats, Row};
+use super::{Drops, Gap, Gaps, OpStats, Row, DROP_REASONS};
 use crate::clock::now_rfc3339;
 
 mod sysnames;
@@ -638,7 +638,7 @@ pub struct KeyStats {
 pub struct Sample {
     pub rows: Vec<KeyStats>,
     /// Cumulative drops per `enum drop_reason`.
-    pub drops: [u64; 3],
+    pub drops: [u64; DROP_REASONS],
 }
 
 /// One poll: the kernel's counters and the threads alive at that moment.
@@ -980,7 +980,7 @@ mod aggregator_tests {
         Tick {
             sample: Sample {
                 rows,
-                drops: [0, 1, 2],
+                drops: [0, 1, 2, 0],
             },
             threads: Some(vec!["ckb".into(), "GlobalRt-1".into()]),
             futex_waits: 0,

@@ -4,6 +4,7 @@
 pub mod elf;
 pub mod follow;
 pub mod insn;
+pub mod layout;
 pub mod procfs;
 pub mod rdbnames;
 pub mod symbols;

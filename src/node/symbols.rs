@@ -161,7 +161,7 @@ pub fn analyze_elf(elf: &Elf, filter: Option<&str>) -> Result<SymbolReport> {
     let stripped = !elf.has_symtab();
 
     // Tier 1 in the file itself, else in the RocksDB library it needs.
-    let names: Vec<&str> = FUNCS.iter().map(|f| f.name).collect();
+    let names: Vec<&str> = FUNCS.iter().map(|f| f.symbol).collect();
     let own = elf.functions(&names)?;
     let rocks_lib = elf
         .needed()
@@ -174,7 +174,7 @@ pub fn analyze_elf(elf: &Elf, filter: Option<&str>) -> Result<SymbolReport> {
             .is_some_and(|f| f.starts_with("librocksdb"));
     let link_mode = if is_rocks_lib {
         LinkMode::Library
-    } else if !own.is_empty() {
+    } else if own.keys().any(|k| k.starts_with("rocksdb_")) {
         LinkMode::Static
     } else if let Some(lib) = &rocks_lib {
         LinkMode::Dynamic(super::find_library(lib).unwrap_or_else(|| PathBuf::from(lib)))
@@ -191,9 +191,9 @@ pub fn analyze_elf(elf: &Elf, filter: Option<&str>) -> Result<SymbolReport> {
     let tier1 = FUNCS
         .iter()
         .map(|d| {
-            let (sym, file): (Option<&FuncSym>, Option<PathBuf>) = match own.get(d.name) {
+            let (sym, file): (Option<&FuncSym>, Option<PathBuf>) = match own.get(d.symbol) {
                 Some(s) => (Some(s), Some(path.to_path_buf())),
-                None => match lib_syms.get(d.name) {
+                None => match lib_syms.get(d.symbol) {
                     Some(s) => (Some(s), lib_path.clone()),
                     None => (None, None),
                 },

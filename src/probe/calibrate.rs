@@ -186,6 +186,7 @@ fn run(backend: Backend) -> Result<Calibration> {
         slow_ns: None,
         empty: false,
         slots: plan.slots().len() as u32,
+        ..Config::default()
     };
     let mut obj = MaybeUninit::uninit();
     let skel = rdb::load(&mut obj, &cfg, backend)?;

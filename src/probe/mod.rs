@@ -13,6 +13,7 @@ pub mod uprobe;
 use anyhow::Result;
 
 use crate::error::{Exit, Failure};
+use crate::model::DROP_REASONS;
 
 /// Linux capability numbers we need besides root.
 const CAP_SYS_ADMIN: u32 = 21;
@@ -142,6 +143,53 @@ pub fn backend(layer: &str, probed: &[features::Probed]) -> Option<&'static str>
     }
 }
 
+/// Most kernel memory the per-CPU copies of one layer's aggregation map may
+/// take: above it (big hosts) one copy shared by all CPUs is used, with
+/// atomic adds (RocksDB `stats`, syscall `stats`).
+pub const PER_CPU_STATS_BUDGET: u64 = 32 << 20;
+
+/// Whether a layer's aggregation map of `per_cpu` bytes per CPU goes in
+/// one copy shared by all CPUs (atomic adds): by the budget, or as
+/// `CKB_LIBBPF_STATS=shared|per-cpu` says (tests, or an operator who
+/// prefers one).
+pub fn shared_stats(per_cpu: u64) -> Result<bool> {
+    match std::env::var("CKB_LIBBPF_STATS").as_deref() {
+        Ok("shared") => return Ok(true),
+        Ok("per-cpu") => return Ok(false),
+        Ok(other) => {
+            return Err(Failure::new(
+                Exit::Usage,
+                format!("CKB_LIBBPF_STATS={other}: not `shared` or `per-cpu`"),
+            )
+            .hint("unset it to choose by the host's CPU count")
+            .into())
+        }
+        Err(_) => {}
+    }
+    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
+    Ok(per_cpu * cpus > PER_CPU_STATS_BUDGET)
+}
+
+/// The memory of a per-CPU aggregation map of `per_cpu` bytes per CPU on
+/// a host with `cpus` CPUs: one copy for all above the budget.
+pub fn stats_on(per_cpu: u64, cpus: u64) -> u64 {
+    if per_cpu * cpus > PER_CPU_STATS_BUDGET {
+        per_cpu
+    } else {
+        per_cpu * cpus
+    }
+}
+
+/// Kernel memory of one CPU's copy of per-CPU map `m` (fdinfo memlock).
+pub fn per_cpu_bytes(m: &libbpf_rs::MapMut<'_>) -> u64 {
+    use libbpf_rs::MapCore;
+    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1).max(1) as u64;
+    m.query_fdinfo()
+        .ok()
+        .and_then(|i| i.memlock)
+        .map_or(0, |b| b / cpus)
+}
+
 /// Kernel memory a loaded BPF object's maps hold, as the kernel accounts it
 /// (fdinfo `memlock`): what does not grow with the CPU count, and what
 /// per-CPU maps take for each CPU.
@@ -211,9 +259,9 @@ pub fn interval_max(max_ns: &[u64; 2], max_epoch: &[u64; 2], epoch: u64) -> Opti
 
 /// A layer's `drops` map (per-CPU array indexed by `enum drop_reason`),
 /// summed over CPUs.
-pub fn read_drops(drops: &libbpf_rs::MapHandle) -> Result<[u64; 3]> {
+pub fn read_drops(drops: &libbpf_rs::MapHandle) -> Result<[u64; DROP_REASONS]> {
     use libbpf_rs::{MapCore, MapFlags};
-    let mut out = [0u64; 3];
+    let mut out = [0u64; DROP_REASONS];
     for (i, d) in out.iter_mut().enumerate() {
         if let Some(per_cpu) = drops.lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)? {
             *d = per_cpu

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -21,7 +22,9 @@ use crate::node::elf::{Elf, FuncSym};
 use crate::node::insn::{classify, ProbeCost};
 use crate::node::rdbnames::{Accessors, Names};
 use crate::node::ProbeFile;
-use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
+use crate::probe::{
+    bpf_failure, bump_epoch, interval_max, map_handle, per_cpu_bytes, read_drops, shared_stats,
+};
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
@@ -36,7 +39,7 @@ unsafe impl plain::Plain for types::rdb_stats {}
 unsafe impl plain::Plain for RdbEvent {}
 
 /// Most rows of `stats` per key: RDB_FUNC_SLOTS in include/ckb_libbpf.h.
-const FUNC_SLOTS: u32 = 48;
+const FUNC_SLOTS: u32 = 64;
 
 /// `struct rdb_spec`: `slot` is the function's row within a key's rows.
 fn cookie(id: usize, slot: usize, d: &FuncDef) -> u64 {
@@ -60,8 +63,63 @@ pub struct Plan {
     pub attach: Vec<Planned>,
     /// Present but left out by default: single-stepped first instruction.
     pub expensive: Vec<Planned>,
+    /// Single-stepped C functions whose calls C++ stand-ins in `attach`
+    /// count instead (see `FUNCS`).
+    pub covered: Vec<Planned>,
     /// Not in the target (dead-code eliminated or another RocksDB version).
     pub absent: Vec<&'static str>,
+    /// Object layouts learnt from the code (0: unknown; see node::layout).
+    pub layout: Layout,
+}
+
+/// Offsets the BPF programs read RocksDB objects at; 0 = not learnt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// `DBIter *` inside an ArenaWrappedDBIter (the DBIter stand-ins).
+    pub dbiter_off: u32,
+    /// Data size inside a write batch (WRITE bytes).
+    pub wb_size_off: u32,
+}
+
+impl Layout {
+    /// What `syms` (one file) tells; 0 where it tells nothing.
+    fn of(syms: &HashMap<String, FuncSym>) -> Layout {
+        use crate::model::rocksdb::{ARENA_ITER_NEXT, WRITEBATCH_DATA};
+        use crate::node::layout::{arena_dbiter_offset, writebatch_size_offset};
+        let dbiter_next = FUNCS
+            .iter()
+            .find(|f| f.name == "rocksdb::DBIter::Next")
+            .and_then(|f| syms.get(f.symbol));
+        Layout {
+            dbiter_off: syms
+                .get(ARENA_ITER_NEXT)
+                .zip(dbiter_next)
+                .and_then(|(a, n)| arena_dbiter_offset(&a.head, a.vaddr, n.vaddr))
+                .unwrap_or(0),
+            wb_size_off: syms
+                .get(WRITEBATCH_DATA)
+                .and_then(|w| writebatch_size_offset(&w.head))
+                .unwrap_or(0),
+        }
+    }
+
+    /// One layout for the programs of several files: a field the files
+    /// disagree on (two RocksDB builds) is not learnt.
+    fn merge(self, o: Layout) -> Layout {
+        let one = |a: u32, b: u32| {
+            if a == 0 || a == b {
+                b
+            } else if b == 0 {
+                a
+            } else {
+                0
+            }
+        };
+        Layout {
+            dbiter_off: one(self.dbiter_off, o.dbiter_off),
+            wb_size_off: one(self.wb_size_off, o.wb_size_off),
+        }
+    }
 }
 
 impl Plan {
@@ -94,10 +152,17 @@ impl Plan {
     /// Decides what to attach from the functions found in each file.
     pub fn new(found: &[(ProbeFile, HashMap<String, FuncSym>)], filter: &OpsFilter) -> Plan {
         let mut plan = Plan::default();
+        let mut layouts = found.iter().map(|(_, syms)| Layout::of(syms));
+        let first = layouts.next().unwrap_or_default();
+        plan.layout = layouts.fold(first, Layout::merge);
         for (id, def) in FUNCS.iter().enumerate() {
+            if def.is_stand_in() {
+                plan.stand_in(id, def, found, filter);
+                continue;
+            }
             let mut present = false;
             for (file, syms) in found {
-                let Some(sym) = syms.get(def.name) else {
+                let Some(sym) = syms.get(def.symbol) else {
                     continue;
                 };
                 present = true;
@@ -121,7 +186,59 @@ impl Plan {
                 plan.absent.push(def.name);
             }
         }
+        // A C function is covered once a stand-in counts its calls.
+        let covered: Vec<(&str, String)> = plan
+            .attach
+            .iter()
+            .filter_map(|p| Some((p.def.stands_in?, p.file.elf_path.display().to_string())))
+            .collect();
+        let (cov, left): (Vec<Planned>, Vec<Planned>) = std::mem::take(&mut plan.expensive)
+            .into_iter()
+            .partition(|p| covered.contains(&(p.def.name, p.file.elf_path.display().to_string())));
+        plan.covered = cov;
+        plan.expensive = left;
         plan
+    }
+
+    /// Plans stand-in `def` in every file where the C function it stands in
+    /// for was left out as single-stepped (never beside that function: a call
+    /// would count twice), when its own first instruction is emulated and
+    /// the layout it needs was learnt.
+    fn stand_in(
+        &mut self,
+        id: usize,
+        def: &FuncDef,
+        found: &[(ProbeFile, HashMap<String, FuncSym>)],
+        filter: &OpsFilter,
+    ) {
+        let Some(c) = def.stands_in else { return };
+        if filter.wants(def).is_none() {
+            return;
+        }
+        let needs_dbiter = def.symbol.starts_with("_ZN7rocksdb6DBIter");
+        if needs_dbiter && self.layout.dbiter_off == 0 {
+            return;
+        }
+        for (file, syms) in found {
+            let left_out = self
+                .expensive
+                .iter()
+                .any(|p| p.def.name == c && p.file.elf_path == file.elf_path);
+            let Some(sym) = syms.get(def.symbol).filter(|_| left_out) else {
+                continue;
+            };
+            let cost = classify(&sym.head);
+            if cost.is_single_step() {
+                continue;
+            }
+            self.attach.push(Planned {
+                id,
+                def: *def,
+                file: file.clone(),
+                sym: sym.clone(),
+                cost,
+            });
+        }
     }
 }
 
@@ -169,6 +286,25 @@ pub struct Config {
     pub empty: bool,
     /// Rows per (process, db, cf): `Plan::slots().len()`.
     pub slots: u32,
+    /// Object layouts (`Plan::layout`).
+    pub layout: Layout,
+    /// C++ iterator stand-ins are planned (`Plan::covered` is not empty).
+    pub stand_ins: bool,
+}
+
+/// Kernel memory each CPU's copy of `stats` holds (0 when the shared copy
+/// is used): what a bigger host would hold once per CPU up to the budget.
+pub fn per_cpu_stats_bytes(skel: &RocksdbSkel<'_>) -> u64 {
+    let shared = skel
+        .maps
+        .rodata_data
+        .as_ref()
+        .is_some_and(|r| r.shared_stats);
+    if shared {
+        0
+    } else {
+        per_cpu_bytes(&skel.maps.stats)
+    }
 }
 
 /// Slots of the per-thread map: pid_max rounded up to a power of two (every
@@ -201,6 +337,9 @@ pub fn load<'obj>(
     rodata.slow_enabled = cfg.slow_ns.is_some();
     rodata.slow_ns = cfg.slow_ns.unwrap_or(0);
     rodata.empty_programs = cfg.empty;
+    rodata.dbiter_off = cfg.layout.dbiter_off;
+    rodata.wb_size_off = cfg.layout.wb_size_off;
+    rodata.stand_ins = cfg.stand_ins;
     // One CKB process opens a few databases: the chain (20 families
     // counting "default"), the indexer's, the tx-pool's; each family is
     // used through one handle. Every process of a file may mean more at a
@@ -210,9 +349,17 @@ pub fn load<'obj>(
     let slots = cfg.slots.clamp(1, FUNC_SLOTS);
     rodata.max_keys = max_keys;
     rodata.nslots = slots;
+    let rows = max_keys * slots;
+    let shared = shared_stats(rows as u64 * std::mem::size_of::<types::rdb_stats>() as u64)?;
+    rodata.shared_stats = shared;
+    let (per_cpu_rows, shared_rows) = if shared { (1, rows) } else { (rows, 1) };
     open.maps
         .stats
-        .set_max_entries(max_keys * slots)
+        .set_max_entries(per_cpu_rows)
+        .map_err(|e| bpf_failure("sizing the RocksDB stats map".into(), e))?;
+    open.maps
+        .stats_shared
+        .set_max_entries(shared_rows)
         .map_err(|e| bpf_failure("sizing the RocksDB stats map".into(), e))?;
     let threads = thread_slots();
     rodata.thread_mask = threads - 1;
@@ -286,14 +433,22 @@ pub struct Maps {
     pub keys: MapHandle,
     pub key_owners: MapHandle,
     pub stats: MapHandle,
+    /// `stats` is the shared copy (one value per row, not one per CPU).
+    shared: bool,
     pub drops: MapHandle,
     pub ctl: MapHandle,
-    /// Handle names, resolved from the processes' memory and cached.
-    names: Mutex<Names>,
+    /// Handle names, resolved from the processes' memory and cached
+    /// (shared with the `Namer` thread).
+    names: Arc<Mutex<Names>>,
 }
 
 impl Maps {
     pub fn new(skel: &RocksdbSkel<'_>, plan: &Plan) -> Result<Maps> {
+        let shared = skel
+            .maps
+            .rodata_data
+            .as_ref()
+            .is_some_and(|r| r.shared_stats);
         let mut files: Vec<&ProbeFile> = plan.attach.iter().map(|p| &p.file).collect();
         files.sort_by(|a, b| a.elf_path.cmp(&b.elf_path));
         files.dedup_by(|a, b| a.elf_path == b.elf_path);
@@ -305,11 +460,70 @@ impl Maps {
             slots: plan.slots(),
             keys: map_handle(&skel.maps.keys)?,
             key_owners: map_handle(&skel.maps.key_owners)?,
-            stats: map_handle(&skel.maps.stats)?,
+            stats: if shared {
+                map_handle(&skel.maps.stats_shared)?
+            } else {
+                map_handle(&skel.maps.stats)?
+            },
+            shared,
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
-            names: Mutex::new(Names::new(accessors)),
+            names: Arc::new(Mutex::new(Names::new(accessors))),
         })
+    }
+}
+
+/// Names the handles of new (process, db, cf) keys every second, whatever
+/// the report interval: a name is read from the process's memory, which is
+/// gone once it exits (a `ckb import` traced with `--interval 3600` would
+/// end with every handle unresolved). Stops when dropped.
+pub struct Namer {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Namer {
+    pub fn spawn(maps: &Maps) -> Result<Namer> {
+        let keys =
+            MapHandle::try_from(&maps.keys).context("duplicating the RocksDB keys map handle")?;
+        let names = Arc::clone(&maps.names);
+        let (stop, rx) = crossbeam_channel::bounded::<()>(0);
+        let handle = std::thread::Builder::new()
+            .name("rdb-namer".into())
+            .spawn(move || {
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(Duration::from_secs(1))
+                {
+                    let Ok(mut resolver) = names.lock() else {
+                        return;
+                    };
+                    for key in keys.keys() {
+                        let mut k = types::rdb_key::default();
+                        if plain::copy_from_bytes(&mut k, &key).is_err() {
+                            continue;
+                        }
+                        // Cached once resolved; a few retries otherwise.
+                        let _ = resolver.db(k.tgid, k.db);
+                        if k.cf != 0 {
+                            let _ = resolver.cf(k.tgid, k.db, k.cf);
+                        }
+                    }
+                }
+            })
+            .context("spawning the RocksDB namer thread")?;
+        Ok(Namer {
+            stop: Some(stop),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Namer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -358,10 +572,13 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
         }
         for (slot, &func) in maps.slots.iter().enumerate() {
             let row = index * nslots + slot as u32;
-            let Some(per_cpu) = maps
-                .stats
-                .lookup_percpu(&row.to_ne_bytes(), MapFlags::ANY)?
-            else {
+            let key = row.to_ne_bytes();
+            let per_cpu = if maps.shared {
+                maps.stats.lookup(&key, MapFlags::ANY)?.map(|v| vec![v])
+            } else {
+                maps.stats.lookup_percpu(&key, MapFlags::ANY)?
+            };
+            let Some(per_cpu) = per_cpu else {
                 continue;
             };
             let mut sum = OpStats::default();
@@ -413,13 +630,16 @@ fn recycle(maps: &Maps, key: &[u8], index: u32) -> Result<()> {
         .context("freeing a RocksDB stats slot")?;
     let zero = vec![0u8; std::mem::size_of::<types::rdb_stats>()];
     let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")?;
-    let zeros = vec![zero; cpus];
+    let zeros = vec![zero.clone(); cpus];
     let nslots = maps.slots.len() as u32;
     for slot in 0..nslots {
-        let row = index * nslots + slot;
-        maps.stats
-            .update_percpu(&row.to_ne_bytes(), &zeros, MapFlags::ANY)
-            .context("zeroing a RocksDB stats slot")?;
+        let row = (index * nslots + slot).to_ne_bytes();
+        if maps.shared {
+            maps.stats.update(&row, &zero, MapFlags::ANY)
+        } else {
+            maps.stats.update_percpu(&row, &zeros, MapFlags::ANY)
+        }
+        .context("zeroing a RocksDB stats slot")?;
     }
     maps.key_owners
         .delete(&index.to_ne_bytes())

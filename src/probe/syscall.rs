@@ -11,7 +11,9 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 use crate::error::{Exit, Failure};
 use crate::model::syscall::{CallStats, KeyStats, Sample};
 use crate::probe::features::{self, Attach, Probed, Tracefs};
-use crate::probe::{bpf_failure, bump_epoch, interval_max, map_handle, read_drops};
+use crate::probe::{
+    bpf_failure, bump_epoch, interval_max, map_handle, per_cpu_bytes, read_drops, shared_stats,
+};
 
 mod skel {
     #![allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
@@ -127,6 +129,20 @@ pub fn load<'obj>(
         .as_deref_mut()
         .context("BPF object has no .rodata")?;
     rodata.targ_tgid = cfg.tgid;
+    // A preallocated per-CPU hash: every key's row on every CPU.
+    let keys = open.maps.stats.max_entries();
+    let per_cpu = keys as u64 * std::mem::size_of::<types::sc_stats>() as u64;
+    let shared = shared_stats(per_cpu)?;
+    rodata.shared_stats = shared;
+    let (pc, sh) = if shared { (1, keys) } else { (keys, 1) };
+    open.maps
+        .stats
+        .set_max_entries(pc)
+        .map_err(|e| bpf_failure("sizing the syscall stats map".into(), e))?;
+    open.maps
+        .stats_shared
+        .set_max_entries(sh)
+        .map_err(|e| bpf_failure("sizing the syscall stats map".into(), e))?;
     let p = &mut open.progs;
     p.sc_enter_btf.set_autoload(backend == Backend::TpBtf);
     p.sc_exit_btf.set_autoload(backend == Backend::TpBtf);
@@ -164,9 +180,27 @@ pub fn attach(skel: &SyscallSkel<'_>, backend: Backend) -> Result<Vec<Link>> {
     Ok(links)
 }
 
+fn is_shared(skel: &SyscallSkel<'_>) -> bool {
+    skel.maps
+        .rodata_data
+        .as_ref()
+        .is_some_and(|r| r.shared_stats)
+}
+
+/// Kernel memory each CPU's copy of `stats` holds (0 when shared).
+pub fn per_cpu_stats_bytes(skel: &SyscallSkel<'_>) -> u64 {
+    if is_shared(skel) {
+        0
+    } else {
+        per_cpu_bytes(&skel.maps.stats)
+    }
+}
+
 /// Owned map handles for the poller thread.
 pub struct Maps {
     pub stats: MapHandle,
+    /// `stats` is the shared copy (one value per key, not one per CPU).
+    shared: bool,
     pub drops: MapHandle,
     pub ctl: MapHandle,
     /// Futex wait-family calls (`read_futex_waits`).
@@ -175,8 +209,14 @@ pub struct Maps {
 
 impl Maps {
     pub fn new(skel: &SyscallSkel<'_>) -> Result<Maps> {
+        let shared = is_shared(skel);
         Ok(Maps {
-            stats: map_handle(&skel.maps.stats)?,
+            stats: if shared {
+                map_handle(&skel.maps.stats_shared)?
+            } else {
+                map_handle(&skel.maps.stats)?
+            },
+            shared,
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
             waits: map_handle(&skel.maps.waits)?,
@@ -194,7 +234,12 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
     bump_epoch(&maps.ctl, epoch)?;
     let mut rows = Vec::new();
     for key in maps.stats.keys() {
-        let Some(per_cpu) = maps.stats.lookup_percpu(&key, MapFlags::ANY)? else {
+        let per_cpu = if maps.shared {
+            maps.stats.lookup(&key, MapFlags::ANY)?.map(|v| vec![v])
+        } else {
+            maps.stats.lookup_percpu(&key, MapFlags::ANY)?
+        };
+        let Some(per_cpu) = per_cpu else {
             continue;
         };
         let mut k = types::sc_key::default();

@@ -20,6 +20,10 @@ pub struct Counts {
     /// Value bytes of every get that found its key.
     pub get_bytes: u64,
     pub get_misses: u64,
+    /// Data size of every batch written (`rocksdb_writebatch_data`);
+    /// absent (0) in the lines of workloads built before it was counted.
+    #[serde(default)]
+    pub write_bytes: u64,
     /// RocksDB's own statistics (`--stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rocksdb: Option<RocksStats>,
