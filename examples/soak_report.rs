@@ -224,14 +224,14 @@ fn main() {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(n, l)| {
-            let bad = |e: String| fail(2, format!("workload-counts.jsonl:{}: {e}", n + 1));
+            let bad = |e: String| -> ! { fail(2, format!("workload-counts.jsonl:{}: {e}", n + 1)) };
             let mut raw: serde_json::Value =
                 serde_json::from_str(l).unwrap_or_else(|e| bad(e.to_string()));
             if raw.get("write_bytes").is_none() {
                 write_counted = false;
                 raw["write_bytes"] = 0.into();
             }
-            ckb_libbpf::schema::decode_strict(&raw.to_string()).unwrap_or_else(bad)
+            ckb_libbpf::schema::decode_strict::<Counts>(&raw.to_string()).unwrap_or_else(|e| bad(e))
         })
         .collect();
     // Bursts: `BURST start|done <unix ms>` on the workload's stderr.
