@@ -19,7 +19,7 @@ TOOL        := target/release/ckb-libbpf
 # promtool lints the exporter's output, the server scrapes it in tests.
 PROM_TOOLS  := target/tools/prometheus
 
-.PHONY: all deps build workload demo demo-stress demo-check demo-normal env-check test vmlinux assets install install-files uninstall deb deb-test container-test compose compose-down compose-test lint clean e2e-ckb fuzz soak bench
+.PHONY: all deps build workload demo demo-stress demo-check demo-normal env-check test vmlinux assets install install-files uninstall deb deb-test container-test compose compose-down compose-test lint clean e2e-ckb fuzz soak soak-smoke soak-deps bench
 
 all: build
 
@@ -151,10 +151,26 @@ e2e-ckb: build
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECS)
 
-# The long soak (S-1..S-3): SOAK_SECS (default 48 h) beside the bundled
-# workload, or beside PID=...; writes a TSV timeseries and a verdict.
-soak: build workload
-	scripts/soak.sh $(or $(SOAK_SECS),172800) $(PID)
+# The long soak (S-1..S-3) and its report (docs/soak/ has one): SOAK_SECS
+# (default 48 h) on a CKB dev chain (node + miner; CKB_BIN or `ckb` on PATH)
+# with the bundled workload's write bursts beside it, or SOAK_TARGET=workload
+# (the workload alone), or PID=... (a running node). Writes OUT_DIR (default
+# /tmp/ckb-libbpf-soak.TIME): a TSV timeseries, the tracers' JSON, a verdict
+# and report/REPORT.md with its charts (needs python3-matplotlib).
+# soak-smoke: 3 minutes of the workload alone, a short real run of the same
+# script and report generator (exact fidelity table or exit 1). Root; not CI.
+soak: build workload soak-deps
+	$(CARGO) build --release --example soak_report
+	scripts/soak.sh $(or $(SOAK_SECS),172800) $(or $(PID),$(SOAK_TARGET),ckb)
+
+soak-smoke: build workload soak-deps
+	$(CARGO) build --release --example soak_report
+	SAMPLE_SECS=10 EPISODE_SECS=60 BURST_AT=30 BURST_MB=16 TOOL_ARGS="--baseline-secs 20" \
+		scripts/soak.sh 180 workload
+
+soak-deps:
+	@/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >/dev/null; }
 
 # Benchmarks (issues 6, 13): per-hit cost against the empty-program floor
 # and bpftrace, bpf_stats per program, the tool's own CPU/RSS/losses, cost

@@ -37,7 +37,8 @@ pub struct RocksdbArgs {
     /// Seconds between reports.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = super::positive_secs)]
     pub interval: f64,
-    /// Print log2 latency histograms per operation (like biolatency).
+    /// Print log2 latency histograms per operation (like biolatency). With
+    /// --json, every operation and function row gains a `histogram` array.
     #[arg(long)]
     pub histogram: bool,
     /// Log every operation slower than --threshold, one line each.
@@ -182,6 +183,8 @@ enum Mode {
 /// terminal, or JSON Lines.
 struct Printer {
     mode: Mode,
+    /// `--json --histogram`: log2 buckets in every row.
+    histograms: bool,
     by: Option<Split>,
     out: Out,
 }
@@ -216,6 +219,7 @@ impl View for Printer {
                 b,
                 Some(&s.anomalies),
                 r.is_final.then_some(alerts.raised),
+                self.histograms,
             )),
             Mode::Histogram if r.is_final => self
                 .out
@@ -301,6 +305,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
     };
     let mut view = Printer {
         mode,
+        histograms: args.histogram,
         by: args.by,
         out: Out::new(),
     };

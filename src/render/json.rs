@@ -21,6 +21,35 @@ fn row(r: &Row) -> s::OpRow {
         bytes_per_sec: r.bytes_per_sec,
         hit_ratio: r.hit_ratio,
         misses: r.misses,
+        histogram: None,
+    }
+}
+
+/// The log2 buckets of a row's histogram that have calls.
+fn log2_buckets(r: &Row) -> Vec<s::Log2Bucket> {
+    r.hist
+        .log2_rows()
+        .into_iter()
+        .filter(|&(_, count)| count > 0)
+        .map(|(log2, count)| s::Log2Bucket { log2, count })
+        .collect()
+}
+
+/// `--histogram --json`: every operation and function row of `line` gains
+/// its log2 buckets (left out otherwise: they make a line several times
+/// longer).
+fn add_histograms(line: &mut s::RocksdbReport, r: &Report) {
+    for src in &r.rows {
+        if let Some(dst) = line.operations.get_mut(&src.name) {
+            dst.histogram = Some(log2_buckets(src));
+        }
+    }
+    if let Some(funcs) = line.functions.as_mut() {
+        for src in &r.functions {
+            if let Some(dst) = funcs.get_mut(&src.name) {
+                dst.histogram = Some(log2_buckets(src));
+            }
+        }
     }
 }
 
@@ -82,20 +111,25 @@ pub fn rocksdb_line(
     }
 }
 
-/// One rocksdb report as one line (see `rocksdb_line`).
+/// One rocksdb report as one line (see `rocksdb_line`); with `histograms`
+/// (`--histogram`) its rows carry their log2 buckets.
 pub fn rocksdb_report(
     r: &Report,
     background: Option<&Background>,
     anomalies: Option<&[Anomaly]>,
     alerts_total: Option<u64>,
+    histograms: bool,
 ) -> String {
-    let line = rocksdb_line(r, background, anomalies, alerts_total);
+    let mut line = rocksdb_line(r, background, anomalies, alerts_total);
+    if histograms {
+        add_histograms(&mut line, r);
+    }
     to_line(&Line::Report(schema::Report::Rocksdb(line)))
 }
 
 /// One report as one line, without the background and anomaly parts.
 pub fn report(r: &Report) -> String {
-    rocksdb_report(r, None, None, None)
+    rocksdb_report(r, None, None, None, false)
 }
 
 /// The probes' estimated cost: `sampled` says the report's counts cover
@@ -267,6 +301,23 @@ mod tests {
     }
 
     #[test]
+    fn histograms_are_added_on_request_and_decode() {
+        let r = put_report(false);
+        assert!(!report(&r).contains("histogram"), "only with --histogram");
+        let text = rocksdb_report(&r, None, None, None, true);
+        let put = &rocksdb(&text).operations["PUT"];
+        // 1000 ns in [512, 1024), 2000 ns in [1024, 2048); no empty buckets.
+        let buckets: Vec<(u32, u64)> = put
+            .histogram
+            .as_ref()
+            .expect("buckets")
+            .iter()
+            .map(|b| (b.log2, b.count))
+            .collect();
+        assert_eq!(buckets, vec![(9, 1), (10, 1)]);
+    }
+
+    #[test]
     fn background_and_anomalies_are_part_of_the_report() {
         let a = Anomaly {
             kind: "latency_spike",
@@ -292,6 +343,7 @@ mod tests {
             Some(&bg),
             Some(std::slice::from_ref(&a)),
             Some(3),
+            false,
         );
         let r = rocksdb(&line);
         assert_eq!(r.background.unwrap().stalled_ms, 1200.0);

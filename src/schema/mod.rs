@@ -1,6 +1,6 @@
 //! The JSON API: one serde struct per kind of line the tool prints with
 //! `--json`, and the two single-object outputs (`check --json`,
-//! `symbols --json`). The renderers build these and serialise them; tests
+//! `symbols --json`); `workload` is the bundled workload's ground truth. The renderers build these and serialise them; tests
 //! and consumers decode them. Field names are an API: they change only by
 //! addition (README "JSON output").
 //!
@@ -25,6 +25,7 @@ pub mod net;
 pub mod rocksdb;
 pub mod symbols;
 pub mod syscall;
+pub mod workload;
 
 pub use net::{NetEvent, NetReport};
 pub use rocksdb::{

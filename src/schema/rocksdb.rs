@@ -68,6 +68,18 @@ pub struct OpRow {
     pub bytes_per_sec: Option<f64>,
     pub hit_ratio: Option<f64>,
     pub misses: Option<u64>,
+    /// With `--histogram`: the span's latency distribution as log2
+    /// buckets, those with calls only, in ascending order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<Vec<Log2Bucket>>,
+}
+
+/// Calls whose latency fell in `[2^log2, 2^(log2 + 1))` ns (bucket 0 is
+/// `[0, 2)`): the rows `--histogram` prints, exact counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Log2Bucket {
+    pub log2: u32,
+    pub count: u64,
 }
 
 /// One operation class on one column family of one database. `db` is the

@@ -154,6 +154,70 @@ fn json_counts_bytes_and_hits_equal_the_workload() {
 }
 
 #[test]
+fn json_histograms_hold_every_call_once() {
+    require_bpf();
+    let (counts, out, err, _) = capture(
+        "2",
+        &[],
+        &["--json", "--histogram", "--by-function", "--ops", "all"],
+    );
+    let all = rocksdb_reports(&out);
+    let fin = final_rocksdb(&out);
+    let funcs = fin.functions.as_ref().expect("--by-function rows");
+    for (name, n) in &counts.calls {
+        assert_eq!(
+            funcs.get(name).map(|r| r.count),
+            Some(*n),
+            "{name}: {err:#?}"
+        );
+    }
+    // In every line, each row's buckets are ascending, non-empty and add up
+    // to its exact count; the top one holds the exact maximum.
+    for r in &all {
+        for (name, row) in r.operations.iter().chain(r.functions.iter().flatten()) {
+            let h = row
+                .histogram
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}: no histogram"));
+            assert_eq!(h.iter().map(|b| b.count).sum::<u64>(), row.count, "{name}");
+            assert!(h.iter().all(|b| b.count > 0), "{name}: {h:?}");
+            assert!(h.windows(2).all(|w| w[0].log2 < w[1].log2), "{name}: {h:?}");
+            if let (Some(top), Some(max)) = (h.last(), row.max_us) {
+                let max_ns = max * 1000.0;
+                assert!(
+                    top.log2 == 0 || (1u64 << top.log2) as f64 <= max_ns,
+                    "{name}: max {max} us below bucket {}",
+                    top.log2
+                );
+                assert!(max_ns < (1u64 << (top.log2 + 1)) as f64, "{name}");
+            }
+        }
+    }
+    // The interval lines' buckets add up to the final line's, per class.
+    for (class, row) in &fin.operations {
+        let mut summed = std::collections::BTreeMap::<u32, u64>::new();
+        for r in all.iter().filter(|r| !r.is_final) {
+            for b in r
+                .operations
+                .get(class)
+                .and_then(|o| o.histogram.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                *summed.entry(b.log2).or_default() += b.count;
+            }
+        }
+        let whole: std::collections::BTreeMap<u32, u64> = row
+            .histogram
+            .iter()
+            .flatten()
+            .map(|b| (b.log2, b.count))
+            .collect();
+        assert_eq!(summed, whole, "{class}");
+    }
+}
+
+#[test]
 fn table_summary_agrees_with_the_workload() {
     require_bpf();
     let (counts, out, _err, _) = capture("2", &[], &["--ops", "all"]);
