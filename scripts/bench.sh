@@ -1035,7 +1035,7 @@ section_overview() {
 			log "  overview, workload $load, tab $tab: ${res[$load,$tab]} % of a core over $secs s"
 		done
 		kill "$wpid" 2>/dev/null
-		wait "$wpid" 2>/dev/null
+		wait "$wpid" 2>/dev/null || true
 		rm -rf "$scratch/db-ov"
 	done
 	record overview "$(jq -cn --argjson s "$secs" --argjson a "${res[idle,1]}" --argjson b "${res[idle,2]}" \
