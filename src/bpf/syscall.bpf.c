@@ -162,6 +162,18 @@ static __always_inline void cut_digits(char *c)
 	}
 }
 
+/* `key`'s row of aggregation map `map` (stats or stats_shared), created
+ * zeroed on first use; NULL when the map is full. */
+static __always_inline struct sc_stats *stats_row(void *map, struct sc_key *key)
+{
+	struct sc_stats *st = bpf_map_lookup_elem(map, key);
+
+	if (st)
+		return st;
+	bpf_map_update_elem(map, key, &zero_stats, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
 static __always_inline int on_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -189,16 +201,12 @@ static __always_inline int on_exit(long ret)
 
 	bpf_get_current_comm(key.family, sizeof(key.family));
 	cut_digits(key.family);
+	st = shared_stats ? stats_row(&stats_shared, &key) : stats_row(&stats, &key);
+	if (!st) {
+		count_drop(drops, DROP_STATS_FULL);
+		return 0;
+	}
 	if (shared_stats) {
-		st = bpf_map_lookup_elem(&stats_shared, &key);
-		if (!st) {
-			bpf_map_update_elem(&stats_shared, &key, &zero_stats, BPF_NOEXIST);
-			st = bpf_map_lookup_elem(&stats_shared, &key);
-			if (!st) {
-				count_drop(drops, DROP_STATS_FULL);
-				return 0;
-			}
-		}
 		/* Counts exact; the maximum may keep the smaller of two
 		 * raced at once (see rocksdb.bpf.c). */
 		__sync_fetch_and_add(&st->count, 1);
@@ -212,15 +220,6 @@ static __always_inline int on_exit(long ret)
 		__sync_fetch_and_add(&st->hist[lat_slot(lat)], 1);
 		record_max(st, lat);
 		return 0;
-	}
-	st = bpf_map_lookup_elem(&stats, &key);
-	if (!st) {
-		bpf_map_update_elem(&stats, &key, &zero_stats, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&stats, &key);
-		if (!st) {
-			count_drop(drops, DROP_STATS_FULL);
-			return 0;
-		}
 	}
 	st->count++;
 	st->total_ns += lat;

@@ -152,7 +152,7 @@ pub const PER_CPU_STATS_BUDGET: u64 = 32 << 20;
 /// one copy shared by all CPUs (atomic adds): by the budget, or as
 /// `CKB_LIBBPF_STATS=shared|per-cpu` says (tests, or an operator who
 /// prefers one).
-pub fn shared_stats(per_cpu: u64) -> Result<bool> {
+fn shared_stats(per_cpu: u64) -> Result<bool> {
     match std::env::var("CKB_LIBBPF_STATS").as_deref() {
         Ok("shared") => return Ok(true),
         Ok("per-cpu") => return Ok(false),
@@ -177,6 +177,71 @@ pub fn stats_on(per_cpu: u64, cpus: u64) -> u64 {
         per_cpu
     } else {
         per_cpu * cpus
+    }
+}
+
+/// Sizes a layer's two aggregation maps before load (`per_cpu`, and
+/// `shared`, its one-copy replacement on big hosts) for `entries` rows of
+/// `value_size` bytes: the one used gets the rows, the other one entry.
+/// Returns whether the shared copy is used (the layer's `shared_stats`).
+pub fn size_stats<'o>(
+    per_cpu: &mut libbpf_rs::OpenMapMut<'o>,
+    shared: &mut libbpf_rs::OpenMapMut<'o>,
+    entries: u32,
+    value_size: usize,
+    layer: &str,
+) -> Result<bool> {
+    let one = shared_stats(entries as u64 * value_size as u64)?;
+    let (pc, sh) = if one { (1, entries) } else { (entries, 1) };
+    for (m, n) in [(per_cpu, pc), (shared, sh)] {
+        m.set_max_entries(n)
+            .map_err(|e| bpf_failure(format!("sizing the {layer} stats map"), e))?;
+    }
+    Ok(one)
+}
+
+/// A layer's aggregation map as the poller reads it: the per-CPU one, or
+/// the shared copy `size_stats` chose instead.
+pub struct StatsMap {
+    pub map: libbpf_rs::MapHandle,
+    shared: bool,
+}
+
+impl StatsMap {
+    pub fn new(
+        per_cpu: &libbpf_rs::MapMut<'_>,
+        one: &libbpf_rs::MapMut<'_>,
+        shared: bool,
+    ) -> Result<StatsMap> {
+        Ok(StatsMap {
+            map: map_handle(if shared { one } else { per_cpu })?,
+            shared,
+        })
+    }
+
+    /// The copies of `key`'s value: one per CPU, or the shared one.
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+        use libbpf_rs::{MapCore, MapFlags};
+        Ok(if self.shared {
+            self.map.lookup(key, MapFlags::ANY)?.map(|v| vec![v])
+        } else {
+            self.map.lookup_percpu(key, MapFlags::ANY)?
+        })
+    }
+
+    /// Zeroes `key`'s value (`size` bytes) in every copy.
+    pub fn zero(&self, key: &[u8], size: usize) -> Result<()> {
+        use anyhow::Context;
+        use libbpf_rs::{MapCore, MapFlags};
+        let zero = vec![0u8; size];
+        if self.shared {
+            self.map.update(key, &zero, MapFlags::ANY)?;
+        } else {
+            let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")?;
+            self.map
+                .update_percpu(key, &vec![zero; cpus], MapFlags::ANY)?;
+        }
+        Ok(())
     }
 }
 

@@ -23,7 +23,8 @@ use crate::node::insn::{classify, ProbeCost};
 use crate::node::rdbnames::{Accessors, Names};
 use crate::node::ProbeFile;
 use crate::probe::{
-    bpf_failure, bump_epoch, interval_max, map_handle, per_cpu_bytes, read_drops, shared_stats,
+    bpf_failure, bump_epoch, interval_max, map_handle, per_cpu_bytes, read_drops, size_stats,
+    StatsMap,
 };
 
 mod skel {
@@ -187,14 +188,14 @@ impl Plan {
             }
         }
         // A C function is covered once a stand-in counts its calls.
-        let covered: Vec<(&str, String)> = plan
+        let covered: Vec<(&str, &Path)> = plan
             .attach
             .iter()
-            .filter_map(|p| Some((p.def.stands_in?, p.file.elf_path.display().to_string())))
+            .filter_map(|p| Some((p.def.stands_in?, p.file.elf_path.as_path())))
             .collect();
         let (cov, left): (Vec<Planned>, Vec<Planned>) = std::mem::take(&mut plan.expensive)
             .into_iter()
-            .partition(|p| covered.contains(&(p.def.name, p.file.elf_path.display().to_string())));
+            .partition(|p| covered.contains(&(p.def.name, p.file.elf_path.as_path())));
         plan.covered = cov;
         plan.expensive = left;
         plan
@@ -349,18 +350,13 @@ pub fn load<'obj>(
     let slots = cfg.slots.clamp(1, FUNC_SLOTS);
     rodata.max_keys = max_keys;
     rodata.nslots = slots;
-    let rows = max_keys * slots;
-    let shared = shared_stats(rows as u64 * std::mem::size_of::<types::rdb_stats>() as u64)?;
-    rodata.shared_stats = shared;
-    let (per_cpu_rows, shared_rows) = if shared { (1, rows) } else { (rows, 1) };
-    open.maps
-        .stats
-        .set_max_entries(per_cpu_rows)
-        .map_err(|e| bpf_failure("sizing the RocksDB stats map".into(), e))?;
-    open.maps
-        .stats_shared
-        .set_max_entries(shared_rows)
-        .map_err(|e| bpf_failure("sizing the RocksDB stats map".into(), e))?;
+    rodata.shared_stats = size_stats(
+        &mut open.maps.stats,
+        &mut open.maps.stats_shared,
+        max_keys * slots,
+        std::mem::size_of::<types::rdb_stats>(),
+        "RocksDB",
+    )?;
     let threads = thread_slots();
     rodata.thread_mask = threads - 1;
     open.maps
@@ -432,9 +428,7 @@ pub struct Maps {
     slots: Vec<usize>,
     pub keys: MapHandle,
     pub key_owners: MapHandle,
-    pub stats: MapHandle,
-    /// `stats` is the shared copy (one value per row, not one per CPU).
-    shared: bool,
+    pub stats: StatsMap,
     pub drops: MapHandle,
     pub ctl: MapHandle,
     /// Handle names, resolved from the processes' memory and cached
@@ -460,16 +454,21 @@ impl Maps {
             slots: plan.slots(),
             keys: map_handle(&skel.maps.keys)?,
             key_owners: map_handle(&skel.maps.key_owners)?,
-            stats: if shared {
-                map_handle(&skel.maps.stats_shared)?
-            } else {
-                map_handle(&skel.maps.stats)?
-            },
-            shared,
+            stats: StatsMap::new(&skel.maps.stats, &skel.maps.stats_shared, shared)?,
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
             names: Arc::new(Mutex::new(Names::new(accessors))),
         })
+    }
+}
+
+/// The names of key `k`'s handles (cached by `resolver` once confirmed).
+fn names_of(resolver: &mut Names, k: &types::rdb_key) -> KeyNames {
+    KeyNames {
+        db: resolver.db(k.tgid, k.db),
+        cf: (k.cf != 0)
+            .then(|| resolver.cf(k.tgid, k.db, k.cf))
+            .flatten(),
     }
 }
 
@@ -503,10 +502,7 @@ impl Namer {
                             continue;
                         }
                         // Cached once resolved; a few retries otherwise.
-                        let _ = resolver.db(k.tgid, k.db);
-                        if k.cf != 0 {
-                            let _ = resolver.cf(k.tgid, k.db, k.cf);
-                        }
+                        names_of(&mut resolver, &k);
                     }
                 }
             })
@@ -562,24 +558,10 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
         }
         // A process that is gone keeps the names learnt while it lived
         // (the Namer's, or an earlier interval's).
-        names.insert(
-            (k.tgid, k.db, k.cf),
-            KeyNames {
-                db: resolver.db(k.tgid, k.db),
-                cf: (k.cf != 0)
-                    .then(|| resolver.cf(k.tgid, k.db, k.cf))
-                    .flatten(),
-            },
-        );
+        names.insert((k.tgid, k.db, k.cf), names_of(&mut resolver, &k));
         for (slot, &func) in maps.slots.iter().enumerate() {
             let row = index * nslots + slot as u32;
-            let key = row.to_ne_bytes();
-            let per_cpu = if maps.shared {
-                maps.stats.lookup(&key, MapFlags::ANY)?.map(|v| vec![v])
-            } else {
-                maps.stats.lookup_percpu(&key, MapFlags::ANY)?
-            };
-            let Some(per_cpu) = per_cpu else {
+            let Some(per_cpu) = maps.stats.lookup(&row.to_ne_bytes())? else {
                 continue;
             };
             let mut sum = OpStats::default();
@@ -629,18 +611,12 @@ fn recycle(maps: &Maps, key: &[u8], index: u32) -> Result<()> {
     maps.keys
         .delete(key)
         .context("freeing a RocksDB stats slot")?;
-    let zero = vec![0u8; std::mem::size_of::<types::rdb_stats>()];
-    let cpus = libbpf_rs::num_possible_cpus().context("counting CPUs")?;
-    let zeros = vec![zero.clone(); cpus];
     let nslots = maps.slots.len() as u32;
     for slot in 0..nslots {
         let row = (index * nslots + slot).to_ne_bytes();
-        if maps.shared {
-            maps.stats.update(&row, &zero, MapFlags::ANY)
-        } else {
-            maps.stats.update_percpu(&row, &zeros, MapFlags::ANY)
-        }
-        .context("zeroing a RocksDB stats slot")?;
+        maps.stats
+            .zero(&row, std::mem::size_of::<types::rdb_stats>())
+            .context("zeroing a RocksDB stats slot")?;
     }
     maps.key_owners
         .delete(&index.to_ne_bytes())

@@ -12,7 +12,8 @@ use crate::error::{Exit, Failure};
 use crate::model::syscall::{CallStats, KeyStats, Sample};
 use crate::probe::features::{self, Attach, Probed, Tracefs};
 use crate::probe::{
-    bpf_failure, bump_epoch, interval_max, map_handle, per_cpu_bytes, read_drops, shared_stats,
+    bpf_failure, bump_epoch, interval_max, map_handle, per_cpu_bytes, read_drops, size_stats,
+    StatsMap,
 };
 
 mod skel {
@@ -131,18 +132,13 @@ pub fn load<'obj>(
     rodata.targ_tgid = cfg.tgid;
     // A preallocated per-CPU hash: every key's row on every CPU.
     let keys = open.maps.stats.max_entries();
-    let per_cpu = keys as u64 * std::mem::size_of::<types::sc_stats>() as u64;
-    let shared = shared_stats(per_cpu)?;
-    rodata.shared_stats = shared;
-    let (pc, sh) = if shared { (1, keys) } else { (keys, 1) };
-    open.maps
-        .stats
-        .set_max_entries(pc)
-        .map_err(|e| bpf_failure("sizing the syscall stats map".into(), e))?;
-    open.maps
-        .stats_shared
-        .set_max_entries(sh)
-        .map_err(|e| bpf_failure("sizing the syscall stats map".into(), e))?;
+    rodata.shared_stats = size_stats(
+        &mut open.maps.stats,
+        &mut open.maps.stats_shared,
+        keys,
+        std::mem::size_of::<types::sc_stats>(),
+        "syscall",
+    )?;
     let p = &mut open.progs;
     p.sc_enter_btf.set_autoload(backend == Backend::TpBtf);
     p.sc_exit_btf.set_autoload(backend == Backend::TpBtf);
@@ -198,9 +194,7 @@ pub fn per_cpu_stats_bytes(skel: &SyscallSkel<'_>) -> u64 {
 
 /// Owned map handles for the poller thread.
 pub struct Maps {
-    pub stats: MapHandle,
-    /// `stats` is the shared copy (one value per key, not one per CPU).
-    shared: bool,
+    pub stats: StatsMap,
     pub drops: MapHandle,
     pub ctl: MapHandle,
     /// Futex wait-family calls (`read_futex_waits`).
@@ -209,14 +203,8 @@ pub struct Maps {
 
 impl Maps {
     pub fn new(skel: &SyscallSkel<'_>) -> Result<Maps> {
-        let shared = is_shared(skel);
         Ok(Maps {
-            stats: if shared {
-                map_handle(&skel.maps.stats_shared)?
-            } else {
-                map_handle(&skel.maps.stats)?
-            },
-            shared,
+            stats: StatsMap::new(&skel.maps.stats, &skel.maps.stats_shared, is_shared(skel))?,
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
             waits: map_handle(&skel.maps.waits)?,
@@ -233,13 +221,8 @@ fn comm_str(c: &[u8]) -> String {
 pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
     bump_epoch(&maps.ctl, epoch)?;
     let mut rows = Vec::new();
-    for key in maps.stats.keys() {
-        let per_cpu = if maps.shared {
-            maps.stats.lookup(&key, MapFlags::ANY)?.map(|v| vec![v])
-        } else {
-            maps.stats.lookup_percpu(&key, MapFlags::ANY)?
-        };
-        let Some(per_cpu) = per_cpu else {
+    for key in maps.stats.map.keys() {
+        let Some(per_cpu) = maps.stats.lookup(&key)? else {
             continue;
         };
         let mut k = types::sc_key::default();

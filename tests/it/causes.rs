@@ -403,20 +403,9 @@ fn futex_figures(
 #[test]
 fn futex_waits_are_counted_apart_from_wakes() {
     use ckb_libbpf::probe::syscall::Backend;
-    use std::process::Command;
 
     require_bpf();
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-futex-{:x}", rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join("futex_calls");
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/futex_calls.c");
-    let st = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&bin)
-        .arg(src)
-        .status()
-        .expect("cc");
-    assert!(st.success(), "building tests/c/futex_calls.c");
+    let (dir, bin) = build_c("futex_calls", &[]);
     for b in Backend::ALL {
         let t = futex_figures(&bin, b, 7, 5);
         assert_eq!((t.futex_calls, t.futex_waits), (12, 7), "{b:?}");

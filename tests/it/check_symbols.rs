@@ -34,20 +34,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A C program linked against Debian's librocksdb.so (librocksdb-dev).
 fn dynamic_program() -> PathBuf {
-    let out = scratch("rocksdb_dyn");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/rocksdb_dyn.c");
-    let st = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&out)
-        .arg(src)
-        .arg("-lrocksdb")
-        .status()
-        .expect("cc");
-    assert!(
-        st.success(),
-        "building tests/c/rocksdb_dyn.c needs librocksdb-dev (make deps)"
-    );
-    out
+    build_c("rocksdb_dyn", &["rocksdb"]).1
 }
 
 #[test]

@@ -643,3 +643,25 @@ pub fn assert_one_restart(
     assert_eq!(with_gap[0].pid(), Some(new_pid));
     fin
 }
+
+/// Builds `tests/c/NAME.c` with cc (-O1, linked with `libs`) into a fresh
+/// temp dir; returns (dir, program). A failed build names what `make deps`
+/// installs for it.
+pub fn build_c(name: &str, libs: &[&str]) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-{name}-{:x}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join(name);
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+    let st = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&prog)
+        .arg(src)
+        .args(libs.iter().map(|l| format!("-l{l}")))
+        .status()
+        .expect("cc");
+    assert!(
+        st.success(),
+        "building tests/c/{name}.c (make deps installs cc and librocksdb-dev)"
+    );
+    (dir, prog)
+}

@@ -49,6 +49,21 @@ const CLASSES: &[(&str, &[&str])] = &[
     ("TXN_COMMIT", &["rocksdb_transaction_commit"]),
 ];
 
+/// The final report's classes (counts) and bytes equal what the workload
+/// did: PUT key + value, GET value sizes of hits and misses, WRITE the
+/// batches' data sizes.
+fn assert_exact(fin: &RocksdbReport, counts: &Counts, err: &[String]) {
+    for (class, members) in CLASSES {
+        let got = fin.operations.get(*class).map(|r| r.count);
+        assert_eq!(got, Some(counts.sum(members)), "{class}: {err:#?}");
+    }
+    let (put, get) = (&fin.operations["PUT"], &fin.operations["GET"]);
+    assert_eq!(put.bytes, Some(counts.put_bytes));
+    assert_eq!(get.bytes, Some(counts.get_bytes));
+    assert_eq!(get.misses, Some(counts.get_misses));
+    assert_eq!(fin.operations["WRITE"].bytes, Some(counts.write_bytes));
+}
+
 /// Attaches with `args`, runs `rounds` workload rounds, stops the tool with
 /// SIGINT; returns (workload counts, tool stdout, tool stderr, and the IDs of
 /// the BPF programs the tool held while running).
@@ -104,25 +119,16 @@ fn json_counts_bytes_and_hits_equal_the_workload() {
         let got = funcs.get(name).map(|r| r.count);
         assert_eq!(got, Some(*n), "{name}: {err:#?}");
     }
-    // Per class, exactly; no other class.
-    for (class, members) in CLASSES {
-        let got = fin.operations.get(*class).map(|r| r.count);
-        assert_eq!(got, Some(counts.sum(members)), "{class}");
-    }
+    // Per class and bytes, exactly; no other class.
+    assert_exact(&fin, &counts, &err);
     assert_eq!(
         fin.operations.len(),
         CLASSES.len(),
         "{:?}",
         fin.operations.keys()
     );
-    // Bytes: PUT key+value exactly; GET value sizes of hits exactly.
-    let (put, get) = (&fin.operations["PUT"], &fin.operations["GET"]);
-    assert_eq!(put.bytes, Some(counts.put_bytes));
-    assert_eq!(get.bytes, Some(counts.get_bytes));
-    assert_eq!(get.misses, Some(counts.get_misses));
     assert!(counts.put_bytes > 0 && counts.get_bytes > 0 && counts.get_misses > 0);
-    // WRITE: the batches' data sizes exactly.
-    assert_eq!(fin.operations["WRITE"].bytes, Some(counts.write_bytes));
+    let (put, get) = (&fin.operations["PUT"], &fin.operations["GET"]);
     assert!(counts.write_bytes > 0);
     let want_hit = (get.count - counts.get_misses) as f64 / get.count as f64;
     let hit = get.hit_ratio.expect("GET has a hit ratio");
@@ -279,11 +285,7 @@ fn iterator_operations_are_counted_by_default_through_stand_ins() {
     require_bpf();
     let (counts, out, err, _) = capture("2", &[], &["--json", "--by-function"]);
     let fin = final_rocksdb(&out);
-    for (class, members) in CLASSES {
-        let got = fin.operations.get(*class).map(|r| r.count);
-        assert_eq!(got, Some(counts.sum(members)), "{class}: {err:#?}");
-    }
-    assert_eq!(fin.operations["WRITE"].bytes, Some(counts.write_bytes));
+    assert_exact(&fin, &counts, &err);
     let funcs = fin.functions.as_ref().expect("--by-function rows");
     let at = |name: &str| funcs.get(name).map_or(0, |r| r.count);
     // Plain iterators' calls at DBIter, the transaction's at
@@ -605,15 +607,7 @@ fn high_and_colliding_thread_ids_are_counted_exactly() {
     let (counts, out, err, _) =
         capture("4", &["--threads-at", &tids], &["--json", "--by-function"]);
     let fin = final_rocksdb(&out);
-    for (class, members) in CLASSES {
-        let got = fin.operations.get(*class).map(|r| r.count);
-        assert_eq!(got, Some(counts.sum(members)), "{class}: {err:#?}");
-    }
-    let (put, get) = (&fin.operations["PUT"], &fin.operations["GET"]);
-    assert_eq!(put.bytes, Some(counts.put_bytes));
-    assert_eq!(get.bytes, Some(counts.get_bytes));
-    assert_eq!(get.misses, Some(counts.get_misses));
-    assert_eq!(fin.operations["WRITE"].bytes, Some(counts.write_bytes));
+    assert_exact(&fin, &counts, &err);
     assert_eq!(fin.uncounted_calls, 0, "no call left untimed");
     assert_eq!(fin.lost_events, 0);
 }
@@ -659,14 +653,7 @@ fn shared_stats_are_exact_and_bound_the_memory() {
     wl.finish();
     assert_eq!(status.code(), Some(0), "{err:#?}");
     let fin = final_rocksdb(&out);
-    for (class, members) in CLASSES {
-        let got = fin.operations.get(*class).map(|r| r.count);
-        assert_eq!(got, Some(counts.sum(members)), "{class}");
-    }
-    assert_eq!(fin.operations["PUT"].bytes, Some(counts.put_bytes));
-    assert_eq!(fin.operations["GET"].bytes, Some(counts.get_bytes));
-    assert_eq!(fin.operations["GET"].misses, Some(counts.get_misses));
-    assert_eq!(fin.operations["WRITE"].bytes, Some(counts.write_bytes));
+    assert_exact(&fin, &counts, &err);
     // "BPF maps hold X MiB of kernel memory here (S MiB + P MiB per CPU x N CPUs)"
     let note = err
         .iter()

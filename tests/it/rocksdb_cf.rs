@@ -52,30 +52,64 @@ fn split(report: &RocksdbReport) -> Split {
     got
 }
 
+/// What one capture of the workload with its second database saw.
+struct Db2Run {
+    counts: Counts,
+    status: std::process::ExitStatus,
+    out: Vec<String>,
+    err: Vec<String>,
+    /// The second database's directory (removed by now).
+    db2: String,
+}
+
+/// Runs `rounds` workload rounds with its second database (`--cf-db2`)
+/// under `rocksdb --pid PID ARGS`. With `exit_first` the workload exits
+/// (after a second's name pass) before the tool is stopped; otherwise the
+/// tool is stopped while it runs.
+fn capture_db2(rounds: &str, args: &[&str], exit_first: bool) -> Db2Run {
+    let dir = std::env::temp_dir().join(format!("ckb-libbpf-cf-db2-{}", rand_u64()));
+    let db2 = dir.display().to_string();
+    let mut wl = Workload::start(&["--rounds", rounds, "--cf-db2", &db2]);
+    let pid = wl.pid.to_string();
+    let mut tool_args = vec!["rocksdb", "--pid", &pid];
+    tool_args.extend_from_slice(args);
+    let mut tool = Tool::start(&tool_args);
+    tool.wait_attached();
+    let counts = wl.run();
+    let pause = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
+    let (status, out, err) = if exit_first {
+        pause(2500);
+        wl.finish();
+        pause(300);
+        tool.signal(libc::SIGINT);
+        tool.wait()
+    } else {
+        pause(500);
+        tool.signal(libc::SIGINT);
+        let r = tool.wait();
+        wl.finish();
+        r
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    Db2Run {
+        counts,
+        status,
+        out,
+        err,
+        db2,
+    }
+}
+
 #[test]
 fn by_cf_counts_equal_the_workload_per_database_and_family() {
     require_bpf();
-    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-cf-db2-{}", rand_u64()));
-    let db2s = db2.display().to_string();
-    let mut wl = Workload::start(&["--rounds", "3", "--cf-db2", &db2s]);
-    let pid = wl.pid.to_string();
-    let mut tool = Tool::start(&[
-        "rocksdb",
-        "--pid",
-        &pid,
-        "--interval",
-        "0.2",
-        "--json",
-        "--ops",
-        "all",
-    ]);
-    tool.wait_attached();
-    let counts = wl.run();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    tool.signal(libc::SIGINT);
-    let (status, out, err) = tool.wait();
-    wl.finish();
-    let _ = std::fs::remove_dir_all(&db2);
+    let Db2Run {
+        counts,
+        status,
+        out,
+        err,
+        db2: db2s,
+    } = capture_db2("3", &["--interval", "0.2", "--json", "--ops", "all"], false);
     assert_eq!(status.code(), Some(0), "{err:#?}");
 
     let want = truth(&counts);
@@ -105,18 +139,13 @@ fn by_cf_counts_equal_the_workload_per_database_and_family() {
 #[test]
 fn by_cf_table_names_databases_and_families() {
     require_bpf();
-    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-cf-db2-{}", rand_u64()));
-    let db2s = db2.display().to_string();
-    let mut wl = Workload::start(&["--rounds", "2", "--cf-db2", &db2s]);
-    let pid = wl.pid.to_string();
-    let mut tool = Tool::start(&["rocksdb", "--pid", &pid, "--interval", "0.2", "--by", "cf"]);
-    tool.wait_attached();
-    let counts = wl.run();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    tool.signal(libc::SIGINT);
-    let (status, out, err) = tool.wait();
-    wl.finish();
-    let _ = std::fs::remove_dir_all(&db2);
+    let Db2Run {
+        counts,
+        status,
+        out,
+        err,
+        db2: db2s,
+    } = capture_db2("2", &["--interval", "0.2", "--by", "cf"], false);
     assert_eq!(status.code(), Some(0), "{err:#?}");
     let summary: Vec<&String> = out
         .iter()
@@ -149,27 +178,6 @@ fn by_cf_table_names_databases_and_families() {
     );
 }
 
-/// Builds tests/c/rocksdb_dyn_cf.c against the system librocksdb into a
-/// fresh temp dir; returns (dir, program).
-fn build_dyn_cf(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-cf-{tag}-{}", rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prog = dir.join("rocksdb_dyn_cf");
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/rocksdb_dyn_cf.c");
-    let st = std::process::Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&prog)
-        .arg(src)
-        .arg("-lrocksdb")
-        .status()
-        .expect("cc");
-    assert!(
-        st.success(),
-        "building tests/c/rocksdb_dyn_cf.c needs librocksdb-dev (make deps)"
-    );
-    (dir, prog)
-}
-
 /// The same attribution through Debian's librocksdb.so (RocksDB 7.8, built
 /// with frame pointers and virtual accessors: the name resolution must
 /// follow the vtable calls there).
@@ -179,7 +187,7 @@ fn by_cf_through_the_system_librocksdb() {
     use std::process::{Command, Stdio};
 
     require_bpf();
-    let (dir, prog) = build_dyn_cf("dyn");
+    let (dir, prog) = build_c("rocksdb_dyn_cf", &["rocksdb"]);
     let db = dir.join("db");
     let mut child = Command::new(&prog)
         .arg(&db)
@@ -231,7 +239,7 @@ fn handles_of_a_live_librocksdb_process_are_named() {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
 
-    let (dir, prog) = build_dyn_cf("names");
+    let (dir, prog) = build_c("rocksdb_dyn_cf", &["rocksdb"]);
     let db = dir.join("db");
     let mut child = Command::new(&prog)
         .arg(&db)
@@ -288,29 +296,7 @@ fn handles_of_a_live_librocksdb_process_are_named() {
 #[test]
 fn names_outlive_the_process_with_one_long_interval() {
     require_bpf();
-    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-cf-db2-{}", rand_u64()));
-    let db2s = db2.display().to_string();
-    let mut wl = Workload::start(&["--rounds", "3", "--cf-db2", &db2s]);
-    let pid = wl.pid.to_string();
-    let mut tool = Tool::start(&[
-        "rocksdb",
-        "--pid",
-        &pid,
-        "--interval",
-        "3600",
-        "--json",
-        "--ops",
-        "all",
-    ]);
-    tool.wait_attached();
-    let counts = wl.run();
-    // Long enough for a name pass after the calls.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    wl.finish();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    tool.signal(libc::SIGINT);
-    let (_status, out, err) = tool.wait();
-    let _ = std::fs::remove_dir_all(&db2);
-    let fin = final_rocksdb(&out);
-    assert_eq!(split(&fin), truth(&counts), "stderr: {err:#?}");
+    let r = capture_db2("3", &["--interval", "3600", "--json", "--ops", "all"], true);
+    let fin = final_rocksdb(&r.out);
+    assert_eq!(split(&fin), truth(&r.counts), "stderr: {:#?}", r.err);
 }
