@@ -33,6 +33,7 @@
 # Env: OUT (default target/bench), REPS (alternations, 7), ROUNDS (workload
 #      rounds per run, 200), METRIC (cpu; wall for elapsed time), TOOL_SECS
 #      (10), PERCALL_N (calls of the function per run in `funcs`, 100000),
+#      PERCALL_FUNCS (the functions `funcs` measures; all it can call),
 #      CAUSES_ROUNDS (300), NET_SENDS (200000), BUDGET (1 %), BUDGET_ROUNDS
 #      (8000), BUDGET_REPS (5), CKB_BIN, E2E_DIR, CKB_REPS (5),
 #      CHAIN_SECS (30, one window), CHAIN_REPS (8 windows of each setup),
@@ -231,6 +232,13 @@ prog_stats() {
 			"$(awk '/^run_time_ns:/ {t=$2} /^run_cnt:/ {c=$2} END {print t, c}' "$f")"
 	done | sort -u
 }
+# prog_groups PID: the bpf_stats run time (ns) of PID's programs by layer,
+# "rdb_ns bg_ns other_ns" (rdb_*: RocksDB probes, bg_*: background work,
+# the rest: cause layers), then the RocksDB programs' run count.
+prog_groups() {
+	prog_stats "$1" | awk '{ g = ($1 ~ /^rdb_/) ? 1 : ($1 ~ /^bg_/) ? 2 : 3; t[g] += $2; if (g == 1) c += $3 }
+		END { printf "%.0f %.0f %.0f %.0f\n", t[1], t[2], t[3], c }'
+}
 # proc_cpu PID: utime+stime in clock ticks
 proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -381,13 +389,14 @@ section_funcs() {
 	log "== cost per hit of each function: rocksdb_percall --n $n, bare / floor / ckb-libbpf --ops FUNC, $reps alternations"
 	local s
 	for s in bare floor ours; do cp "$pc" "$scratch/pc-$s"; done
-	local -A insn=() kind=()
-	local name k i
-	while read -r name k i; do
+	local -A insn=() kind=() opof=()
+	local name k i o
+	while read -r name k i o; do
 		kind[$name]=$k
 		insn[$name]=$i
+		opof[$name]=$o
 	done < <("$tool" symbols "$scratch/pc-bare" --json --tier 1 |
-		jq -r '.tier1[] | select(.present) | "\(.name) \(.probe_cost) \(.first_insn | gsub(" "; "_"))"')
+		jq -r '.tier1[] | select(.present) | "\(.name) \(.probe_cost) \(.first_insn | gsub(" "; "_")) \(.op)"')
 	local fn hits setup
 	local -A t=()
 	funcs_run() { # SETUP: one run of the loop, "loop_cpu_ns hits setup_calls"
@@ -399,14 +408,14 @@ section_funcs() {
 		hits=$h
 		setup=$u
 	}
-	for fn in $("$pc" --list); do
-		[ -n "${kind[$fn]:-}" ] || {
-			log "  $fn: not in the binary, skipped"
-			continue
-		}
-		w=$scratch/pc-floor NAME=floor start_tool --empty-programs --ops "$fn"
+	# funcs_one PROBE_COST [TOOL_ARGS...]: floor / ours with TOOL_ARGS on
+	# the loop of $fn, one record.
+	funcs_one() {
+		local cost=$1
+		shift
+		w=$scratch/pc-floor NAME=floor start_tool --empty-programs "$@"
 		keep
-		w=$scratch/pc-ours NAME=ours start_tool --ops "$fn"
+		w=$scratch/pc-ours NAME=ours start_tool "$@"
 		keep
 		t=()
 		hits=0
@@ -415,9 +424,9 @@ section_funcs() {
 		stop_all
 		# Ground truth: the tool saw exactly the calls the loop made.
 		local seen
-		seen=$(tail -1 "$scratch/ours.out" | jq '[.operations[].count] | add // 0')
+		seen=$(tail -1 "$scratch/ours.out" | jq --arg op "${opof[$fn]}" '.operations[$op].count // 0')
 		# shellcheck disable=SC2086 # word splitting of the lists is meant
-		record funcs "$(jq -cn --arg f "$fn" --arg k "${kind[$fn]}" --arg insn "${insn[$fn]//_/ }" \
+		record funcs "$(jq -cn --arg f "$fn" --arg k "$cost" --arg insn "${insn[$fn]//_/ }" \
 			--argjson n "$hits" --argjson u "$setup" --argjson reps "$reps" --argjson seen "$seen" --arg metric "${METRIC:-cpu}" \
 			--argjson b "$(median ${t[bare]})" --argjson fl "$(median ${t[floor]})" --argjson o "$(median ${t[ours]})" \
 			--arg raw "bare${t[bare]} | floor${t[floor]} | ours${t[ours]}" '{
@@ -425,6 +434,23 @@ section_funcs() {
 			calls_seen: $seen, calls_expected: (($n + $u) * $reps), bare_ns_per_call: ($b / $n),
 			floor_ns_per_hit: (($fl-$b)/$n), ours_ns_per_hit: (($o-$b)/$n), raw_ns: $raw}')"
 		log "  $(tail -1 "$out/results.jsonl" | jq -c '{function, probe_cost, floor_ns_per_hit, ours_ns_per_hit, calls_seen, calls_expected}')"
+	}
+	local standins=()
+	for fn in ${PERCALL_FUNCS:-$("$pc" --list)}; do
+		[ -n "${kind[$fn]:-}" ] || {
+			log "  $fn: not in the binary, skipped"
+			continue
+		}
+		funcs_one "${kind[$fn]}" --ops "$fn"
+		[ "${kind[$fn]}" = single-step ] && [[ ${opof[$fn]} == ITER_* ]] && standins+=("$fn")
+	done
+	# A single-stepped iterator function is counted by default at the C++
+	# method it calls (its stand-in, emulated): the default plan, whose
+	# other probes do not fire in this loop. ITER_NEXT's loop seeks back to
+	# the start every PREFILL keys; those few seeks are charged to it.
+	for fn in "${standins[@]}"; do
+		log "  $fn by default (its C++ stand-in)"
+		funcs_one stand-in
 	done
 }
 
@@ -612,6 +638,8 @@ section_ckb() {
 			"$c" import -C "$scratch/imp" "$exported" >/dev/null 2>&1
 		t1=$(date +%s.%N)
 		rm -rf "$scratch/imp"
+		local g=(0 0 0 0)
+		[ "$1" = bare ] || read -ra g < <(prog_groups "$bg")
 		stop_bg
 		if [ "${METRIC:-cpu}" = wall ]; then
 			v=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}')
@@ -619,16 +647,36 @@ section_ckb() {
 			v=$(awk -F, '/task-clock/ {printf "%.3f\n", $1 / 1000}' "$scratch/perf.out")
 		fi
 		t[$1]+=" $v"
-		log "  $2 $1: $v s"
+		# The programs' own run time as a share of the import's CPU, by
+		# layer, and per RocksDB probe hit (entry + return programs).
+		if [ "$1" != bare ]; then
+			local cpu_ns
+			cpu_ns=$(awk -F, '/task-clock/ {printf "%.0f\n", $1 * 1e6}' "$scratch/perf.out")
+			pg[$1]+=" $(awk -v r="${g[0]}" -v c="$cpu_ns" 'BEGIN {printf "%.3f", r / c * 100}')"
+			pb[$1]+=" $(awk -v r="${g[1]}" -v c="$cpu_ns" 'BEGIN {printf "%.3f", r / c * 100}')"
+			ph[$1]+=" $(awk -v r="${g[0]}" -v n="${g[3]}" 'BEGIN {printf "%.1f", n ? r / n : 0}')"
+			hits[$1]=${g[3]}
+		fi
+		log "  $2 $1: $v s${g[3]:+, RocksDB programs ${g[3]} runs, ${g[0]} ns; background ${g[1]} ns}"
 	}
+	sysctl -qw kernel.bpf_stats_enabled=1
+	local -A pg=() pb=() ph=() hits=()
 	alternate "$n" ckb_import bare floor ours
+	sysctl -qw kernel.bpf_stats_enabled="$stats_old"
 	local blocks
 	blocks=$(wc -l <"$exported")
 	# shellcheck disable=SC2086 # word splitting of the lists is meant
 	record ckb "$(jq -cn --arg metric "${METRIC:-cpu}" --argjson b "$(median ${t[bare]})" --argjson f "$(median ${t[floor]})" \
 		--argjson o "$(median ${t[ours]})" --argjson blocks "$blocks" \
+		--argjson rdb_f "$(median ${pg[floor]})" --argjson rdb_o "$(median ${pg[ours]})" \
+		--argjson bg_o "$(median ${pb[ours]})" --argjson hit_f "$(median ${ph[floor]})" --argjson hit_o "$(median ${ph[ours]})" \
+		--argjson hits "${hits[ours]}" \
 		--arg raw "bare${t[bare]} | floor${t[floor]} | ours${t[ours]}" '{
 		metric: $metric, blocks: $blocks, median_s: {bare: $b, floor: $f, ours: $o},
+		rocksdb_program_runs: $hits,
+		# bpf_stats (medians): program run time as % of the import CPU
+		programs_pct_of_import_cpu: {floor_rdb: $rdb_f, ours_rdb: $rdb_o, ours_background: $bg_o},
+		program_ns_per_run: {floor: $hit_f, ours: $hit_o},
 		floor_slowdown: ($f/$b), ours_slowdown: ($o/$b), ours_vs_floor: (($o/$b)/($f/$b)),
 		# the same runs read the other way: what ours adds over bare per
 		# unit the floor adds (an independent measurement used this one)
@@ -743,10 +791,6 @@ section_chain() {
 	# node's CPU per block, whose windows differ by ~10 %: it resolves the
 	# "cause layers <= 1 %" question that the CPU totals cannot.
 	sysctl -qw kernel.bpf_stats_enabled=1
-	prog_groups() { # PID -> "rdb_ns bg_ns other_ns"
-		prog_stats "$1" | awk '{ g = ($1 ~ /^rdb_/) ? 1 : ($1 ~ /^bg_/) ? 2 : 3; t[g] += $2 }
-			END { printf "%.0f %.0f %.0f\n", t[1], t[2], t[3] }'
-	}
 	chain_window() { # SETUP I
 		local s=$1 i=$2 f=$scratch/chain-$1-$2 args=()
 		case $s in
