@@ -13,7 +13,15 @@
 #    COLUMN_NUMBER_HASH, all in the chain database <chain>/data/db; the
 #    genesis block, written when the fresh database is initialised, adds one
 #    to each. Families must carry CKB's names, and no handle may stay
-#    unresolved ("db@0x..", "cf@0x..").
+#    unresolved ("db@0x..", "cf@0x.."). The iterator classes, counted by
+#    default at C++ stand-ins, must equal the C functions' counts.
+# 4. WRITE bytes on a live node: a fresh dev chain with the Indexer module
+#    (whose database is written with rocksdb_write, one batch per block)
+#    mines LIVE_BLOCKS (default 100) blocks under `ckb-libbpf rocksdb
+#    --binary`; with the node stopped (SIGSTOP) once the indexer caught up,
+#    the indexer database's WRITE calls and bytes must equal the batches in
+#    its write-ahead log (scripts/rocksdb-wal.py: each batch's data is one
+#    WAL record).
 # Exit 1 if a check fails. Results in $OUT (default /tmp/ckb-libbpf-e2e-cf).
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -23,7 +31,7 @@ tool=$TOOL
 [ -x "$tool" ] || make build >/dev/null
 ckb=$(find_ckb) || exit 2
 need_root "e2e-ckb-cf loads BPF programs"
-need_cmds curl jq
+need_cmds curl jq python3
 rm -rf "$out"
 mkdir -p "$out"
 chain=$out/chain
@@ -101,8 +109,54 @@ for op in ITER_SEEK ITER_NEXT; do
 	check "$op by default (stand-ins) vs the C functions opted in" "$got" "$want"
 done
 [ "$(echo "$final" | jq '.operations.ITER_NEXT.count // 0')" -gt 0 ] || { echo "FAIL no ITER_NEXT at all"; bad=$((bad + 1)); }
-wb=$(echo "$final" | jq '[.operations.WRITE.count // 0, .operations.WRITE.bytes // 0] | @tsv' -r)
-echo "WRITE calls and bytes: $wb"
 echo "$final" | jq -c '{operations: (.operations | map_values({count, bytes, avg_us, p99_us})), overhead}'
 grep -h "single-stepped\|left out" "$out/import.err" || true
+
+live_blocks=${LIVE_BLOCKS:-100}
+log "WRITE bytes on a live node with the Indexer module: $live_blocks blocks"
+live=$out/live
+ckb_dev_init "$ckb" "$live" 18134 18135
+ckb_dev_miner "$live" 20
+sed -i 's/^modules = \["Net", /modules = ["Indexer", "Net", /' "$live/ckb.toml"
+grep -q '^modules = \["Indexer"' "$live/ckb.toml" || die 1 "ckb.toml has no modules line to add Indexer to"
+ports_free 18134 18135
+"$tool" rocksdb --binary "$real" --json --interval 3600 --causes none >"$out/live.jsonl" 2>"$out/live.err" &
+tp=$!
+kill_at_exit "$tp" INT
+wait_for attached "$out/live.err" "$tp"
+"$ckb" run -C "$live" >"$out/live-node.log" 2>&1 &
+node=$!
+kill_at_exit "$node"
+at_exit "kill -CONT $node 2>/dev/null"
+wait_port 18134 "$node"
+"$ckb" miner -C "$live" >"$out/live-miner.log" 2>&1 &
+miner=$!
+kill_at_exit "$miner"
+while [ "$(ckb_tip 18134)" -lt "$live_blocks" ]; do sleep 2; done
+kill "$miner"
+wait "$miner" 2>/dev/null || true
+tip=$(ckb_tip 18134)
+indexer_tip() { echo $(($(ckb_rpc 18134 get_indexer_tip | jq -r '.result.block_number // "0x0"'))); }
+deadline=$((SECONDS + 60))
+until [ "$(indexer_tip)" -ge "$tip" ]; do
+	[ $SECONDS -lt $deadline ] || die 1 "the indexer stayed at $(indexer_tip) of $tip for 60 s"
+	sleep 1
+done
+sleep 2 # the indexer's last batch is written before its tip is served
+kill -STOP "$node"
+kill -INT "$tp"
+wait "$tp" || true
+idx=$(dirname "$(find "$live/data/indexer" -name CURRENT -not -path '*secondary*' | head -1)")
+[ -d "$idx" ] || die 1 "no indexer database under $live/data/indexer"
+wal=$(scripts/rocksdb-wal.py "$idx") || die 1 "reading the indexer's WAL failed"
+kill -CONT "$node"
+kill "$node"
+wait "$node" 2>/dev/null || true
+livefinal=$(tail -1 "$out/live.jsonl")
+idx=$(readlink -f "$idx")
+wsum() { echo "$livefinal" | jq --arg db "$idx" --arg k "$1" '[.by_cf[] | select(.db == $db and .op == "WRITE") | .[$k] // 0] | add // 0'; }
+echo "indexer database $idx: WAL $wal; tip $tip"
+check "WRITE calls on the indexer database vs its WAL batches" "$(wsum count)" "$(echo "$wal" | jq .batches)"
+check "WRITE bytes on the indexer database vs its WAL batch bytes" "$(wsum bytes)" "$(echo "$wal" | jq .bytes)"
+echo "$livefinal" | jq -c '.operations.WRITE | {count, bytes, avg_us, p99_us}'
 [ "$bad" = 0 ] || exit 1
