@@ -2,15 +2,14 @@
 //! `make install` and `make deb` ship, checked against the clap definitions
 //! they come from (no root, no BPF).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn generate() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ckb-libbpf-assets-{}-{:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    ));
+use crate::common::{scratch_dir, Scratch};
+
+/// `generate-assets` into a fresh scratch dir, removed when the test ends.
+fn generate() -> Scratch {
+    let dir = scratch_dir("assets");
     let out = Command::new(env!("CARGO_BIN_EXE_ckb-libbpf"))
         .arg("generate-assets")
         .arg(&dir)
@@ -83,7 +82,6 @@ fn every_subcommand_has_a_section_8_page_naming_its_flags() {
             "{name}"
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -126,7 +124,6 @@ fn completions_name_every_subcommand_and_every_rocksdb_flag() {
     for (name, _) in &subs {
         assert!(subs_offered.contains(name), "{subs_offered:?} lacks {name}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Sources the bash completion and calls its function as bash does on TAB

@@ -19,8 +19,9 @@ use crate::common::*;
 /// machine's among them; loop devices and block throttling are nearly
 /// universal.) Everything is undone on drop, even when the test fails.
 struct SlowDisk {
-    /// The temp dir holding the image file and the mount point.
-    dir: PathBuf,
+    /// The temp dir holding the image file and the mount point (removed
+    /// after `drop` has unmounted and detached).
+    dir: Scratch,
     loop_dev: String,
     /// The loop device's `major:minor`, as the cgroup files name it.
     dev: String,
@@ -134,8 +135,8 @@ impl SlowDisk {
     /// A fresh, mounted, not yet limited disk. Err says what is missing
     /// (loop devices, mkfs.ext4, a block-I/O cgroup).
     fn new() -> Result<SlowDisk, String> {
-        let dir = std::env::temp_dir().join(format!("ckb-libbpf-slow-disk-{:x}", rand_u64()));
-        std::fs::create_dir_all(dir.join("mnt")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir = scratch_dir("slow-disk");
+        std::fs::create_dir(dir.join("mnt")).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut disk = SlowDisk {
             dir,
             loop_dev: String::new(),
@@ -223,7 +224,6 @@ impl Drop for SlowDisk {
             // Frees it now, or (busy) once its last user closes it.
             let _ = run_cmd("losetup", &["-d", &self.loop_dev]);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -248,7 +248,7 @@ fn a_slow_disk_names_the_fsync_cause_with_its_evidence() {
     // Every PUT of the rounds waits for its WAL's fdatasync.
     let mut wl = Workload::start_at(
         &workload_bin(),
-        disk.mnt().join("db"),
+        &disk.mnt().join("db"),
         &["--secs", "600", "--sync-writes"],
     );
     disk.hold(wl.pid);
@@ -405,13 +405,12 @@ fn futex_waits_are_counted_apart_from_wakes() {
     use ckb_libbpf::probe::syscall::Backend;
 
     require_bpf();
-    let (dir, bin) = build_c("futex_calls", &[]);
+    let bin = build_c("futex_calls", &[]);
     for b in Backend::ALL {
         let t = futex_figures(&bin, b, 7, 5);
         assert_eq!((t.futex_calls, t.futex_waits), (12, 7), "{b:?}");
         assert_eq!(t.fsync.count, 0, "{b:?}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Unix milliseconds of an RFC 3339 UTC timestamp as the reports write it
@@ -447,16 +446,18 @@ struct StressWorkload {
     pid: u32,
     stdin: std::process::ChildStdin,
     stderr: std::sync::mpsc::Receiver<String>,
-    dir: PathBuf,
+    /// Holds the database; removed after `drop` has waited for the child.
+    _scratch: Scratch,
 }
 
 impl StressWorkload {
     fn start(args: &[&str]) -> StressWorkload {
         use std::io::BufRead;
-        let dir = std::env::temp_dir().join(format!("ckb-libbpf-ramp-{:x}", rand_u64()));
+        let scratch = scratch_dir("ramp");
         let mut cmd = std::process::Command::new(workload_bin());
+        // Not created here: the workload creates its database directory.
         cmd.arg("--db")
-            .arg(&dir)
+            .arg(scratch.join("db"))
             .arg("--wait-stdin")
             .args(args)
             .stderr(std::process::Stdio::piped());
@@ -473,7 +474,7 @@ impl StressWorkload {
             pid,
             stdin,
             stderr,
-            dir,
+            _scratch: scratch,
         }
     }
 
@@ -503,7 +504,6 @@ impl Drop for StressWorkload {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

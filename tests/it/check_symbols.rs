@@ -26,15 +26,9 @@ struct DynCounts {
     hits: u64,
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ckb-libbpf-sym-{:x}", rand_u64()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
-
 /// A C program linked against Debian's librocksdb.so (librocksdb-dev).
-fn dynamic_program() -> PathBuf {
-    build_c("rocksdb_dyn", &["rocksdb"]).1
+fn dynamic_program() -> PrivateBin {
+    build_c("rocksdb_dyn", &["rocksdb"])
 }
 
 #[test]
@@ -255,7 +249,8 @@ fn symbols_of_the_static_workload() {
 
 #[test]
 fn symbols_of_a_stripped_copy() {
-    let copy = scratch("rocksdb_workload_stripped");
+    let dir = scratch_dir("sym");
+    let copy = dir.join("rocksdb_workload_stripped");
     let st = Command::new("strip")
         .arg("-o")
         .arg(&copy)
@@ -281,7 +276,8 @@ fn symbols_of_a_stripped_copy() {
 #[test]
 fn check_refuses_a_stripped_binary() {
     require_bpf();
-    let copy = scratch("rocksdb_workload_stripped");
+    let dir = scratch_dir("sym");
+    let copy = dir.join("rocksdb_workload_stripped");
     let st = Command::new("strip")
         .arg("-o")
         .arg(&copy)
@@ -331,8 +327,7 @@ fn rocksdb_traces_a_shared_library() {
     let lib = v.rocksdb_library.expect("the library it loads");
     // A private copy of the library, so other users of the system one
     // cannot disturb the counts; the program loads it via LD_LIBRARY_PATH.
-    let libdir = scratch("lib");
-    std::fs::create_dir_all(&libdir).unwrap();
+    let libdir = scratch_dir("sym");
     let soname = Path::new(&lib)
         .file_name()
         .unwrap()
@@ -365,7 +360,8 @@ fn rocksdb_traces_a_shared_library() {
         "--by-function",
     ]);
     tool.wait_attached();
-    let db = scratch("db");
+    // Not created here: the program's RocksDB creates it.
+    let db = prog.dir().join("db");
     let mut child = Command::new(&prog)
         .arg(&db)
         .arg("300")
@@ -404,10 +400,11 @@ fn rocksdb_traces_a_shared_library() {
 
 #[test]
 fn bad_files_get_clear_errors() {
-    let trunc = scratch("truncated");
+    let dir = scratch_dir("sym");
+    let trunc = dir.join("truncated");
     let bytes = std::fs::read(workload_bin()).unwrap();
     std::fs::write(&trunc, &bytes[..200]).unwrap();
-    let text = scratch("notes.txt");
+    let text = dir.join("notes.txt");
     std::fs::write(&text, "not an ELF file\n").unwrap();
     let cases: Vec<(PathBuf, &str)> = vec![
         (text, "not a valid ELF file"),

@@ -1,8 +1,10 @@
 //! Shared by the root integration tests: the bundled workload as ground
 //! truth, the tool as a child process, and leak checks on the kernel.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -67,13 +69,91 @@ pub fn require_bpf() {
 /// the ground truth, decoded exactly like the tool's own lines.
 pub use ckb_libbpf::schema::workload::{Counts, RocksStats};
 
-/// The bundled RocksDB workload, paused before its first call.
+/// A fresh directory `ckb-libbpf-WHAT-XXXXXX` in the temp dir, removed with
+/// everything in it when dropped: when the test ends, passed or failed.
+/// Whatever still uses it (a workload's database, a copied binary) must be
+/// declared after it, or be waited for before it goes.
+pub struct Scratch(tempfile::TempDir);
+
+pub fn scratch_dir(what: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("ckb-libbpf-{what}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("creating a scratch directory for {what}: {e}"));
+    Scratch(dir)
+}
+
+impl Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self
+    }
+}
+
+impl AsRef<OsStr> for Scratch {
+    fn as_ref(&self) -> &OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+/// A program alone in a scratch directory of its own (removed on drop, so
+/// keep it until its processes are waited for): a private copy of a shared
+/// binary, or one built for a test.
+pub struct PrivateBin {
+    dir: Scratch,
+    path: PathBuf,
+}
+
+impl PrivateBin {
+    /// `src` copied into a fresh `ckb-libbpf-WHAT-*` directory, same file name.
+    pub fn copy_of(src: &Path, what: &str) -> PrivateBin {
+        let dir = scratch_dir(what);
+        let path = dir.join(src.file_name().expect("a binary has a file name"));
+        std::fs::copy(src, &path)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", src.display(), path.display()));
+        PrivateBin { dir, path }
+    }
+
+    /// The directory holding the program, free for its other files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Deref for PrivateBin {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for PrivateBin {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<OsStr> for PrivateBin {
+    fn as_ref(&self) -> &OsStr {
+        self.path.as_os_str()
+    }
+}
+
+/// The bundled RocksDB workload, paused before its first call. Killed on
+/// drop unless `finish`ed, before its scratch directory goes.
 pub struct Workload {
     pub child: Child,
     pub pid: u32,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    dir: PathBuf,
+    /// Holds the database unless the test gave its own place.
+    _scratch: Option<Scratch>,
 }
 
 impl Workload {
@@ -82,21 +162,23 @@ impl Workload {
     }
 
     /// Runs `bin` (a copy of the workload) instead of the shared one.
-    pub fn start_bin(bin: &std::path::Path, args: &[&str]) -> Workload {
-        let dir = std::env::temp_dir().join(format!(
-            "ckb-libbpf-test-{}-{:x}",
-            std::process::id(),
-            rand_u64()
-        ));
-        Workload::start_at(bin, dir, args)
+    pub fn start_bin(bin: &Path, args: &[&str]) -> Workload {
+        let scratch = scratch_dir("test");
+        // Not created here: the workload creates its database directory.
+        let db = scratch.join("db");
+        Workload::spawn(bin, &db, args, Some(scratch))
     }
 
-    /// Runs `bin` with its database in `dir` (removed by `finish`).
-    pub fn start_at(bin: &std::path::Path, dir: PathBuf, args: &[&str]) -> Workload {
+    /// Runs `bin` with its database in `db`, which the caller owns.
+    pub fn start_at(bin: &Path, db: &Path, args: &[&str]) -> Workload {
+        Workload::spawn(bin, db, args, None)
+    }
+
+    fn spawn(bin: &Path, db: &Path, args: &[&str], scratch: Option<Scratch>) -> Workload {
         let (child, pid, stdin, stdout) = spawn_ready(
             Command::new(bin)
                 .arg("--db")
-                .arg(&dir)
+                .arg(db)
                 .arg("--wait-stdin")
                 .args(args),
         );
@@ -105,7 +187,7 @@ impl Workload {
             pid,
             stdin,
             stdout,
-            dir,
+            _scratch: scratch,
         }
     }
 
@@ -127,18 +209,22 @@ impl Workload {
     pub fn finish(mut self) {
         let _ = self.stdin.write_all(b"done\n");
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Workload {
+    /// A workload left behind by a failed test would run its rounds on EOF
+    /// (for minutes with --secs) in a directory being removed.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// A private copy of the workload binary, so file-wide probes on it see only
 /// the processes a test starts from it (tests run in parallel).
-pub fn private_workload_copy() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-bin-{:x}", rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("rocksdb_workload");
-    std::fs::copy(workload_bin(), &p).unwrap();
-    p
+pub fn private_workload_copy() -> PrivateBin {
+    PrivateBin::copy_of(&workload_bin(), "bin")
 }
 
 pub fn rand_u64() -> u64 {
@@ -645,13 +731,12 @@ pub fn assert_one_restart(
 }
 
 /// Builds `tests/c/NAME.c` with cc (-O1, linked with `libs`) into a fresh
-/// temp dir; returns (dir, program). A failed build names what `make deps`
+/// scratch dir (`dir()` of the result). A failed build names what `make deps`
 /// installs for it.
-pub fn build_c(name: &str, libs: &[&str]) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-{name}-{:x}", rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
+pub fn build_c(name: &str, libs: &[&str]) -> PrivateBin {
+    let dir = scratch_dir(name);
     let prog = dir.join(name);
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
     let st = Command::new("cc")
         .args(["-O1", "-o"])
         .arg(&prog)
@@ -663,5 +748,5 @@ pub fn build_c(name: &str, libs: &[&str]) -> (PathBuf, PathBuf) {
         st.success(),
         "building tests/c/{name}.c (make deps installs cc and librocksdb-dev)"
     );
-    (dir, prog)
+    PrivateBin { dir, path: prog }
 }

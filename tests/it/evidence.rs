@@ -14,14 +14,8 @@ use serde_json::{json, Value};
 
 const PYTHON: &str = "/usr/bin/python3";
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "ckb-libbpf-evidence-{}-{name}-{:x}",
-        std::process::id(),
-        rand_u64()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmpdir(name: &str) -> Scratch {
+    scratch_dir(&format!("evidence-{name}"))
 }
 
 fn py_dir() -> PathBuf {
@@ -149,7 +143,6 @@ fn identity_key_file_rules() {
     let (code, out, err) = run_tool(&["identity", "generate", "--key", &key, "--force"]);
     assert_eq!(code, 0, "{err}");
     assert_ne!(out.trim(), did);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -235,7 +228,6 @@ fn python_verifies_our_report_and_we_verify_python() {
             assert_eq!(v["reason"], reason, "{args:?}: {v}");
         }
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -281,10 +273,8 @@ fn tampering_and_other_signers_fail_with_the_reason() {
     }
 
     // The header re-pointed at another DID's key.
-    let (other_key, other_did) = {
-        let d2 = tmpdir("other");
-        key_in(&d2)
-    };
+    let d2 = tmpdir("other");
+    let (other_key, other_did) = key_in(&d2);
     let h = json!({"alg": "EdDSA", "typ": "vc+jwt", "cty": "vc",
                    "kid": format!("{other_did}#{}", &other_did["did:key:".len()..])});
     let swapped = format!(
@@ -337,7 +327,6 @@ fn tampering_and_other_signers_fail_with_the_reason() {
         "did:web:x",
     ]);
     assert_eq!(code, 2, "{err}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -402,7 +391,6 @@ fn include_peers_and_claims() {
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = run_tool(&["report", "--key", &key, "--input", "/nonexistent.jsonl"]);
     assert_eq!(code, 2, "{err}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// Class totals a report carries, against the workload's own counts: GET
@@ -489,7 +477,6 @@ fn report_over_a_real_capture_carries_the_exact_counts() {
     assert!(ok, "{py}");
     let pv: Value = serde_json::from_str(&py).unwrap();
     assert_eq!(&pv["credential"]["credentialSubject"], s);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// Live mode: `report --pid` runs the rocksdb capture as a child, SIGINT
@@ -546,5 +533,4 @@ fn live_report_forwards_sigint_and_signs_the_exact_counts() {
         s["node"]["binary"]["sha256"].is_string(),
         "live mode reads /proc/PID/exe"
     );
-    let _ = std::fs::remove_dir_all(&d);
 }

@@ -619,7 +619,8 @@ fn port_in_use_and_bad_listen_values_say_what_to_do() {
 pub struct Prometheus {
     child: Child,
     addr: SocketAddr,
-    dir: PathBuf,
+    /// Removed after `drop` has waited for the server.
+    dir: common::Scratch,
 }
 
 #[derive(Debug, Deserialize)]
@@ -671,12 +672,7 @@ impl Prometheus {
     /// Starts Prometheus scraping `targets` (job name -> (address,
     /// metrics path)) every second; returns once it is ready.
     pub fn start(targets: &[(&str, SocketAddr, &str)]) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!(
-            "ckb-libbpf-prom-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).expect("prometheus dir");
+        let dir = common::scratch_dir("prom");
         let mut cfg = String::from(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nscrape_configs:\n",
         );
@@ -805,7 +801,6 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -1112,8 +1107,9 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
     common::require_bpf();
     // Synced writes: the fsync panels have data too. A second database
     // with families of its own: the per-family series.
-    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-export-db2-{}", common::rand_u64()));
-    let db2s = db2.display().to_string();
+    let scratch = common::scratch_dir("export-db2");
+    // Not created here: the workload creates its second database.
+    let db2s = scratch.join("db").display().to_string();
     let mut wl = common::Workload::start(&["--rounds", "3", "--sync-writes", "--cf-db2", &db2s]);
     let pid = wl.pid.to_string();
     let mut args = vec!["--pid", pid.as_str(), "--interval", "0.5"];
@@ -1222,7 +1218,6 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
     }
     assert_eq!(ex.stop(), Some(0), "SIGTERM ends export with 0");
     wl.finish();
-    let _ = std::fs::remove_dir_all(&db2);
     assert!(
         empty.is_empty(),
         "panels without data:\n{}",
@@ -1310,7 +1305,6 @@ fn export_counters_stay_monotonic_across_a_node_restart() {
     let body = scrape_until(g1 + gets(&c2) as f64, "after the restart");
     assert_eq!(sample(&body, "ckb_libbpf_target_restarts_total"), Some(1.0));
     assert_eq!(ex.stop(), Some(0), "SIGTERM ends export with 0");
-    let _ = std::fs::remove_dir_all(bin.parent().expect("a private copy's folder"));
 }
 
 /// Bad arguments of the subcommand itself: a usage error with its remedy,

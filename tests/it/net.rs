@@ -39,12 +39,8 @@ struct Done {
 
 /// A private copy of net_workload: a restarted target is recognised by its
 /// executable path, and parallel tests' workloads must not be adopted.
-fn private_net_workload_copy() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-netbin-{:x}", rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("net_workload");
-    std::fs::copy(net_workload_bin(), &p).unwrap();
-    p
+fn private_net_workload_copy() -> PrivateBin {
+    PrivateBin::copy_of(&net_workload_bin(), "netbin")
 }
 
 impl Peer {
@@ -538,7 +534,7 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
         "{ports_line}"
     );
 
-    let Report::Net(fin) = assert_one_restart(&out, Some(&bin), old_pid, new_pid, false) else {
+    let Report::Net(fin) = assert_one_restart(&out, Some(&*bin), old_pid, new_pid, false) else {
         panic!("not a net report");
     };
 
@@ -587,7 +583,6 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     let mut all = progs_first;
     all.extend(progs_second);
     assert_eq!(progs_left(&all), Vec::<u64>::new(), "left after exit");
-    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
 
 #[test]
@@ -616,7 +611,6 @@ fn a_signal_while_waiting_for_the_restart_prints_the_summary_and_exits_0() {
         "{out:#?}"
     );
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
-    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
 
 #[test]
@@ -649,5 +643,4 @@ fn the_deadline_while_waiting_for_the_restart_ends_with_0() {
     let fin = final_net(&out);
     assert_eq!(fin.gaps, [], "no restart, no gap");
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
-    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }

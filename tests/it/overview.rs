@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -167,14 +167,14 @@ fn wait_file(p: &Path) -> String {
 /// got back.
 struct InShell {
     t: Tmux,
-    dir: PathBuf,
+    /// Declared after `t`: removed once the tmux session is gone.
+    dir: Scratch,
 }
 
 impl InShell {
     /// `ENV ckb-libbpf overview ARGS` in a `w`x`h` terminal.
     fn overview(env: &str, args: &str, w: u16, h: u16) -> InShell {
-        let dir = std::env::temp_dir().join(format!("ckb-libbpf-tui-{:x}", rand_u64()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("tui");
         let t = Tmux {
             session: format!("ckb-libbpf-{:x}", rand_u64()),
         };
@@ -249,12 +249,6 @@ impl InShell {
     }
 }
 
-impl Drop for InShell {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The (database, family, class) split on the RocksDB tab: the rows of
 /// its panel, (db, cf, op) -> TOTAL.
 fn cf_split_of(pane: &str) -> Split {
@@ -274,7 +268,9 @@ fn cf_split_of(pane: &str) -> Split {
 fn tabs_exact_gets_per_cf_split_rpc_header_and_q_restores_the_terminal() {
     require_bpf();
     let rpc = fake_rpc();
-    let db2 = std::env::temp_dir().join(format!("ckb-libbpf-tui-db2-{:x}", rand_u64()));
+    let scratch = scratch_dir("tui-db2");
+    // Not created here: the workload creates its second database.
+    let db2 = scratch.join("db");
     let mut wl = Workload::start(&["--rounds", "3", "--cf-db2", &db2.display().to_string()]);
     // Tall enough that the split panel (a quarter of the tab) holds every
     // (db, cf, op) of the workload, wide enough for its database paths.
@@ -353,7 +349,6 @@ fn tabs_exact_gets_per_cf_split_rpc_header_and_q_restores_the_terminal() {
     sh.assert_restored(0);
     assert!(progs_left(&progs).is_empty(), "BPF programs left behind");
     wl.finish();
-    let _ = std::fs::remove_dir_all(&db2);
 }
 
 /// The node exits: the screen says so and waits for it (following is the

@@ -49,14 +49,13 @@ fn test_user() -> (u32, u32) {
 }
 
 /// A fresh directory every user may enter; removed on drop.
-struct Scratch(PathBuf);
+struct SharedDir(Scratch);
 
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("ckb-libbpf-priv-{:x}", rand_u64()));
-        std::fs::create_dir_all(&dir).unwrap();
+impl SharedDir {
+    fn new() -> SharedDir {
+        let dir = scratch_dir("priv");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Scratch(dir)
+        SharedDir(dir)
     }
 
     /// `src` copied in as `name`, mode 0755.
@@ -83,12 +82,6 @@ impl Scratch {
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Who runs the traced workload.
 #[derive(Clone, Copy, Debug)]
 enum Owner {
@@ -110,7 +103,7 @@ struct OwnedWorkload {
 }
 
 impl OwnedWorkload {
-    fn start(dir: &Scratch, owner: Owner) -> OwnedWorkload {
+    fn start(dir: &SharedDir, owner: Owner) -> OwnedWorkload {
         let (uid, gid) = match owner {
             Owner::Root => (0, 0),
             Owner::TestUser => test_user(),
@@ -157,7 +150,7 @@ impl Drop for OwnedWorkload {
 struct AsUser(Option<Tool>);
 
 impl AsUser {
-    fn start(dir: &Scratch, caps: &[&str], args: &[&str]) -> AsUser {
+    fn start(dir: &SharedDir, caps: &[&str], args: &[&str]) -> AsUser {
         let (uid, gid) = test_user();
         let bin = dir.tool_with(caps);
         AsUser(Some(Tool::start_cmd(
@@ -192,7 +185,7 @@ impl Drop for AsUser {
 /// privilege: the background and net layers load, the probe cost is
 /// measured, every database and column family is named.
 fn rocksdb_works(caps: &[&str], owner: Owner) {
-    let dir = Scratch::new();
+    let dir = SharedDir::new();
     let mut wl = OwnedWorkload::start(&dir, owner);
     let pid = wl.pid.to_string();
     // --no-follow: the capture ends if the workload does; --ops all: the
@@ -257,7 +250,7 @@ fn rocksdb_works(caps: &[&str], owner: Owner) {
 /// workload of `owner`, is refused before anything attaches: exit `code`,
 /// stderr says `says`, and a remedy line follows.
 fn refused(caps: &[&str], owner: Owner, args: &[&str], code: i32, says: &str) {
-    let dir = Scratch::new();
+    let dir = SharedDir::new();
     let wl = OwnedWorkload::start(&dir, owner);
     let pid = wl.pid.to_string();
     let mut all = args.to_vec();
@@ -362,7 +355,7 @@ fn export_runs_with_exactly_the_units_capabilities() {
     require_bpf();
     let owned = unit_caps();
     let caps: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let dir = Scratch::new();
+    let dir = SharedDir::new();
     let mut wl = OwnedWorkload::start(&dir, Owner::Root);
     let pid = wl.pid.to_string();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -427,7 +420,7 @@ fn check_with_bpf_and_perfmon_picks_roots_backends() {
     require_bpf();
     let (code, root) = check_json(&["check", "--json"]);
     assert_eq!(code, 0, "as root: {root:#?}");
-    let dir = Scratch::new();
+    let dir = SharedDir::new();
     let (st, out, err) = AsUser::start(&dir, OWN, &["check", "--json"]).wait();
     assert_eq!(st.code(), Some(0), "{err:#?}");
     let user: Check = decode(&out.join("\n"));

@@ -452,7 +452,6 @@ fn binary_mode_traces_every_process_of_the_file() {
         ["PUT"],
         "--ops PUT traces PUT only"
     );
-    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
 
 #[test]

@@ -67,8 +67,9 @@ struct Db2Run {
 /// (after a second's name pass) before the tool is stopped; otherwise the
 /// tool is stopped while it runs.
 fn capture_db2(rounds: &str, args: &[&str], exit_first: bool) -> Db2Run {
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-cf-db2-{}", rand_u64()));
-    let db2 = dir.display().to_string();
+    let scratch = scratch_dir("cf-db2");
+    // Not created here: the workload creates its second database.
+    let db2 = scratch.join("db").display().to_string();
     let mut wl = Workload::start(&["--rounds", rounds, "--cf-db2", &db2]);
     let pid = wl.pid.to_string();
     let mut tool_args = vec!["rocksdb", "--pid", &pid];
@@ -90,7 +91,6 @@ fn capture_db2(rounds: &str, args: &[&str], exit_first: bool) -> Db2Run {
         wl.finish();
         r
     };
-    let _ = std::fs::remove_dir_all(&dir);
     Db2Run {
         counts,
         status,
@@ -187,8 +187,9 @@ fn by_cf_through_the_system_librocksdb() {
     use std::process::{Command, Stdio};
 
     require_bpf();
-    let (dir, prog) = build_c("rocksdb_dyn_cf", &["rocksdb"]);
-    let db = dir.join("db");
+    let prog = build_c("rocksdb_dyn_cf", &["rocksdb"]);
+    // Not created here: the program's RocksDB creates it.
+    let db = prog.dir().join("db");
     let mut child = Command::new(&prog)
         .arg(&db)
         .stdin(Stdio::piped())
@@ -214,7 +215,6 @@ fn by_cf_through_the_system_librocksdb() {
     let (status, lines, err) = tool.wait();
     writeln!(stdin, "done").unwrap();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(status.code(), Some(0), "{err:#?}");
 
     let dbs = db.display().to_string();
@@ -239,8 +239,9 @@ fn handles_of_a_live_librocksdb_process_are_named() {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
 
-    let (dir, prog) = build_c("rocksdb_dyn_cf", &["rocksdb"]);
-    let db = dir.join("db");
+    let prog = build_c("rocksdb_dyn_cf", &["rocksdb"]);
+    // Not created here: the program's RocksDB creates it.
+    let db = prog.dir().join("db");
     let mut child = Command::new(&prog)
         .arg(&db)
         .stdin(Stdio::piped())
@@ -278,7 +279,6 @@ fn handles_of_a_live_librocksdb_process_are_named() {
     writeln!(stdin, "go").unwrap();
     writeln!(stdin, "done").unwrap();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
     let want = (
         Some(db.display().to_string()),
         Some("default".to_string()),

@@ -41,7 +41,10 @@ fn soak_rss_is_flat_and_nothing_is_lost() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(120);
     let warmup = Duration::from_secs(20.min(secs / 4));
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-soak-{:x}", rand_u64()));
+    // Declared before the workload, so removed after it is killed.
+    let scratch = scratch_dir("soak");
+    // Not created here: the workload creates its database directory.
+    let dir = scratch.join("db");
     let mut wl = KillOnDrop(
         Command::new(workload_bin())
             .args([
@@ -125,7 +128,6 @@ fn soak_rss_is_flat_and_nothing_is_lost() {
     let status = tool.wait().unwrap();
     reader.join().unwrap();
     drop(wl);
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(status.code(), Some(0));
 
     let fin = last_report.lock().unwrap().clone().expect("a final report");

@@ -73,17 +73,14 @@ struct ScWorkload {
     pid: u32,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    dir: PathBuf,
+    /// Holds the workload's scratch files; removed after the child is waited for.
+    _scratch: Scratch,
 }
 
 /// A private copy of syscall_workload: a restarted target is recognised by
 /// its executable path, and parallel tests' workloads must not be adopted.
-fn private_sc_copy() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ckb-libbpf-scbin-{:x}", rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("syscall_workload");
-    std::fs::copy(sc_workload_bin(), &p).unwrap();
-    p
+fn private_sc_copy() -> PrivateBin {
+    PrivateBin::copy_of(&sc_workload_bin(), "scbin")
 }
 
 impl ScWorkload {
@@ -92,14 +89,16 @@ impl ScWorkload {
     }
 
     fn start_bin(bin: &std::path::Path) -> ScWorkload {
-        let dir = std::env::temp_dir().join(format!("ckb-libbpf-sc-{:x}", rand_u64()));
+        let scratch = scratch_dir("sc");
+        // Not created here: the workload creates it.
+        let dir = scratch.join("db");
         let (child, pid, stdin, stdout) = spawn_ready(Command::new(bin).arg("--db").arg(&dir));
         ScWorkload {
             child,
             pid,
             stdin,
             stdout,
-            dir,
+            _scratch: scratch,
         }
     }
 
@@ -120,13 +119,19 @@ impl ScWorkload {
     fn finish(mut self) {
         let _ = writeln!(self.stdin, "done");
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
     /// SIGKILL: the node crashes.
     fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for ScWorkload {
+    /// A failed test's workload goes before its scratch directory does.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -480,7 +485,8 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     second.finish();
     assert_eq!(status.code(), Some(0), "SIGINT exits 0: {err:#?}");
 
-    let Report::Syscall(fin) = assert_one_restart(&out, Some(&bin), old_pid, new_pid, false) else {
+    let Report::Syscall(fin) = assert_one_restart(&out, Some(&*bin), old_pid, new_pid, false)
+    else {
         panic!("not a syscall report");
     };
 
@@ -497,7 +503,6 @@ fn restart_is_followed_and_both_processes_counted_exactly() {
     let mut all = progs_first;
     all.extend(progs_second);
     assert_eq!(progs_left(&all), Vec::<u64>::new(), "left after exit");
-    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
 
 #[test]
@@ -572,7 +577,6 @@ fn a_signal_or_the_deadline_while_waiting_for_the_restart_ends_with_0() {
             "{how}: left after exit"
         );
     }
-    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
 
 /// The probe cost line, checked against its cause: `ckb-libbpf rocksdb` on
@@ -667,7 +671,6 @@ fn uretprobe_syscalls_are_the_rocksdb_layers_probe_cost() {
     let listed: u64 = s.syscalls.values().map(|v| v.count).sum();
     assert_eq!(s.total_calls, listed, "not in the totals either");
     assert_eq!(progs_left(&progs), Vec::<u64>::new(), "left after exit");
-    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 }
 
 #[test]
