@@ -720,7 +720,11 @@ fn rounds_at(db: &OptimisticTransactionDB, args: &Args, wo: &WriteOptions, c: &m
                     break;
                 }
                 let _ = go_tx.send(false);
-                if tries == 20 {
+                // Another process made while ns_last_pid pointed here (tests
+                // run in parallel) may hold the id for a moment: wait and
+                // try again, for up to ~5 s.
+                std::thread::sleep(Duration::from_millis(50));
+                if tries == 100 {
                     eprintln!(
                         "rocksdb_workload: --threads-at: thread id {want} is taken (got {got})"
                     );
