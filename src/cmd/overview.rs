@@ -93,7 +93,8 @@ impl View for Forward {
         self.send(Msg::Target(e.clone()))
     }
     fn slow_line(&self) -> Option<SlowLine> {
-        Some(crate::render::slow::table_line)
+        // The panel's own form: the TUI shows lines as they come.
+        Some(crate::render::slow::panel_line)
     }
     fn slow_lines(&mut self, text: &str) -> Result<(), Stop> {
         self.send(Msg::Slow(text.to_string()))

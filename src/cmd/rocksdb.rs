@@ -41,7 +41,8 @@ pub struct RocksdbArgs {
     /// --json, every operation and function row gains a `histogram` array.
     #[arg(long)]
     pub histogram: bool,
-    /// Log every operation slower than --threshold, one line each.
+    /// Log every operation slower than --threshold, one line each, with
+    /// its database and column family (named as in --by cf).
     #[arg(long)]
     pub slow: bool,
     /// Slow-operation threshold in microseconds (with --slow; 0 logs all).

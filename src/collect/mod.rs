@@ -2,6 +2,8 @@
 //! and a ring-buffer drain. They only read and forward over bounded
 //! channels; they never print. Every layer reuses both.
 
+pub mod names;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -14,6 +14,7 @@ use super::{AlertCount, Options, Snapshot, Stop, Totals, View, Want};
 use crate::analyze::inputs::{CauseInputs, CauseSample, SyscallTotals};
 use crate::analyze::{Analyzer, Observation};
 use crate::clock::{monotonic_ns, Clock};
+use crate::collect::names::NameReader;
 use crate::collect::{Poller, RingDrain, RingLines};
 use crate::error::{note, Exit, Failure};
 use crate::model::background::{self as bgmodel, BgAggregator};
@@ -30,7 +31,7 @@ use crate::probe::rocksdb::{self as rdb, Plan, RdbEvent, RocksdbSkel};
 use crate::probe::syscall::{self as sc, SyscallSkel};
 use crate::probe::uprobe::{self, Backend};
 use crate::probe::MapMemory;
-use crate::render::slow::{SlowRef, Stamp};
+use crate::render::slow::{Family, SlowRef, Stamp};
 use libbpf_rs::skel::Skel;
 
 /// What a capture keeps across its sessions.
@@ -295,9 +296,13 @@ impl<'v> Capture<'v> {
 
     /// Renders slow events on the ring-buffer thread, straight into the
     /// batch's text: one line per record, no allocation.
+    /// Handles are named from what the namer has confirmed so far
+    /// (`collect::names`: never waiting for it), as the `by_cf` rows name
+    /// them.
     fn slow_renderer(
         &self,
         line: super::SlowLine,
+        mut names: NameReader,
     ) -> impl FnMut(&[u8], &mut Vec<u8>) -> bool + Send + 'static {
         let clock = self.clock;
         let mut stamp = Stamp::default();
@@ -306,6 +311,8 @@ impl<'v> Capture<'v> {
                 return false;
             };
             let thread = crate::render::slow::comm(&e.comm);
+            let op = e.op();
+            let known = names.get((e.tgid, e.db, e.cf));
             line(
                 buf,
                 &SlowRef {
@@ -313,12 +320,14 @@ impl<'v> Capture<'v> {
                     pid: e.tgid,
                     tid: e.tid,
                     thread: &thread,
-                    op: e.op().name(),
+                    op: op.name(),
                     function: e.function(),
                     latency_us: e.lat_ns as f64 / 1000.0,
                     bytes: e.bytes,
                     miss: e.miss != 0,
                     db: e.db,
+                    db_name: known.and_then(|n| n.db.as_deref()),
+                    cf: Family::of(known.and_then(|n| n.cf.as_deref()), e.cf, op),
                 },
             );
             true
@@ -637,16 +646,17 @@ impl Sessions for Capture<'_> {
         // Handle names while the processes live (see rdb::Namer); stops
         // with the session.
         let _namer = readers.rdb.as_ref().map(rdb::Namer::spawn).transpose()?;
+        let board = readers.rdb.as_ref().map(rdb::Maps::board);
         let mut epoch = 0u64;
         let poller = Poller::spawn(self.opts.interval, move || {
             let r = readers.read(epoch);
             epoch += 1;
             r
         });
-        let slow = match (&rdbl, self.opts.slow_ns, self.view.slow_line()) {
-            (Some(r), Some(_), Some(line)) => Some(RingLines::spawn(
+        let slow = match (&rdbl, self.opts.slow_ns, self.view.slow_line(), &board) {
+            (Some(r), Some(_), Some(line), Some(board)) => Some(RingLines::spawn(
                 rdb::events(&r.skel)?,
-                self.slow_renderer(line),
+                self.slow_renderer(line, board.reader()),
             )),
             _ => None,
         };

@@ -221,6 +221,11 @@ pub struct SlowEvent {
     pub bytes: u64,
     pub miss: bool,
     pub db: u64,
+    /// The database's directory, when confirmed.
+    pub db_name: Option<String>,
+    /// The column family as `by_cf` rows name it: its name, "cf@0x..."
+    /// when unconfirmed, "default" or "*" when the call named none.
+    pub cf: String,
 }
 
 impl super::diff::Counters for OpStats {

@@ -363,8 +363,16 @@ impl Split {
 fn cf_label(cf: &Option<Arc<str>>, op: Op) -> String {
     match cf {
         Some(n) => n.to_string(),
-        None if matches!(op, Op::Write | Op::TxnBegin | Op::TxnCommit) => "*".into(),
-        None => "default".into(),
+        None => no_family(op).into(),
+    }
+}
+
+/// `cf_label` of a call that named no family (the slow log says the same).
+pub fn no_family(op: Op) -> &'static str {
+    if matches!(op, Op::Write | Op::TxnBegin | Op::TxnCommit) {
+        "*"
+    } else {
+        "default"
     }
 }
 

@@ -14,6 +14,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
 use super::uprobe::{self, Pair, Site};
 
+use crate::collect::names::{Key as NameKey, NameBoard};
 use crate::error::{Exit, Failure};
 pub use crate::model::rocksdb::func_names;
 use crate::model::rocksdb::{FuncDef, KeyNames, KeyStats, Op, OpsFilter, Sample, FUNCS};
@@ -434,6 +435,9 @@ pub struct Maps {
     /// Handle names, resolved from the processes' memory and cached
     /// (shared with the `Namer` thread).
     names: Arc<Mutex<Names>>,
+    /// The confirmed names, published for the slow-line renderer, which
+    /// must never wait for `names` (see `collect::names`).
+    board: Arc<NameBoard>,
 }
 
 impl Maps {
@@ -458,18 +462,25 @@ impl Maps {
             drops: map_handle(&skel.maps.drops)?,
             ctl: map_handle(&skel.maps.ctl)?,
             names: Arc::new(Mutex::new(Names::new(accessors))),
+            board: Arc::default(),
         })
+    }
+
+    /// Where the slow-line renderer reads confirmed names.
+    pub fn board(&self) -> Arc<NameBoard> {
+        Arc::clone(&self.board)
     }
 }
 
-/// The names of key `k`'s handles (cached by `resolver` once confirmed).
-fn names_of(resolver: &mut Names, k: &types::rdb_key) -> KeyNames {
-    KeyNames {
-        db: resolver.db(k.tgid, k.db),
-        cf: (k.cf != 0)
-            .then(|| resolver.cf(k.tgid, k.db, k.cf))
-            .flatten(),
-    }
+/// The names of key (tgid, db, cf)'s handles (cached by `resolver` once
+/// confirmed), published on `board` for the slow lines.
+fn names_of(resolver: &mut Names, board: &NameBoard, (tgid, db, cf): NameKey) -> KeyNames {
+    let n = KeyNames {
+        db: resolver.db(tgid, db),
+        cf: (cf != 0).then(|| resolver.cf(tgid, db, cf)).flatten(),
+    };
+    board.publish((tgid, db, cf), &n);
+    n
 }
 
 /// Names the handles of new (process, db, cf) keys every second, whatever
@@ -486,23 +497,34 @@ impl Namer {
         let keys =
             MapHandle::try_from(&maps.keys).context("duplicating the RocksDB keys map handle")?;
         let names = Arc::clone(&maps.names);
+        let board = Arc::clone(&maps.board);
         let (stop, rx) = crossbeam_channel::bounded::<()>(0);
         let handle = std::thread::Builder::new()
             .name("rdb-namer".into())
             .spawn(move || {
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    rx.recv_timeout(Duration::from_secs(1))
-                {
+                let tick = crossbeam_channel::tick(Duration::from_secs(1));
+                let nudges = board.nudges().clone();
+                loop {
+                    // Keys the slow-line renderer met unnamed come first:
+                    // their lines are being printed now.
+                    let asked: Vec<NameKey> = crossbeam_channel::select! {
+                        recv(rx) -> _ => return,
+                        recv(nudges) -> k => k.into_iter().chain(nudges.try_iter()).collect(),
+                        recv(tick) -> _ => keys
+                            .keys()
+                            .filter_map(|key| {
+                                let mut k = types::rdb_key::default();
+                                plain::copy_from_bytes(&mut k, &key).ok()?;
+                                Some((k.tgid, k.db, k.cf))
+                            })
+                            .collect(),
+                    };
                     let Ok(mut resolver) = names.lock() else {
                         return;
                     };
-                    for key in keys.keys() {
-                        let mut k = types::rdb_key::default();
-                        if plain::copy_from_bytes(&mut k, &key).is_err() {
-                            continue;
-                        }
+                    for k in asked {
                         // Cached once resolved; a few retries otherwise.
-                        names_of(&mut resolver, &k);
+                        names_of(&mut resolver, &board, k);
                     }
                 }
             })
@@ -558,7 +580,8 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
         }
         // A process that is gone keeps the names learnt while it lived
         // (the Namer's, or an earlier interval's).
-        names.insert((k.tgid, k.db, k.cf), names_of(&mut resolver, &k));
+        let nk = (k.tgid, k.db, k.cf);
+        names.insert(nk, names_of(&mut resolver, &maps.board, nk));
         for (slot, &func) in maps.slots.iter().enumerate() {
             let row = index * nslots + slot as u32;
             let Some(per_cpu) = maps.stats.lookup(&row.to_ne_bytes())? else {
@@ -595,6 +618,7 @@ pub fn read_sample(maps: &Maps, epoch: u64) -> Result<Sample> {
     for (key, index, tgid) in gone {
         recycle(maps, &key, index)?;
         resolver.forget(tgid);
+        maps.board.retire(tgid);
     }
     let drops = read_drops(&maps.drops)?;
     Ok(Sample { rows, drops, names })

@@ -227,6 +227,8 @@ pub fn slow_line(e: &SlowEvent) -> s::Slow {
         bytes: e.bytes,
         miss: e.miss,
         db: format!("{:#x}", e.db),
+        db_name: e.db_name.clone(),
+        cf: e.cf.clone(),
     }
 }
 
@@ -415,6 +417,8 @@ mod tests {
             bytes: 3,
             miss: false,
             db: 0xab,
+            db_name: Some("/var/lib/ckb/data/db".into()),
+            cf: "COLUMN_BLOCK_BODY".into(),
         };
         assert_eq!(
             decode_strict::<Line>(&slow_event(&e)).unwrap(),

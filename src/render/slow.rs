@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::model::rocksdb::{no_family, Op};
 use crate::model::SlowEvent;
 
 /// One slow event, borrowed: what `SlowEvent` holds, without owning the
@@ -26,7 +27,98 @@ pub struct SlowRef<'a> {
     pub latency_us: f64,
     pub bytes: u64,
     pub miss: bool,
+    /// The database handle (`rocksdb_t *` or a transaction's).
     pub db: u64,
+    /// The database's directory, when confirmed.
+    pub db_name: Option<&'a str>,
+    pub cf: Family<'a>,
+}
+
+/// The column family of a slow event, named as `by_cf` rows name it.
+#[derive(Clone, Copy, Debug)]
+pub enum Family<'a> {
+    /// Confirmed (or already a `by_cf` label).
+    Named(&'a str),
+    /// Not confirmed: "cf@0x...".
+    Handle(u64),
+    /// The call named none: `model::rocksdb::no_family` ("default", "*").
+    NoneNamed(&'static str),
+}
+
+impl<'a> Family<'a> {
+    /// `name` if confirmed, else the handle, else (handle 0) what a call
+    /// of class `op` without a family is called.
+    pub fn of(name: Option<&'a str>, cf: u64, op: Op) -> Family<'a> {
+        match (name, cf) {
+            (Some(n), _) => Family::Named(n),
+            (None, 0) => Family::NoneNamed(no_family(op)),
+            (None, h) => Family::Handle(h),
+        }
+    }
+
+    /// "*": the call spans families (a batch, a transaction).
+    fn spans(&self) -> bool {
+        matches!(self, Family::NoneNamed("*") | Family::Named("*"))
+    }
+}
+
+/// Pads like a `str` (`{:<25}`), without allocating.
+impl std::fmt::Display for Family<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Family::Named(n) | Family::NoneNamed(n) => f.pad(n),
+            Family::Handle(h) => {
+                let mut s = Small::new();
+                write!(s, "cf@{h:#x}")?;
+                f.pad(s.as_str())
+            }
+        }
+    }
+}
+
+/// The database column: its directory (long ones cut to their last
+/// components, `…/data/db`), or "db@0x..." when unconfirmed.
+struct DbLabel<'a> {
+    name: Option<&'a str>,
+    handle: u64,
+}
+
+/// Longest directory the text lines show whole: a CKB data directory
+/// (`/var/lib/ckb/data/db`, `.../data/indexer/store`) fits.
+const DB_COLUMN: usize = 40;
+
+impl std::fmt::Display for DbLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name {
+            Some(n) => match short_path(n, DB_COLUMN) {
+                (true, tail) => write!(f, "…{tail}"),
+                (false, whole) => f.write_str(whole),
+            },
+            None => write!(f, "db@{:#x}", self.handle),
+        }
+    }
+}
+
+/// `p` if it has at most `max` characters, else (true, its longest tail of
+/// whole components that fits `max` with a leading "…", or its last
+/// component if even that does not): the end of a path is what tells
+/// databases apart.
+fn short_path(p: &str, max: usize) -> (bool, &str) {
+    if p.chars().count() <= max {
+        return (false, p);
+    }
+    let fits = |t: &str| t.chars().count() < max;
+    // Slashes after the first character: "…" always stands for something.
+    let tail = p
+        .match_indices('/')
+        .filter(|&(i, _)| i > 0)
+        .map(|(i, _)| &p[i..])
+        .find(|t| fits(t))
+        .or_else(|| p.rfind('/').filter(|&i| i > 0).map(|i| &p[i..]));
+    match tail {
+        Some(t) => (true, t),
+        None => (false, p),
+    }
 }
 
 impl<'a> From<&'a SlowEvent> for SlowRef<'a> {
@@ -42,6 +134,8 @@ impl<'a> From<&'a SlowEvent> for SlowRef<'a> {
             bytes: e.bytes,
             miss: e.miss,
             db: e.db,
+            db_name: e.db_name.as_deref(),
+            cf: Family::Named(&e.cf),
         }
     }
 }
@@ -206,7 +300,21 @@ pub fn json_line(buf: &mut Vec<u8>, e: &SlowRef) {
         b",\"miss\":false,\"db\":\""
     });
     push_hex(buf, e.db);
-    buf.extend_from_slice(b"\"}\n");
+    buf.extend_from_slice(b"\",\"db_name\":");
+    match e.db_name {
+        Some(n) => push_json_str(buf, n),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"cf\":");
+    match e.cf {
+        Family::Named(n) | Family::NoneNamed(n) => push_json_str(buf, n),
+        Family::Handle(h) => {
+            buf.extend_from_slice(b"\"cf@");
+            push_hex(buf, h);
+            buf.push(b'"');
+        }
+    }
+    buf.extend_from_slice(b"}\n");
 }
 
 /// A few bytes on the stack, for a column that is padded once complete.
@@ -277,13 +385,50 @@ pub fn table_line(buf: &mut Vec<u8>, e: &SlowRef) {
     // Writing into a Vec cannot fail.
     let _ = writeln!(
         buf,
-        "{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9}{}",
+        "{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9} {:<4} {:<25} {}",
         time,
         e.tid,
         e.thread,
         e.op,
         e.function,
         lat.as_str(),
+        e.bytes,
+        if e.miss { "miss" } else { "" },
+        e.cf,
+        DbLabel {
+            name: e.db_name,
+            handle: e.db
+        }
+    );
+}
+
+/// Appends one line of the `overview` screen's slow-operation panel,
+/// newline included: the time, then what an operator reads first ("GET
+/// 2,841 µs on COLUMN_BLOCK_BODY of /var/lib/ckb/data/db"), then who made
+/// the call. A sentence rather than columns: the panel is narrow and
+/// wraps.
+pub fn panel_line(buf: &mut Vec<u8>, e: &SlowRef) {
+    use std::io::Write as _;
+    let time = e.time.get(11..23).unwrap_or(e.time);
+    let mut lat = Small::new();
+    micros(&mut lat, e.latency_us);
+    let db = DbLabel {
+        name: e.db_name,
+        handle: e.db,
+    };
+    // Writing into a Vec cannot fail.
+    let _ = write!(buf, "{time} {} {} µs on ", e.op, lat.as_str());
+    let _ = if e.cf.spans() {
+        write!(buf, "{db}")
+    } else {
+        write!(buf, "{} of {db}", e.cf)
+    };
+    let _ = writeln!(
+        buf,
+        " {} {} ({}) {} B{}",
+        e.function,
+        e.thread,
+        e.tid,
         e.bytes,
         if e.miss { " miss" } else { "" }
     );
@@ -306,6 +451,8 @@ mod tests {
             bytes: 17,
             miss: true,
             db: 0x55d0c0a1b2c0,
+            db_name: Some("/var/lib/ckb/data/db".into()),
+            cf: "*".into(),
         }
     }
 
@@ -330,13 +477,14 @@ mod tests {
                 1e-7,
                 1e21,
             ] {
-                for (bytes, miss, db) in [
-                    (0, false, 0),
-                    (17, true, 0x55d0c0a1b2c0),
-                    (u64::MAX, false, u64::MAX),
+                for (bytes, miss, db, db_name, cf) in [
+                    (0, false, 0, None, "default"),
+                    (17, true, 0x55d0c0a1b2c0, Some("/d/b"), "COLUMN_BLOCK_BODY"),
+                    (u64::MAX, false, u64::MAX, Some(thread), thread),
                 ] {
                     let mut e = ev(thread, lat);
                     (e.bytes, e.miss, e.db) = (bytes, miss, db);
+                    (e.db_name, e.cf) = (db_name.map(str::to_string), cf.to_string());
                     let mut buf = Vec::new();
                     json_line(&mut buf, &SlowRef::from(&e));
                     let line = String::from_utf8(buf).unwrap();
@@ -365,8 +513,78 @@ mod tests {
             String::from_utf8(buf).unwrap(),
             "{\"type\":\"slow\",\"time\":\"2026-11-23T12:00:01.234Z\",\"pid\":4242,\"tid\":4250,\
              \"thread\":\"ChainService\",\"op\":\"WRITE\",\"function\":\"rocksdb_write\",\
-             \"latency_us\":8912.0,\"bytes\":0,\"miss\":false,\"db\":\"0x55d0c0a1b2c0\"}\n"
+             \"latency_us\":8912.0,\"bytes\":0,\"miss\":false,\"db\":\"0x55d0c0a1b2c0\",\
+             \"db_name\":\"/var/lib/ckb/data/db\",\"cf\":\"*\"}\n"
         );
+    }
+
+    /// A family or database not confirmed yet reads as its handle, as in
+    /// `by_cf` rows; one the call did not name as `by_cf` names it.
+    #[test]
+    fn unconfirmed_handles_read_as_by_cf_labels() {
+        let e = ev("t", 1.0);
+        let line = |db_name, cf| {
+            let mut r = SlowRef::from(&e);
+            (r.db_name, r.cf) = (db_name, cf);
+            let (mut j, mut t, mut p) = (Vec::new(), Vec::new(), Vec::new());
+            json_line(&mut j, &r);
+            table_line(&mut t, &r);
+            panel_line(&mut p, &r);
+            let j = crate::schema::decode_strict::<crate::schema::Line>(
+                std::str::from_utf8(&j).unwrap(),
+            )
+            .unwrap();
+            let crate::schema::Line::Slow(j) = j else {
+                panic!("{j:?}")
+            };
+            let t = String::from_utf8(t).unwrap();
+            let p = String::from_utf8(p).unwrap();
+            (j.db_name, j.cf, t, p)
+        };
+        let (db, cf, t, p) = line(None, Family::of(None, 0x5a0, Op::Get));
+        assert_eq!((db, cf.as_str()), (None, "cf@0x5a0"));
+        assert!(
+            t.ends_with(&format!(" {:<25} db@0x55d0c0a1b2c0\n", "cf@0x5a0")),
+            "{t}"
+        );
+        assert!(p.contains(" on cf@0x5a0 of db@0x55d0c0a1b2c0 "), "{p}");
+        let (_, cf, _, p) = line(Some("/d"), Family::of(None, 0, Op::Write));
+        assert_eq!(cf, "*");
+        assert!(
+            p.contains(" µs on /d rocksdb_write "),
+            "spans families: {p}"
+        );
+        let (_, cf, ..) = line(Some("/d"), Family::of(None, 0, Op::Get));
+        assert_eq!(cf, "default", "rocksdb_get reads the default family");
+        let (db, cf, t, p) = line(Some("/d"), Family::of(Some("alpha"), 0x5a0, Op::Get));
+        assert_eq!((db.as_deref(), cf.as_str()), (Some("/d"), "alpha"));
+        assert!(t.ends_with(&format!(" {:<25} /d\n", "alpha")), "{t}");
+        assert_eq!(
+            p,
+            "12:00:01.234 WRITE 1.0 µs on alpha of /d rocksdb_write t (4250) 17 B miss\n"
+        );
+    }
+
+    #[test]
+    fn long_directories_keep_their_last_components() {
+        assert_eq!(
+            short_path("/var/lib/ckb/data/db", 40),
+            (false, "/var/lib/ckb/data/db")
+        );
+        let long = "/srv/nodes/mainnet-archive-2026/ckb/data/indexer/store";
+        let (_, t) = short_path(long, 40);
+        assert_eq!(t, "/ckb/data/indexer/store");
+        assert_eq!(
+            short_path("/a/an-extremely-long-final-component-of-a-path", 20),
+            (true, "/an-extremely-long-final-component-of-a-path")
+        );
+        let no_slash = "x".repeat(50);
+        assert_eq!(short_path(&no_slash, 40), (false, no_slash.as_str()));
+        let d = DbLabel {
+            name: Some(long),
+            handle: 1,
+        };
+        assert_eq!(d.to_string(), "…/ckb/data/indexer/store");
     }
 
     #[test]
@@ -390,13 +608,13 @@ mod tests {
     }
 
     #[test]
-    fn table_line_is_the_old_format() {
+    fn table_line_is_the_documented_format() {
         for lat in [0.04, 4.66, 99.96, 2841.0, 9999.6, 28_410.2, 1_234_567.0] {
             let e = ev("rocksdb:low0", lat);
             let mut buf = Vec::new();
             table_line(&mut buf, &SlowRef::from(&e));
             let want = format!(
-                "{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9}{}\n",
+                "{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9} {:<4} {:<25} {}\n",
                 "12:00:01.234",
                 e.tid,
                 e.thread,
@@ -404,7 +622,9 @@ mod tests {
                 e.function,
                 crate::render::micros(Some(lat)),
                 e.bytes,
-                " miss"
+                "miss",
+                "*",
+                "/var/lib/ckb/data/db"
             );
             assert_eq!(String::from_utf8(buf).unwrap(), want);
         }

@@ -264,8 +264,8 @@ pub fn histograms(r: &Report) -> String {
 
 pub fn slow_header(threshold_us: u64) -> String {
     format!(
-        "Tracing operations slower than {threshold_us} µs... Ctrl-C to end.\n{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9}",
-        "TIME", "TID", "THREAD", "OP", "FUNCTION", "LAT(us)", "BYTES"
+        "Tracing operations slower than {threshold_us} µs... Ctrl-C to end.\n{:<12} {:>7} {:<16} {:<11} {:<38} {:>10} {:>9} {:<4} {:<25} {}",
+        "TIME", "TID", "THREAD", "OP", "FUNCTION", "LAT(us)", "BYTES", "MISS", "CF", "DB"
     )
 }
 
@@ -338,6 +338,8 @@ mod tests {
             bytes: 0,
             miss: false,
             db: 0,
+            db_name: Some("/var/lib/ckb/data/db".into()),
+            cf: "*".into(),
         };
         let l = slow_line(&e);
         assert!(l.starts_with("12:00:01.234"), "{l}");
@@ -345,5 +347,12 @@ mod tests {
             l.contains("rocksdb:low0") && l.contains("rocksdb_write") && l.contains("8912"),
             "{l}"
         );
+        assert!(l.ends_with(" /var/lib/ckb/data/db"), "{l}");
+        // The header's columns are where the line's are.
+        let h = slow_header(0);
+        let h = h.lines().nth(1).unwrap();
+        for (col, val) in [("CF", "*"), ("DB", "/var/lib/ckb/data/db")] {
+            assert_eq!(h.find(col), l.find(val), "{col}\n{h}\n{l}");
+        }
     }
 }

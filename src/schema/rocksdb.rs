@@ -148,6 +148,13 @@ pub struct Slow {
     pub miss: bool,
     /// The `rocksdb_t*` (or transaction) handle, hex.
     pub db: String,
+    /// The database's directory, as in `by_cf` rows; null until the tool
+    /// has confirmed it (then `db` is all there is).
+    pub db_name: Option<String>,
+    /// The column family as `by_cf` rows name it: its name, "cf@0x..." when
+    /// unconfirmed, "default" for a single-key call that named none, "*"
+    /// for one that spans families (a batch, a transaction).
+    pub cf: String,
 }
 
 /// The `background` object of a report.

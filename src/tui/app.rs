@@ -183,9 +183,8 @@ impl Data {
             }
             Msg::Job(j) => push(&mut self.jobs, j, LOG_LINES),
             Msg::Slow(text) => {
-                for l in text.lines().filter(|l| !l.trim().is_empty()) {
-                    let line = slow_line(l);
-                    let (time, rest) = line.split_once(' ').unwrap_or(("", &line));
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let (time, rest) = line.split_once(' ').unwrap_or(("", line));
                     push(
                         &mut self.log,
                         Entry {
@@ -195,7 +194,7 @@ impl Data {
                         },
                         LOG_LINES,
                     );
-                    push(&mut self.slow, line, LOG_LINES);
+                    push(&mut self.slow, line.to_string(), LOG_LINES);
                 }
             }
             Msg::Note(n) => {
@@ -245,30 +244,6 @@ impl Data {
         }
         self.snap = Some(s);
     }
-}
-
-/// A `render::slow::table_line` (wide columns for a full terminal)
-/// rearranged for a panel: time, op, latency first, then function,
-/// thread and bytes. Thread names may hold spaces: they are what is left
-/// between the TID and the fixed columns at the end.
-pub fn slow_line(l: &str) -> String {
-    let mut t: Vec<&str> = l.split_whitespace().collect();
-    let miss = t.last() == Some(&"miss");
-    if miss {
-        t.pop();
-    }
-    if t.len() < 7 {
-        return t.join(" ");
-    }
-    let n = t.len();
-    let (bytes, lat, func, op) = (t[n - 1], t[n - 2], t[n - 3], t[n - 4]);
-    format!(
-        "{} {op} {lat} µs {func} {} ({}) {bytes} B{}",
-        t[0],
-        t[2..n - 4].join(" "),
-        t[1],
-        if miss { " miss" } else { "" }
-    )
 }
 
 /// The screen: data, and what the operator chose.
@@ -402,7 +377,7 @@ mod tests {
         let mut text = String::new();
         for i in 0..(LOG_LINES + 10) {
             text.push_str(&format!(
-                "12:00:01.{:03}    4250 ChainService     GET         rocksdb_get    1200.5       17\n",
+                "12:00:01.{:03} GET 1200.5 µs on alpha of /d rocksdb_get_cf ChainService (4250) 17 B\n",
                 i % 1000
             ));
         }
@@ -412,12 +387,9 @@ mod tests {
         let e = d.log.back().unwrap();
         assert_eq!(e.kind, Kind::Slow);
         assert_eq!(e.time, "12:00:01");
-        assert_eq!(e.text, "GET 1200.5 µs rocksdb_get ChainService (4250) 17 B");
         assert_eq!(
-            slow_line(
-                "12:00:01.000    4250 a b c           GET         rocksdb_get    9.5       0 miss"
-            ),
-            "12:00:01.000 GET 9.5 µs rocksdb_get a b c (4250) 0 B miss"
+            e.text,
+            "GET 1200.5 µs on alpha of /d rocksdb_get_cf ChainService (4250) 17 B"
         );
     }
 }

@@ -307,7 +307,7 @@ fn busy(alert: bool) -> App {
         retrans: 1,
     }));
     d.apply(Msg::Slow(
-        "12:00:41.734    4250 ChainService     WRITE       rocksdb_write                              2,500.0       400\n".into(),
+        "12:00:41.734 WRITE 2,500.0 µs on /var/lib/ckb/data/db rocksdb_write ChainService (4250) 400 B\n".into(),
     ));
     d.apply(Msg::Job(BgJob {
         time: "2026-11-23T12:00:41.900Z".into(),
