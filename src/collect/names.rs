@@ -16,6 +16,7 @@
 //! namer's next one-second pass.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
@@ -26,7 +27,32 @@ use crate::model::rocksdb::KeyNames;
 /// (process, database handle, family handle), as the kernel keys rows.
 pub type Key = (u32, u64, u64);
 
-type Table = HashMap<Key, KeyNames>;
+type Table = HashMap<Key, KeyNames, BuildHasherDefault<KeyHasher>>;
+
+/// The renderer looks a key up for every event (100 K/s and more): the
+/// standard SipHash, made to resist keys chosen by an attacker, costs more
+/// than the rest of the lookup, and these keys are the kernel's pointers
+/// and pids, a few dozen of them. A multiply-rotate mix of the three words
+/// spreads them well enough.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// Processes whose names stay published after they exited: their last
 /// events may still be in the ring when the poller notices the exit.
@@ -58,7 +84,7 @@ impl Default for NameBoard {
         NameBoard {
             generation: AtomicU64::new(0),
             table: Mutex::new(Published {
-                table: Arc::new(Table::new()),
+                table: Arc::new(Table::default()),
                 retired: VecDeque::new(),
             }),
             nudge_tx,
@@ -123,8 +149,8 @@ impl NameBoard {
         NameReader {
             board: Arc::clone(self),
             seen: u64::MAX,
-            table: Arc::new(Table::new()),
-            asked: HashSet::new(),
+            table: Arc::new(Table::default()),
+            asked: HashSet::default(),
         }
     }
 }
@@ -135,7 +161,7 @@ pub struct NameReader {
     /// Generation of `table` (MAX: none adopted yet).
     seen: u64,
     table: Arc<Table>,
-    asked: HashSet<Key>,
+    asked: HashSet<Key, BuildHasherDefault<KeyHasher>>,
 }
 
 impl NameReader {
