@@ -16,43 +16,22 @@
 //! namer's next one-second pass.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
 use crossbeam_channel::{Receiver, Sender};
+use rustc_hash::FxBuildHasher;
 
 use crate::model::rocksdb::KeyNames;
 
 /// (process, database handle, family handle), as the kernel keys rows.
 pub type Key = (u32, u64, u64);
 
-type Table = HashMap<Key, KeyNames, BuildHasherDefault<KeyHasher>>;
-
 /// The renderer looks a key up for every event (100 K/s and more): the
 /// standard SipHash, made to resist keys chosen by an attacker, costs more
 /// than the rest of the lookup, and these keys are the kernel's pointers
-/// and pids, a few dozen of them. A multiply-rotate mix of the three words
-/// spreads them well enough.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
+/// and pids, a few dozen of them: the Fx hash suffices.
+type Table = HashMap<Key, KeyNames, FxBuildHasher>;
 
 /// Processes whose names stay published after they exited: their last
 /// events may still be in the ring when the poller notices the exit.
@@ -161,7 +140,7 @@ pub struct NameReader {
     /// Generation of `table` (MAX: none adopted yet).
     seen: u64,
     table: Arc<Table>,
-    asked: HashSet<Key, BuildHasherDefault<KeyHasher>>,
+    asked: HashSet<Key, FxBuildHasher>,
 }
 
 impl NameReader {
