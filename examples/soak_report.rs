@@ -67,8 +67,12 @@ struct Interval {
 #[derive(Default)]
 struct Source {
     intervals: Vec<Interval>,
-    /// Log2 buckets per operation, summed over the intervals.
+    /// Log2 buckets per operation over the whole run: the final line's
+    /// (it covers the run, the time after the last interval line too), or
+    /// the interval lines' sum when there is no final line.
     hist: BTreeMap<String, BTreeMap<u32, u64>>,
+    /// The interval lines' buckets summed (checked against `hist`).
+    interval_hist: BTreeMap<String, BTreeMap<u32, u64>>,
     fin: Option<RocksdbReport>,
     /// (seconds since start, wall time, alert) at each alert's onset.
     onsets: Vec<(f64, String, Anomaly)>,
@@ -114,7 +118,7 @@ fn load_source(path: &Path, start: u64) -> Source {
             Line::Report(Report::Rocksdb(r)) => {
                 let t = since(&r.timestamp, start);
                 for (op, row) in &r.operations {
-                    let h = s.hist.entry(op.clone()).or_default();
+                    let h = s.interval_hist.entry(op.clone()).or_default();
                     for b in row.histogram.iter().flatten() {
                         *h.entry(b.log2).or_default() += b.count;
                     }
@@ -149,6 +153,19 @@ fn load_source(path: &Path, start: u64) -> Source {
             ),
         }
     }
+    // The final line's buckets cover the whole run; without one (a soak
+    // cut short) the interval lines are all there is.
+    s.hist = match &s.fin {
+        Some(f) => f
+            .operations
+            .iter()
+            .map(|(op, row)| {
+                let h = row.histogram.iter().flatten().map(|b| (b.log2, b.count));
+                (op.clone(), h.collect())
+            })
+            .collect(),
+        None => s.interval_hist.clone(),
+    };
     s
 }
 
@@ -461,10 +478,10 @@ fn report(
     for (name, s) in sources {
         let _ = writeln!(
             m,
-            "### {name}\n\nLog2 buckets summed over every interval line (`--histogram`); the table's figures are the tracer's final report{}.\n",
-            if s.fin.is_none() { " (missing: the tracer printed none)" } else { "" }
+            "### {name}\n\nLog2 buckets (`--histogram`) of the tracer's final line, which covers the whole run{}; the table's figures are that line's. Check: its buckets add up to its count, and the interval lines' buckets, summed, stay within them bucket by bucket (the difference is the time after the last interval line, in the final line only).\n",
+            if s.fin.is_none() { " (missing: the tracer printed none; summed interval lines instead)" } else { "" }
         );
-        let _ = writeln!(m, "| operation | calls | avg µs | p50 µs | p99 µs | max µs | histogram sum = final count |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+        let _ = writeln!(m, "| operation | calls | avg µs | p50 µs | p99 µs | max µs | histogram sum = count | interval lines within it (calls after the last) |\n| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |");
         for (op, h) in &s.hist {
             let summed: u64 = h.values().sum();
             let f = s.fin.as_ref().and_then(|f| f.operations.get(op));
@@ -473,9 +490,20 @@ fn report(
                 Some(r) => format!("NO ({summed} vs {})", r.count),
                 None => "– (no final report)".into(),
             };
+            let ih = s.interval_hist.get(op);
+            let within = ih.is_none_or(|ih| {
+                ih.iter()
+                    .all(|(b, n)| h.get(b).copied().unwrap_or(0) >= *n)
+            });
+            let in_intervals: u64 = ih.map_or(0, |ih| ih.values().sum());
+            let within = match (f, within) {
+                (None, _) => "–".to_string(),
+                (Some(_), true) => format!("yes ({})", summed.saturating_sub(in_intervals)),
+                (Some(_), false) => "NO: an interval bucket exceeds the final one".to_string(),
+            };
             let _ = writeln!(
                 m,
-                "| {op} | {} | {} | {} | {} | {} | {agree} |",
+                "| {op} | {} | {} | {} | {} | {} | {agree} | {within} |",
                 f.map_or(summed, |r| r.count),
                 us(f.and_then(|r| r.avg_us)),
                 us(f.and_then(|r| r.p50_us)),
