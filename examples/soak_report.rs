@@ -491,10 +491,8 @@ fn report(
                 None => "– (no final report)".into(),
             };
             let ih = s.interval_hist.get(op);
-            let within = ih.is_none_or(|ih| {
-                ih.iter()
-                    .all(|(b, n)| h.get(b).copied().unwrap_or(0) >= *n)
-            });
+            let within =
+                ih.is_none_or(|ih| ih.iter().all(|(b, n)| h.get(b).copied().unwrap_or(0) >= *n));
             let in_intervals: u64 = ih.map_or(0, |ih| ih.values().sum());
             let within = match (f, within) {
                 (None, _) => "–".to_string(),
