@@ -40,17 +40,9 @@ log "dev chain in $chain: mining $blocks blocks"
 ckb_dev_init "$ckb" "$chain" 18124 18125
 ckb_dev_miner "$chain" 20
 ports_free 18124 18125
-"$ckb" run -C "$chain" >"$out/node.log" 2>&1 &
-node=$!
-kill_at_exit "$node"
-wait_port 18124 "$node"
-"$ckb" miner -C "$chain" >"$out/miner.log" 2>&1 &
-miner=$!
-kill_at_exit "$miner"
-while [ "$(ckb_tip 18124)" -lt "$blocks" ]; do
-	sleep 5
-	log "tip $(ckb_tip 18124)"
-done
+ckb_dev_run "$ckb" "$chain" "$out/node.log"
+ckb_dev_mine "$ckb" "$chain" "$out/miner.log"
+ckb_mine_to 18124 "$blocks"
 kill "$miner"
 wait "$miner" 2>/dev/null || true
 kill "$node"
@@ -124,15 +116,10 @@ ports_free 18134 18135
 tp=$!
 kill_at_exit "$tp" INT
 wait_for attached "$out/live.err" "$tp"
-"$ckb" run -C "$live" >"$out/live-node.log" 2>&1 &
-node=$!
-kill_at_exit "$node"
+ckb_dev_run "$ckb" "$live" "$out/live-node.log"
 at_exit "kill -CONT $node 2>/dev/null"
-wait_port 18134 "$node"
-"$ckb" miner -C "$live" >"$out/live-miner.log" 2>&1 &
-miner=$!
-kill_at_exit "$miner"
-while [ "$(ckb_tip 18134)" -lt "$live_blocks" ]; do sleep 2; done
+ckb_dev_mine "$ckb" "$live" "$out/live-miner.log"
+ckb_mine_to 18134 "$live_blocks" 2
 kill "$miner"
 wait "$miner" 2>/dev/null || true
 tip=$(ckb_tip 18134)

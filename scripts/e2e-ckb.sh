@@ -39,17 +39,9 @@ if [ -z "${EXACT_ONLY:-}" ]; then
 	# blocks/s; a long chain for `bench.sh ckb` needs more).
 	ckb_dev_miner "$chain" 20 18116
 	ports_free 18114 18115 18116
-	"$ckb" run -C "$chain" >"$out/node.log" 2>&1 &
-	node=$!
-	kill_at_exit "$node"
-	wait_port 18114 "$node"
-	"$ckb" miner -C "$chain" >"$out/miner.log" 2>&1 &
-	miner=$!
-	kill_at_exit "$miner"
-	while [ "$(ckb_tip 18114)" -lt "$blocks" ]; do
-		sleep 5
-		log "tip $(ckb_tip 18114)"
-	done
+	ckb_dev_run "$ckb" "$chain" "$out/node.log"
+	ckb_dev_mine "$ckb" "$chain" "$out/miner.log"
+	ckb_mine_to 18114 "$blocks"
 
 	log "live capture: ckb-libbpf rocksdb ${capture}s on pid $node (node + miner running)"
 	"$tool" rocksdb "${capture}s" --pid "$node" --json --by-function >"$out/live.jsonl" 2>"$out/live.err" &

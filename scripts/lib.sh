@@ -153,7 +153,7 @@ ckb_dev_init() {
 # attached).
 ckb_dev_miner() {
 	local dir=$1 delay=$2 notify=${3:-} rpc
-	rpc=$(sed -n 's/^listen_address = "127.0.0.1:\([0-9]*\)"/\1/p' "$dir/ckb.toml")
+	rpc=$(ckb_rpc_port "$dir")
 	sed -i "s/^value = .*/value = $delay/; s#127.0.0.1:8114#127.0.0.1:$rpc#" "$dir/ckb-miner.toml"
 	if [ -n "$notify" ]; then
 		sed -i "s|^# notify = \[.*|notify = [\"http://127.0.0.1:$notify\"]|" "$dir/ckb.toml"
@@ -162,6 +162,31 @@ ckb_dev_miner() {
 			die 1 "this ckb's config templates lack notify/listen (ckb init changed?)"
 		fi
 	fi
+}
+# ckb_rpc_port DIR: the RPC port of DIR's ckb.toml (set by ckb_dev_init).
+ckb_rpc_port() { sed -n 's/^listen_address = "127.0.0.1:\([0-9]*\)"/\1/p' "$1/ckb.toml"; }
+# ckb_dev_run CKB DIR LOG: `CKB run -C DIR` in the background, stopped at
+# exit; returns once its RPC port listens. Sets $node.
+ckb_dev_run() {
+	"$1" run -C "$2" >"$3" 2>&1 &
+	node=$!
+	kill_at_exit "$node"
+	wait_port "$(ckb_rpc_port "$2")" "$node" 60
+}
+# ckb_dev_mine CKB DIR LOG: DIR's Dummy miner in the background, stopped at
+# exit. Sets $miner.
+ckb_dev_mine() {
+	"$1" miner -C "$2" >"$3" 2>&1 &
+	miner=$!
+	kill_at_exit "$miner"
+}
+# ckb_mine_to PORT BLOCKS [SECS]: until the node on PORT has BLOCKS blocks,
+# its tip logged every SECS (default 5).
+ckb_mine_to() {
+	while [ "$(ckb_tip "$1")" -lt "$2" ]; do
+		sleep "${3:-5}"
+		log "tip $(ckb_tip "$1")"
+	done
 }
 # ckb_rpc PORT METHOD: the JSON-RPC answer of the node on 127.0.0.1:PORT.
 ckb_rpc() {

@@ -32,13 +32,8 @@ if ckb=$(find_ckb 2>/dev/null); then
 	ckb_dev_init "$dir/ckb" "$dir/chain" 18424 18425
 	ckb_dev_miner "$dir/chain" 1000 18426
 	ports_free 18424 18425 18426
-	"$dir/ckb" run -C "$dir/chain" >"$dir/node.log" 2>&1 &
-	node=$!
-	kill_at_exit "$node"
-	wait_port 18424 "$node" 60
-	"$dir/ckb" miner -C "$dir/chain" >"$dir/miner.log" 2>&1 &
-	miner=$!
-	kill_at_exit "$miner"
+	ckb_dev_run "$dir/ckb" "$dir/chain" "$dir/node.log"
+	ckb_dev_mine "$dir/ckb" "$dir/chain" "$dir/miner.log"
 	"$TOOL" rocksdb --pid "$node" --json --interval 10 "${secs}s" >"$dir/ckb.jsonl" 2>"$dir/ckb.err" &
 	t2=$!
 	kill_at_exit "$t2" INT

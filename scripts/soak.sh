@@ -94,13 +94,8 @@ if [ "$target" = ckb ]; then
 	ckb_version=$("$out/bin/ckb" --version | head -1)
 	ckb_dev_init "$out/bin/ckb" "$out/chain" "$port" $((port + 1))
 	ckb_dev_miner "$out/chain" "$delay" $((port + 2))
-	"$out/bin/ckb" run -C "$out/chain" >"$out/node.log" 2>&1 &
-	node=$!
-	kill_at_exit "$node"
-	wait_port "$port" "$node" 60
-	"$out/bin/ckb" miner -C "$out/chain" >"$out/miner.log" 2>&1 &
-	miner=$!
-	kill_at_exit "$miner"
+	ckb_dev_run "$out/bin/ckb" "$out/chain" "$out/node.log"
+	ckb_dev_mine "$out/bin/ckb" "$out/chain" "$out/miner.log"
 elif [ "$target" != workload ]; then
 	node=$target
 fi
