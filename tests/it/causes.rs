@@ -294,7 +294,21 @@ fn a_slow_disk_names_the_fsync_cause_with_its_evidence() {
     eprintln!("alert: {a:?}");
     // The slowed operation is a write: PUTs wait for the WAL's fdatasync.
     assert_eq!(a.operation, "PUT", "{a:?}");
-    assert_eq!(a.kind, "latency_spike");
+    // Which latency rule fires first depends on how the slow writes fall
+    // into the window: the p99 can cross its 10x before the average
+    // crosses its 5x (seen in CI: average 4.8x, p99 13x). Either way the
+    // alert holds its own rule's figures.
+    match a.kind.as_str() {
+        "latency_spike" => assert!(
+            a.current_avg_us > 5.0 * a.baseline_avg_us && a.current_avg_us >= 50.0,
+            "{a:?}"
+        ),
+        "tail_latency" => {
+            let (p99, base) = (a.p99_us.expect("p99"), a.baseline_p99_us.expect("base"));
+            assert!(p99 > 10.0 * base && p99 >= 5000.0, "{a:?}");
+        }
+        kind => panic!("a slow disk is a latency alert, not {kind}: {a:?}"),
+    }
     let num = |k: &str| {
         *a.evidence
             .get(k)
