@@ -65,6 +65,8 @@ def pass(ok): if ok then "yes" else "**no**" end;
     "| bare | \(.median_s.bare) | 1 |",
     "| floor (empty programs) | \(.median_s.floor) | \(r(.floor_slowdown))× |",
     "| ckb-libbpf | \(.median_s.ours) | \(r(.ours_slowdown))× (\(r(.ours_vs_floor))× the floor slowdown; target ≤ 1.10: \(pass(.ours_vs_floor <= 1.10))) |",
+    "",
+    "What we add ÷ what the floor adds, (ours − bare) ÷ (floor − bare): \(r(.added_vs_floor_added)) by the timed medians; \(if .added_vs_floor_added_by_program_time then r(.added_vs_floor_added_by_program_time) else "?" end) with ours − floor taken from bpf_stats (programs \(.program_s.ours // "?") s vs \(.program_s.floor // "?") s an import; target ≤ 1.10: \(if .added_vs_floor_added_by_program_time then pass(.added_vs_floor_added_by_program_time <= 1.10) else "?" end)).",
     "", "raw: \(.raw_s)\n" end),
 (map(select(.section == "chain"))[] |
   if .skipped then "### 4. Running dev chain: **skipped, not measured** (\(.why))\n"

@@ -656,12 +656,13 @@ section_ckb() {
 		local cpu_ns
 		cpu_ns=$(awk -F, '/task-clock/ {printf "%.0f\n", $1 * 1e6}' "$scratch/perf.out")
 		pg[$1]+=" $(awk -v r="${g[0]}" -v c="$cpu_ns" 'BEGIN {printf "%.3f", r / c * 100}')"
+		ps[$1]+=" $(awk -v r="${g[0]}" 'BEGIN {printf "%.4f", r / 1e9}')"
 		pb[$1]+=" $(awk -v r="${g[1]}" -v c="$cpu_ns" 'BEGIN {printf "%.3f", r / c * 100}')"
 		ph[$1]+=" $(awk -v r="${g[0]}" -v n="${g[3]}" 'BEGIN {printf "%.1f", n ? r / n : 0}')"
 		hits[$1]=${g[3]}
 		log "  bpf_stats $2 $1: $v s, RocksDB programs ${g[3]} runs, ${g[0]} ns; background ${g[1]} ns"
 	}
-	local -A pg=() pb=() ph=() hits=()
+	local -A pg=() pb=() ph=() hits=() ps=()
 	# Timed runs with bpf_stats off (it adds ~25 ns to every program run,
 	# to the floor's as much as ours, which would flatter the ratios);
 	# then CKB_STATS_REPS (3) runs of floor and ours with it on, untimed,
@@ -679,6 +680,7 @@ section_ckb() {
 		--argjson rdb_f "$(median ${pg[floor]})" --argjson rdb_o "$(median ${pg[ours]})" \
 		--argjson bg_o "$(median ${pb[ours]})" --argjson hit_f "$(median ${ph[floor]})" --argjson hit_o "$(median ${ph[ours]})" \
 		--argjson hits "${hits[ours]}" \
+		--argjson ps_f "$(median ${ps[floor]})" --argjson ps_o "$(median ${ps[ours]})" \
 		--arg raw "bare${t[bare]} | floor${t[floor]} | ours${t[ours]}" '{
 		metric: $metric, blocks: $blocks, median_s: {bare: $b, floor: $f, ours: $o},
 		rocksdb_program_runs: $hits,
@@ -688,7 +690,13 @@ section_ckb() {
 		floor_slowdown: ($f/$b), ours_slowdown: ($o/$b), ours_vs_floor: (($o/$b)/($f/$b)),
 		# the same runs read the other way: what ours adds over bare per
 		# unit the floor adds (an independent measurement used this one)
-		added_vs_floor_added: (if $f > $b then (($o - $b)/($f - $b)) else null end), raw_s: $raw}')"
+		added_vs_floor_added: (if $f > $b then (($o - $b)/($f - $b)) else null end),
+		# the same reading with ours - floor taken from bpf_stats (the run
+		# time of our programs minus that of the empty ones, seconds per
+		# import): far less noisy than a difference of two timed medians
+		program_s: {floor: $ps_f, ours: $ps_o},
+		added_vs_floor_added_by_program_time: (if $f > $b then (1 + ($ps_o - $ps_f)/($f - $b)) else null end),
+		raw_s: $raw}')"
 }
 
 # ---------------------------------------------------------------- 4 (chain)

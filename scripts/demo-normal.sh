@@ -5,7 +5,7 @@
 #
 # The bundled workload runs ROUNDS scripted rounds of RocksDB calls whose
 # number, bytes and misses it knows exactly and prints as one JSON line.
-# `ckb-libbpf rocksdb --pid PID --json --by-function --ops all` traces it
+# `ckb-libbpf rocksdb --pid PID --json --by-function --ops all --value-sizes` traces it
 # (every function, the single-stepped ones too, so every count is exact);
 # its JSON lines are the snapshot, kept in DEMO_OUT/normal.jsonl beside the
 # workload's own line (DEMO_OUT/workload.json). Every figure is decoded
@@ -30,8 +30,8 @@ wl=$!
 kill_at_exit "$wl"
 exec 3>"$dir/in"
 wait_for READY "$dir/workload.out" "$wl"
-log "+ $TOOL rocksdb --pid $wl --json --by-function --ops all --interval 0.5"
-"$TOOL" rocksdb --pid "$wl" --json --by-function --ops all --interval 0.5 >"$out/normal.jsonl" 2>"$dir/tool.err" &
+log "+ $TOOL rocksdb --pid $wl --json --by-function --ops all --value-sizes --interval 0.5"
+"$TOOL" rocksdb --pid "$wl" --json --by-function --ops all --value-sizes --interval 0.5 >"$out/normal.jsonl" 2>"$dir/tool.err" &
 tool=$!
 kill_at_exit "$tool" INT
 wait_for "RocksDB functions" "$dir/tool.err" "$tool"

@@ -110,7 +110,7 @@ if [ -n "$node" ]; then
 fi
 if [ "$target" = ckb ] || [ "$target" = workload ]; then
 	cp "$WORKLOAD" "$out/bin/rocksdb_workload"
-	"$tool" rocksdb --binary "$out/bin/rocksdb_workload" --ops all --by-function --json --histogram \
+	"$tool" rocksdb --binary "$out/bin/rocksdb_workload" --ops all --by-function --value-sizes --json --histogram \
 		--interval "$sample" "${tool_args[@]}" >"$out/workload.jsonl" 2>"$out/workload-tool.err" &
 	wtp=$!
 	kill_at_exit "$wtp" INT

@@ -12,8 +12,6 @@
 #include <bpf/bpf_core_read.h>
 #include "epoch.bpf.h"
 
-#define MAX_HANDLES 65536
-
 /* Load-time knobs (set through the skeleton's rodata before load). */
 const volatile __u32 targ_tgid = 0;	/* 0 = every process of the file */
 const volatile bool slow_enabled = false;
@@ -36,6 +34,13 @@ const volatile __u32 dbiter_off = 0;
 const volatile __u32 wb_size_off = 0;
 /* C++ iterator stand-ins are attached (userspace's plan). */
 const volatile bool stand_ins = false;
+/*
+ * Read each GET's value size at return (--value-sizes). Off by default: it
+ * is one bpf_probe_read_user a GET, measured at ~110 ns on a host with
+ * speculative-return mitigations, a quarter of what the programs cost on a
+ * real node's import (BENCHMARKS.md §4). Misses are counted either way.
+ */
+const volatile bool value_sizes = false;
 
 /* Slots of `threads` - 1 (a power of two; set by userspace with its size). */
 const volatile __u32 thread_mask = 0;
@@ -120,19 +125,70 @@ static __always_inline struct rdb_thread *spilled_call(__u64 id)
 	return s && s->ts ? s : NULL;
 }
 
-/* What an iterator or transaction was created on. */
+/*
+ * What an iterator or transaction handle was created on: a direct-mapped
+ * table indexed by a hash of the handle. Registering a handle is a few
+ * array stores, where an LRU hash's update cost ~350 ns here (its lock and
+ * list) on every ITER_CREATE and TXN_BEGIN. A handle whose entry another
+ * handle overwrote (two live handles hashing alike: 1 in 64 K per pair) is
+ * no longer known: its calls are counted without their database (db@0x0,
+ * as for an iterator created before the probes), never on another
+ * handle's (db, cf). The handle field is
+ * cleared while db and cf are written and checked again after they are
+ * read, so a lookup racing a registration on another CPU misses instead
+ * of mixing two entries (program order of the stores and loads is kept
+ * by barrier(); x86-64 keeps it between CPUs).
+ */
+#define HANDLE_BITS 16
 struct rdb_origin {
+	__u64 handle;	/* 0 = empty or being written */
 	__u64 db;
 	__u64 cf;	/* create_iterator_cf's family; 0 = none */
 };
 
-/* iterator / transaction handle -> the (db, cf) it was created on */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_HANDLES);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << HANDLE_BITS);
+	__type(key, __u32);
 	__type(value, struct rdb_origin);
 } handles SEC(".maps");
+
+#define barrier() asm volatile("" ::: "memory")
+
+static __always_inline struct rdb_origin *handle_entry(__u64 handle)
+{
+	__u32 k = (handle * 0x9E3779B97F4A7C15ULL) >> (64 - HANDLE_BITS);
+
+	return bpf_map_lookup_elem(&handles, &k);
+}
+
+static __always_inline void handle_put(__u64 handle, __u64 db, __u64 cf)
+{
+	struct rdb_origin *o = handle_entry(handle);
+
+	if (!o)
+		return;
+	*(volatile __u64 *)&o->handle = 0;
+	barrier();
+	o->db = db;
+	o->cf = cf;
+	barrier();
+	*(volatile __u64 *)&o->handle = handle;
+}
+
+/* The (db, cf) handle was created on into *db, *cf; false if unknown. */
+static __always_inline bool handle_get(__u64 handle, __u64 *db, __u64 *cf)
+{
+	struct rdb_origin *o = handle_entry(handle);
+
+	if (!o || *(volatile __u64 *)&o->handle != handle)
+		return false;
+	barrier();
+	*db = o->db;
+	*cf = o->cf;
+	barrier();
+	return *(volatile __u64 *)&o->handle == handle;
+}
 
 /* (process, db, cf) -> its index i: rows i * nslots .. of `stats` */
 struct {
@@ -221,13 +277,14 @@ static __always_inline __u64 read_arg(struct pt_regs *ctx, __u32 n)
  */
 static __always_inline void handle_origin(struct rdb_thread *t, __u64 handle)
 {
-	struct rdb_origin *o;
-
 	if (t->handle != handle) {
-		o = bpf_map_lookup_elem(&handles, &handle);
+		__u64 db = 0, cf = 0;
+
+		if (!handle_get(handle, &db, &cf))
+			db = cf = 0;
 		t->handle = handle;
-		t->handle_db = o ? o->db : 0;
-		t->handle_cf = o ? o->cf : 0;
+		t->handle_db = db;
+		t->handle_cf = cf;
 	}
 	t->db = t->handle_db;
 	t->cf = t->handle_cf;
@@ -241,7 +298,7 @@ static __always_inline void handle_origin(struct rdb_thread *t, __u64 handle)
  * handle's origin, only when stand-ins are attached (and a DBIter only
  * when its offset was learnt: userspace plans no DBIter stand-in otherwise).
  */
-static __always_inline void remember_rep(__u64 handle, struct rdb_origin *o, bool plain)
+static __always_inline void remember_rep(__u64 handle, __u64 db, __u64 cf, bool plain)
 {
 	__u64 rep = 0, obj = 0;
 
@@ -255,12 +312,34 @@ static __always_inline void remember_rep(__u64 handle, struct rdb_origin *o, boo
 	else
 		obj = rep;
 	if (obj)
-		bpf_map_update_elem(&handles, &obj, o, BPF_ANY);
+		handle_put(obj, db, cf);
 }
 
-static __always_inline int enter(struct pt_regs *ctx)
+/*
+ * pid_tgid and the attach cookie of this run. uprobe_multi programs read
+ * both through the current task: one helper call instead of two (~13 ns
+ * less a program run on a real node's import), from where
+ * bpf_get_attach_cookie reads the cookie (the run context's bpf_uprobe).
+ * CO-RE: a kernel whose BTF lacks the run context type takes the helpers.
+ */
+static __always_inline __u64 who(struct pt_regs *ctx, bool multi, __u64 *cookie)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	if (multi && bpf_core_type_exists(struct bpf_uprobe_multi_run_ctx)) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct bpf_uprobe_multi_run_ctx *rc =
+			bpf_core_cast(task->bpf_ctx, struct bpf_uprobe_multi_run_ctx);
+
+		*cookie = rc->uprobe->cookie;
+		return (__u64)task->tgid << 32 | (__u32)task->pid;
+	}
+	*cookie = bpf_get_attach_cookie(ctx);
+	return bpf_get_current_pid_tgid();
+}
+
+static __always_inline int enter(struct pt_regs *ctx, bool multi)
+{
+	__u64 raw_cookie;
+	__u64 id = who(ctx, multi, &raw_cookie);
 	__u32 tid = id, slot = tid & thread_mask;
 	union rdb_cookie c;
 	struct rdb_thread *t;
@@ -304,7 +383,7 @@ static __always_inline int enter(struct pt_regs *ctx)
 			t->id = id;
 		}
 	}
-	c.raw = bpf_get_attach_cookie(ctx);
+	c.raw = raw_cookie;
 	if (c.spec.arg1 == RDB_ARG1_CXX_ITER) {
 		/*
 		 * A C++ iterator method standing in for a C function. A
@@ -344,18 +423,47 @@ static __always_inline int enter(struct pt_regs *ctx)
 }
 
 /*
+ * The index of a new (tgid, db, cf), or RDB_MAX_KEYS if the table is full.
+ * Claims the lowest free index in `key_owners` (an insert that fails when
+ * taken: no atomics, which older clang/-mcpu cannot return); two threads
+ * racing on the same new triple both claim one, the loser gives its back.
+ * A subprogram: its unrolled loop (thousands of instructions, run once per
+ * triple) stays out of the return program's hot path.
+ */
+static __noinline __u32 claim_key(struct rdb_key *k)
+{
+	__u32 n, i = RDB_MAX_KEYS;
+
+	/* Unrolled: a loop over an index passed by address defeats the
+	 * verifier's bounded-loop check. */
+#pragma unroll
+	for (n = 0; n < RDB_MAX_KEYS; n++) {
+		__u32 claim = n;
+
+		if (n >= max_keys)
+			break;
+		if (!bpf_map_update_elem(&key_owners, &claim, k, BPF_NOEXIST)) {
+			i = n;
+			break;
+		}
+	}
+	if (i >= max_keys)
+		return RDB_MAX_KEYS;
+	if (bpf_map_update_elem(&keys, k, &i, BPF_NOEXIST))
+		bpf_map_delete_elem(&key_owners, &i);
+	return i;
+}
+
+/*
  * Row base + 1 of (tgid, db, cf) in `stats`, 0 if the table is full. The
  * thread's cache is direct-mapped on a hash of (db, cf); on a miss `keys`
- * is looked up. A new triple claims the lowest free index in `key_owners`
- * (an insert that fails when taken: no atomics, which older clang/-mcpu
- * cannot return); two threads racing on the same new triple both claim
- * one, the loser gives its back.
+ * is looked up, and a new triple gets an index (claim_key).
  */
 static __always_inline __u32 row_base(struct rdb_thread *t, __u32 tgid, __u64 db, __u64 cf)
 {
 	struct rdb_key k = { .db = db, .cf = cf, .tgid = tgid };
 	struct rdb_row_cache *e;
-	__u32 *v, i = RDB_MAX_KEYS, n, h;
+	__u32 *v, h;
 
 	/* Fibonacci hashing: the top bits of the product mix every bit of
 	 * both pointers (heap addresses differ in their middle bits). */
@@ -365,23 +473,8 @@ static __always_inline __u32 row_base(struct rdb_thread *t, __u32 tgid, __u64 db
 		return e->row;
 	v = bpf_map_lookup_elem(&keys, &k);
 	if (!v) {
-		/* Unrolled: a loop over an index passed by address defeats
-		 * the verifier's bounded-loop check. */
-#pragma unroll
-		for (n = 0; n < RDB_MAX_KEYS; n++) {
-			__u32 claim = n;
-
-			if (n >= max_keys)
-				break;
-			if (!bpf_map_update_elem(&key_owners, &claim, &k, BPF_NOEXIST)) {
-				i = n;
-				break;
-			}
-		}
-		if (i >= max_keys)
+		if (claim_key(&k) >= RDB_MAX_KEYS)
 			return 0;
-		if (bpf_map_update_elem(&keys, &k, &i, BPF_NOEXIST))
-			bpf_map_delete_elem(&key_owners, &i);
 		v = bpf_map_lookup_elem(&keys, &k);
 		if (!v)
 			return 0;
@@ -392,8 +485,9 @@ static __always_inline __u32 row_base(struct rdb_thread *t, __u32 tgid, __u64 db
 	return e->row;
 }
 
-static __always_inline int leave(struct pt_regs *ctx)
+static __always_inline int leave(struct pt_regs *ctx, bool multi)
 {
+	__u64 raw_cookie;
 	struct rdb_thread *t;
 	struct rdb_stats *st;
 	union rdb_cookie c;
@@ -401,7 +495,7 @@ static __always_inline int leave(struct pt_regs *ctx)
 	__u32 tid, slot, row;
 	bool miss = false, spill = false;
 
-	id = bpf_get_current_pid_tgid();
+	id = who(ctx, multi, &raw_cookie);
 	if (targ_tgid && (id >> 32) != targ_tgid)
 		return 0;
 	tid = id;
@@ -418,7 +512,7 @@ static __always_inline int leave(struct pt_regs *ctx)
 	}
 	/* The return of the call in flight, not of an uncounted one nested in
 	 * it (a stand-in's inner DBIter call; see enter). */
-	if (bpf_get_attach_cookie(ctx) != t->cookie)
+	if (raw_cookie != t->cookie)
 		return 0;
 	v = bpf_ktime_get_ns();
 	lat = v - t->ts;
@@ -435,7 +529,7 @@ static __always_inline int leave(struct pt_regs *ctx)
 		/* rocksdb_pinnableslice_t wraps PinnableSlice: Slice {data_, size_} first. */
 		if (!ret) {
 			miss = true;
-		} else {
+		} else if (value_sizes) {
 			v = 0;
 			bpf_probe_read_user(&v, sizeof(v), (void *)(ret + 8));
 			bytes += v;
@@ -444,7 +538,7 @@ static __always_inline int leave(struct pt_regs *ctx)
 	case RDB_RET_VLEN_PTR:
 		if (!ret) {
 			miss = true;
-		} else if (t->vptr) {
+		} else if (value_sizes && t->vptr) {
 			v = 0;
 			bpf_probe_read_user(&v, sizeof(v), (void *)t->vptr);
 			bytes += v;
@@ -454,14 +548,12 @@ static __always_inline int leave(struct pt_regs *ctx)
 	case RDB_RET_ITER:
 	case RDB_RET_TXN_ITER:
 		if (ret) {
-			struct rdb_origin o = { .db = db, .cf = cf };
-
-			bpf_map_update_elem(&handles, &ret, &o, BPF_ANY);
+			handle_put(ret, db, cf);
 			t->handle = ret;
 			t->handle_db = db;
 			t->handle_cf = cf;
 			if (c.spec.ret != RDB_RET_HANDLE)
-				remember_rep(ret, &o, c.spec.ret == RDB_RET_ITER);
+				remember_rep(ret, db, cf, c.spec.ret == RDB_RET_ITER);
 		}
 		break;
 	case RDB_RET_BATCH:
@@ -541,16 +633,16 @@ static __always_inline int leave(struct pt_regs *ctx)
  * one classic perf-event uprobe per function on older kernels.
  */
 SEC("uprobe.multi")
-int rdb_enter_m(struct pt_regs *ctx) { return enter(ctx); }
+int rdb_enter_m(struct pt_regs *ctx) { return enter(ctx, true); }
 
 SEC("uretprobe.multi")
-int rdb_exit_m(struct pt_regs *ctx) { return leave(ctx); }
+int rdb_exit_m(struct pt_regs *ctx) { return leave(ctx, true); }
 
 SEC("uprobe")
-int rdb_enter(struct pt_regs *ctx) { return enter(ctx); }
+int rdb_enter(struct pt_regs *ctx) { return enter(ctx, false); }
 
 SEC("uretprobe")
-int rdb_exit(struct pt_regs *ctx) { return leave(ctx); }
+int rdb_exit(struct pt_regs *ctx) { return leave(ctx, false); }
 
 /*
  * The floor for `make bench`: the same links, cookies and functions with

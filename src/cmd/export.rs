@@ -51,6 +51,9 @@ pub struct ExportArgs {
     /// (single-stepped functions only when named).
     #[arg(long, value_name = "LIST")]
     pub ops: Option<String>,
+    /// Also read each GET's value size, as `rocksdb --value-sizes`.
+    #[arg(long)]
+    pub value_sizes: bool,
     /// Seconds between metric updates.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = super::positive_secs)]
     pub interval: f64,
@@ -162,6 +165,7 @@ pub fn run(args: ExportArgs) -> Result<Exit> {
         interval: Duration::from_secs_f64(args.interval),
         no_follow: args.no_follow,
         filter,
+        value_sizes: args.value_sizes,
         analyze: layers.rocksdb.then(|| AnalyzeConfig {
             learning_secs: args.baseline_secs,
             ..AnalyzeConfig::default()

@@ -47,6 +47,9 @@ pub struct OverviewArgs {
     /// (default: all but the single-stepped, expensive functions).
     #[arg(long, value_name = "LIST")]
     pub ops: Option<String>,
+    /// Also read each GET's value size, as `rocksdb --value-sizes`.
+    #[arg(long)]
+    pub value_sizes: bool,
     /// Operations slower than this many microseconds go to the slow log.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 1000)]
     pub threshold: u64,
@@ -150,6 +153,7 @@ pub fn run(args: OverviewArgs) -> Result<Exit> {
         interval: Duration::from_secs_f64(args.interval),
         no_follow: args.no_follow,
         filter,
+        value_sizes: args.value_sizes,
         slow_ns: Some(args.threshold.saturating_mul(1000)),
         jobs: true,
         top: 0,

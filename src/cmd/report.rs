@@ -56,6 +56,9 @@ pub struct ReportArgs {
     /// Live mode: `rocksdb --ops` (operation classes or functions).
     #[arg(long, value_name = "LIST", conflicts_with = "input")]
     pub ops: Option<String>,
+    /// Live mode: `rocksdb --value-sizes` (GET bytes).
+    #[arg(long, conflicts_with = "input")]
+    pub value_sizes: bool,
 }
 
 fn read_input(path: &Path) -> Result<String> {
@@ -115,6 +118,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             net: include.contains("net"),
             syscall: include.contains("syscall"),
             ops: args.ops.clone(),
+            value_sizes: args.value_sizes,
         };
         let lines = live::capture(&spec)?;
         (lines, vc::Node::here(binary), Some(include))

@@ -62,6 +62,12 @@ pub struct RocksdbArgs {
     /// single-stepped (expensive) functions, which are left out by default.
     #[arg(long, value_name = "LIST")]
     pub ops: Option<String>,
+    /// Also read each GET's value size, for GET's bytes column (off by
+    /// default: one read of the traced process's memory a GET, ~110 ns on
+    /// a host with speculative-return mitigations, a quarter of the
+    /// probes' own cost on a real node; see README "What it costs").
+    #[arg(long)]
+    pub value_sizes: bool,
     /// Add one row per C function under the classes.
     #[arg(long)]
     pub by_function: bool,
@@ -292,6 +298,7 @@ pub fn run(args: RocksdbArgs) -> Result<Exit> {
         duration: args.duration,
         filter,
         by_function: args.by_function,
+        value_sizes: args.value_sizes,
         slow_ns: args.slow.then(|| args.threshold.saturating_mul(1000)),
         empty_programs: args.empty_programs,
         overhead_budget: args.overhead_budget,

@@ -90,6 +90,8 @@ pub struct Options {
     pub filter: OpsFilter,
     pub by_function: bool,
     pub slow_ns: Option<u64>,
+    /// RocksDB: read each GET's value size (its bytes).
+    pub value_sizes: bool,
     /// Benchmarks: empty programs on the same functions (the floor).
     pub empty_programs: bool,
     pub overhead_budget: Option<f64>,
@@ -124,6 +126,7 @@ impl Default for Options {
             filter: OpsFilter::default(),
             by_function: false,
             slow_ns: None,
+            value_sizes: false,
             empty_programs: false,
             overhead_budget: None,
             uprobe_backend: None,

@@ -168,7 +168,7 @@ impl<'v> Capture<'v> {
             Want::Optional => sc::choose(opts.syscall_backend).ok().map(|(b, _)| b),
         };
         let rdb = l.rocksdb.then(|| {
-            let mut a = rdbmodel::Aggregator::new(opts.by_function);
+            let mut a = rdbmodel::Aggregator::new(opts.by_function, opts.value_sizes);
             if opts.calibrate {
                 let per_hit = super::calibrate(opts.uprobe_backend, opts.overhead_budget);
                 a.set_overhead(per_hit, opts.overhead_budget);
@@ -360,6 +360,7 @@ impl<'v> Capture<'v> {
             slots: plan.slots().len() as u32,
             layout: plan.layout,
             stand_ins: !plan.covered.is_empty(),
+            value_sizes: self.opts.value_sizes,
         };
         let forced = Backend::forced(self.opts.uprobe_backend);
         let loaded = uprobe::load_attach(storage, forced, |obj, b| {

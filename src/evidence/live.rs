@@ -27,6 +27,8 @@ pub struct Spec {
     pub syscall: bool,
     /// `rocksdb --ops`.
     pub ops: Option<String>,
+    /// `rocksdb --value-sizes`.
+    pub value_sizes: bool,
 }
 
 struct Layer {
@@ -47,6 +49,9 @@ fn spawn(name: &'static str, spec: &Spec) -> Result<Layer> {
     }
     if let (Some(ops), "rocksdb") = (&spec.ops, name) {
         cmd.arg("--ops").arg(ops);
+    }
+    if spec.value_sizes && name == "rocksdb" {
+        cmd.arg("--value-sizes");
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -238,7 +238,7 @@ impl RocksdbView {
                     OpView {
                         op: name.to_string(),
                         latency: Latency::from_op(s),
-                        bytes: op.is_some_and(|o| o.has_bytes()).then_some(s.bytes),
+                        bytes: op.is_some_and(|o| o.has_bytes(true)).then_some(s.bytes),
                         misses: op.is_some_and(|o| o.is_read()).then_some(s.misses),
                     }
                 })
@@ -601,7 +601,7 @@ mod tests {
         let cf = |db: &str, cf: Option<&str>, op: Op| CfRow {
             db: db.into(),
             cf: cf.map(Into::into),
-            row: s.row(op.name(), 1.0, op.is_read(), op.has_bytes()),
+            row: s.row(op.name(), 1.0, op.is_read(), op.has_bytes(true)),
         };
         let r = Report {
             by_cf: vec![

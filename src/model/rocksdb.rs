@@ -65,10 +65,15 @@ impl Op {
     pub fn is_read(self) -> bool {
         self == Op::Get
     }
-    /// Rows that carry a byte count (GET: value sizes; PUT: key + value;
-    /// DELETE: key sizes; WRITE: the batches' data sizes).
-    pub fn has_bytes(self) -> bool {
-        matches!(self, Op::Get | Op::Put | Op::Delete | Op::Write)
+    /// Rows that carry a byte count (GET: value sizes, read only with
+    /// `--value-sizes`; PUT: key + value; DELETE: key sizes; WRITE: the
+    /// batches' data sizes).
+    pub fn has_bytes(self, value_sizes: bool) -> bool {
+        match self {
+            Op::Get => value_sizes,
+            Op::Put | Op::Delete | Op::Write => true,
+            _ => false,
+        }
     }
 }
 
@@ -470,6 +475,8 @@ pub struct Aggregator {
     ops: BTreeSet<Op>,
     funcs: BTreeSet<usize>,
     by_function: bool,
+    /// GET rows carry bytes: the programs read value sizes.
+    value_sizes: bool,
     pid: Option<u32>,
     start: Instant,
     last: Instant,
@@ -489,7 +496,8 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(by_function: bool) -> Aggregator {
+    /// `value_sizes`: GET rows carry bytes (the programs read them).
+    pub fn new(by_function: bool, value_sizes: bool) -> Aggregator {
         let now = Instant::now();
         Aggregator {
             counters: Cumulative::default(),
@@ -497,6 +505,7 @@ impl Aggregator {
             ops: BTreeSet::new(),
             funcs: BTreeSet::new(),
             by_function,
+            value_sizes,
             pid: None,
             start: now,
             last: now,
@@ -584,14 +593,24 @@ impl Aggregator {
                     s.add(st);
                 }
             }
-            rows.push(s.row(op.name(), secs, op.is_read(), op.has_bytes()));
+            rows.push(s.row(
+                op.name(),
+                secs,
+                op.is_read(),
+                op.has_bytes(self.value_sizes),
+            ));
         }
         let mut functions = Vec::new();
         if self.by_function {
             for &id in &self.funcs {
                 let d = &FUNCS[id];
                 let s = per_func.get(&id).cloned().unwrap_or_default();
-                functions.push(s.row(d.name, secs, d.op.is_read(), d.op.has_bytes()));
+                functions.push(s.row(
+                    d.name,
+                    secs,
+                    d.op.is_read(),
+                    d.op.has_bytes(self.value_sizes),
+                ));
             }
         }
         (rows, functions)
@@ -609,7 +628,8 @@ impl Aggregator {
                 .add(st);
             db.entry((d, op)).or_default().add(st);
         }
-        let row = |op: Op, st: &OpStats| st.row(op.name(), secs, op.is_read(), op.has_bytes());
+        let sizes = self.value_sizes;
+        let row = |op: Op, st: &OpStats| st.row(op.name(), secs, op.is_read(), op.has_bytes(sizes));
         let by_cf = cf
             .iter()
             .map(|((d, c, op), st)| CfRow {
@@ -741,7 +761,7 @@ mod tests {
     #[test]
     fn intervals_difference_and_the_summary_accumulates() {
         let plan = traced(&["rocksdb_get_pinned_cf", "rocksdb_get", "rocksdb_put"]);
-        let mut agg = Aggregator::new(true);
+        let mut agg = Aggregator::new(true, true);
         agg.begin(&plan, &[], Some(1));
         let t0 = agg.start;
         // Two databases hit the same function: rows merge per class.
@@ -795,7 +815,7 @@ mod tests {
     #[test]
     fn sessions_add_up_even_when_the_pid_repeats() {
         let plan = traced(&["rocksdb_get_pinned_cf", "rocksdb_put"]);
-        let mut agg = Aggregator::new(false);
+        let mut agg = Aggregator::new(false, true);
         agg.begin(&plan, &[], Some(1));
         let t0 = agg.start;
         let s1 = Sample {
@@ -856,7 +876,7 @@ mod tests {
     #[test]
     fn by_cf_names_resolved_handles_and_keeps_them_across_sessions() {
         let plan = traced(&["rocksdb_get_pinned_cf", "rocksdb_get", "rocksdb_write"]);
-        let mut agg = Aggregator::new(false);
+        let mut agg = Aggregator::new(false, true);
         agg.begin(&plan, &[], Some(1));
         let t0 = agg.start;
         let on = |func, db, cf, n| {

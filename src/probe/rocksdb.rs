@@ -292,6 +292,8 @@ pub struct Config {
     pub layout: Layout,
     /// C++ iterator stand-ins are planned (`Plan::covered` is not empty).
     pub stand_ins: bool,
+    /// Read each GET's value size at return.
+    pub value_sizes: bool,
 }
 
 /// Kernel memory each CPU's copy of `stats` holds (0 when the shared copy
@@ -342,6 +344,7 @@ pub fn load<'obj>(
     rodata.dbiter_off = cfg.layout.dbiter_off;
     rodata.wb_size_off = cfg.layout.wb_size_off;
     rodata.stand_ins = cfg.stand_ins;
+    rodata.value_sizes = cfg.value_sizes;
     // One CKB process opens a few databases: the chain (20 families
     // counting "default"), the indexer's, the tx-pool's; each family is
     // used through one handle. Every process of a file may mean more at a

@@ -358,6 +358,7 @@ fn rocksdb_traces_a_shared_library() {
         "--interval",
         "0.2",
         "--by-function",
+        "--value-sizes",
     ]);
     tool.wait_attached();
     // Not created here: the program's RocksDB creates it.

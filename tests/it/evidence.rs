@@ -429,6 +429,7 @@ fn report_over_a_real_capture_carries_the_exact_counts() {
         &pid,
         "--ops",
         "all",
+        "--value-sizes",
         "--interval",
         "0.5",
     ]);
@@ -498,6 +499,7 @@ fn live_report_forwards_sigint_and_signs_the_exact_counts() {
         &pid,
         "--ops",
         "all",
+        "--value-sizes",
         "--include",
         "rocksdb",
         "-o",

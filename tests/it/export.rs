@@ -1112,7 +1112,8 @@ pub fn export_e2e_counts_equal_the_workload(extra_args: &[&str]) {
     let db2s = scratch.join("db").display().to_string();
     let mut wl = common::Workload::start(&["--rounds", "3", "--sync-writes", "--cf-db2", &db2s]);
     let pid = wl.pid.to_string();
-    let mut args = vec!["--pid", pid.as_str(), "--interval", "0.5"];
+    // GET bytes are read with --value-sizes only (checked below).
+    let mut args = vec!["--pid", pid.as_str(), "--interval", "0.5", "--value-sizes"];
     args.extend_from_slice(extra_args);
     let ex = ExportProcess::spawn(&args);
     ex.wait_rocksdb_attached();

@@ -49,7 +49,7 @@ fn json_lines_are_every_call_exactly_once() {
     require_bpf();
     // 10 rounds are ~9 K calls: fewer records than the 1 MiB ring holds,
     // so none can be lost however late the drain thread runs.
-    let (counts, out, err) = capture("10", &["--json", "--ops", "all"]);
+    let (counts, out, err) = capture("10", &["--json", "--ops", "all", "--value-sizes"]);
     let fin = final_rocksdb(&out);
     let lines = slow_lines(&out);
     assert_eq!(fin.lost_events, 0, "{err:#?}");
