@@ -320,11 +320,12 @@ static __always_inline void remember_rep(__u64 handle, __u64 db, __u64 cf, bool 
  * both through the current task: one helper call instead of two (~13 ns
  * less a program run on a real node's import), from where
  * bpf_get_attach_cookie reads the cookie (the run context's bpf_uprobe).
- * CO-RE: a kernel whose BTF lacks the run context type takes the helpers.
+ * CO-RE: a kernel whose BTF lacks those fields takes the helpers.
  */
 static __always_inline __u64 who(struct pt_regs *ctx, bool multi, __u64 *cookie)
 {
-	if (multi && bpf_core_type_exists(struct bpf_uprobe_multi_run_ctx)) {
+	if (multi && bpf_core_field_exists(struct bpf_uprobe_multi_run_ctx, uprobe) &&
+	    bpf_core_field_exists(struct bpf_uprobe, cookie)) {
 		struct task_struct *task = bpf_get_current_task_btf();
 		struct bpf_uprobe_multi_run_ctx *rc =
 			bpf_core_cast(task->bpf_ctx, struct bpf_uprobe_multi_run_ctx);
