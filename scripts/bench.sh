@@ -197,9 +197,11 @@ task_cpu_ns() {
 	fi
 }
 # Functions the tool attaches by default (emulated first instruction).
+# The ELF symbols (C++ stand-ins mangled: bpftrace cannot name them with
+# their `::`s).
 default_funcs() {
 	"$tool" symbols "$1" --json --tier 1 |
-		jq -r '.tier1[] | select(.present and .probe_cost == "emulated") | .name'
+		jq -r '.tier1[] | select(.present and .probe_cost == "emulated") | .symbol // .name'
 }
 # The equivalent bpftrace script: per-function count and latency histogram.
 bt_script() { # FILE FUNCS...

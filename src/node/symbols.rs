@@ -44,6 +44,8 @@ pub enum LinkMode {
 #[derive(Clone, Debug)]
 pub struct Tier1 {
     pub name: &'static str,
+    /// The ELF symbol probed (`name` but for C++ stand-ins: mangled).
+    pub symbol: &'static str,
     pub op: &'static str,
     /// Where it lives, when present.
     pub file: Option<PathBuf>,
@@ -200,6 +202,7 @@ pub fn analyze_elf(elf: &Elf, filter: Option<&str>) -> Result<SymbolReport> {
             };
             Tier1 {
                 name: d.name,
+                symbol: d.symbol,
                 op: d.op.name(),
                 file,
                 offset: sym.map(|s| s.offset).unwrap_or(0),

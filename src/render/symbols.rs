@@ -140,6 +140,7 @@ pub fn object(r: &SymbolReport, tier: Option<u8>) -> s::Symbols {
                 .iter()
                 .map(|t| s::Tier1 {
                     name: t.name.into(),
+                    symbol: Some(t.symbol.into()),
                     op: t.op.into(),
                     present: t.file.is_some(),
                     file: t.file.as_ref().map(|f| f.display().to_string()),

@@ -37,6 +37,10 @@ pub struct Symbols {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tier1 {
     pub name: String,
+    /// The ELF symbol probed: `name` for C functions, the mangled name of a
+    /// C++ stand-in (what another tracer needs to attach to the same place).
+    #[serde(default)]
+    pub symbol: Option<String>,
     pub op: String,
     pub present: bool,
     pub file: Option<String>,

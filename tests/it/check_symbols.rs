@@ -189,6 +189,15 @@ fn symbols_of_the_static_workload() {
         assert!(t.offset.is_some_and(|o| o > 0), "{t:?}");
         assert!(t.probe_cost.is_some() && t.first_insn.is_some(), "{t:?}");
     }
+    // The symbol another tracer attaches to: the C name, or a stand-in's
+    // mangled name (bpftrace cannot parse `::` in a probe).
+    assert_eq!(get("rocksdb_put").symbol.as_deref(), Some("rocksdb_put"));
+    let seek = get("rocksdb::DBIter::Seek");
+    assert!(seek.present, "{seek:?}");
+    assert_eq!(
+        seek.symbol.as_deref(),
+        Some("_ZN7rocksdb6DBIter4SeekERKNS_5SliceE")
+    );
     let absent = get("rocksdb_transactiondb_put");
     assert!(!absent.present);
     assert_eq!((&absent.file, absent.offset), (&None, None));
