@@ -126,6 +126,15 @@ static __always_inline struct rdb_thread *spilled_call(__u64 id)
 }
 
 /*
+ * Fibonacci hashing: the top `bits` bits of the product mix every bit of x
+ * (heap pointers differ in their middle bits).
+ */
+static __always_inline __u32 fib_hash(__u64 x, int bits)
+{
+	return (x * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
+}
+
+/*
  * What an iterator or transaction handle was created on: a direct-mapped
  * table indexed by a hash of the handle. Registering a handle is a few
  * array stores, where an LRU hash's update cost ~350 ns here (its lock and
@@ -133,11 +142,11 @@ static __always_inline struct rdb_thread *spilled_call(__u64 id)
  * handle overwrote (two live handles hashing alike: 1 in 64 K per pair) is
  * no longer known: its calls are counted without their database (db@0x0,
  * as for an iterator created before the probes), never on another
- * handle's (db, cf). The handle field is
- * cleared while db and cf are written and checked again after they are
- * read, so a lookup racing a registration on another CPU misses instead
- * of mixing two entries (program order of the stores and loads is kept
- * by barrier(); x86-64 keeps it between CPUs).
+ * handle's (db, cf). The handle field is cleared while db and cf are
+ * written and checked again after they are read, so a lookup racing a
+ * registration on another CPU misses instead of mixing two entries
+ * (program order of the stores and loads is kept by barrier(); x86-64
+ * keeps it between CPUs).
  */
 #define HANDLE_BITS 16
 struct rdb_origin {
@@ -157,7 +166,7 @@ struct {
 
 static __always_inline struct rdb_origin *handle_entry(__u64 handle)
 {
-	__u32 k = (handle * 0x9E3779B97F4A7C15ULL) >> (64 - HANDLE_BITS);
+	__u32 k = fib_hash(handle, HANDLE_BITS);
 
 	return bpf_map_lookup_elem(&handles, &k);
 }
@@ -176,18 +185,23 @@ static __always_inline void handle_put(__u64 handle, __u64 db, __u64 cf)
 	*(volatile __u64 *)&o->handle = handle;
 }
 
-/* The (db, cf) handle was created on into *db, *cf; false if unknown. */
-static __always_inline bool handle_get(__u64 handle, __u64 *db, __u64 *cf)
+/* The (db, cf) handle was created on into *db, *cf; left as they are if
+ * unknown. */
+static __always_inline void handle_get(__u64 handle, __u64 *db, __u64 *cf)
 {
 	struct rdb_origin *o = handle_entry(handle);
+	__u64 d, c;
 
 	if (!o || *(volatile __u64 *)&o->handle != handle)
-		return false;
+		return;
 	barrier();
-	*db = o->db;
-	*cf = o->cf;
+	d = o->db;
+	c = o->cf;
 	barrier();
-	return *(volatile __u64 *)&o->handle == handle;
+	if (*(volatile __u64 *)&o->handle != handle)
+		return;
+	*db = d;
+	*cf = c;
 }
 
 /* (process, db, cf) -> its index i: rows i * nslots .. of `stats` */
@@ -280,8 +294,7 @@ static __always_inline void handle_origin(struct rdb_thread *t, __u64 handle)
 	if (t->handle != handle) {
 		__u64 db = 0, cf = 0;
 
-		if (!handle_get(handle, &db, &cf))
-			db = cf = 0;
+		handle_get(handle, &db, &cf);
 		t->handle = handle;
 		t->handle_db = db;
 		t->handle_cf = cf;
@@ -466,9 +479,7 @@ static __always_inline __u32 row_base(struct rdb_thread *t, __u32 tgid, __u64 db
 	struct rdb_row_cache *e;
 	__u32 *v, h;
 
-	/* Fibonacci hashing: the top bits of the product mix every bit of
-	 * both pointers (heap addresses differ in their middle bits). */
-	h = ((db ^ (cf << 1)) * 0x9E3779B97F4A7C15ULL) >> 61;
+	h = fib_hash(db ^ (cf << 1), __builtin_ctz(RDB_ROW_CACHE));
 	e = &t->rows[h & (RDB_ROW_CACHE - 1)];
 	if (e->row && e->db == db && e->cf == cf)
 		return e->row;
